@@ -1,0 +1,476 @@
+package main
+
+import (
+	"archive/zip"
+	"bufio"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg" // decoder for --input directories
+	_ "image/png"  // decoder for --input directories
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/image/draw"
+)
+
+// dataset is a sequence of input samples of one shape, read into float32 batches.
+type dataset interface {
+	// Len is the number of samples.
+	Len() int
+	// Shape is the per-sample shape (e.g. [1 28 28]).
+	Shape() []int
+	// Fill copies samples [start, start+n) into dst (len n*prod(Shape)).
+	Fill(dst []float32, start, n int) error
+	// Describe is the run's input description (provenance).
+	Describe() string
+}
+
+// memDataset holds all samples in memory as float32.
+type memDataset struct {
+	shape []int
+	data  []float32
+	desc  string
+}
+
+func (d *memDataset) Len() int {
+	per := prod(d.shape)
+	if per == 0 {
+		return 0
+	}
+	return len(d.data) / per
+}
+func (d *memDataset) Shape() []int     { return d.shape }
+func (d *memDataset) Describe() string { return d.desc }
+func (d *memDataset) Fill(dst []float32, start, n int) error {
+	per := prod(d.shape)
+	if start < 0 || n < 0 || (start+n)*per > len(d.data) || len(dst) < n*per {
+		return fmt.Errorf("samples [%d, %d) out of range (dataset has %d)", start, start+n, d.Len())
+	}
+	copy(dst, d.data[start*per:(start+n)*per])
+	return nil
+}
+
+func prod(s []int) int {
+	p := 1
+	for _, v := range s {
+		p *= v
+	}
+	return p
+}
+
+// normalization maps a pixel in [0,1] to (x-mean)/std, per channel when len(mean) == channels.
+type normalization struct {
+	Mean, Std []float64
+}
+
+func (n normalization) apply(c int, x float64) float32 {
+	m, s := 0.0, 1.0
+	if len(n.Mean) > 0 {
+		m = n.Mean[c%len(n.Mean)]
+	}
+	if len(n.Std) > 0 {
+		s = n.Std[c%len(n.Std)]
+	}
+	return float32((x - m) / s)
+}
+
+func (n normalization) String() string {
+	return fmt.Sprintf("(x/255 - %v) / %v", n.Mean, n.Std)
+}
+
+// openDataset opens --input: an IDX file (MNIST format, optionally gzip), an .npy or .npz file
+// (optionally "file.npz:array"), or a directory of PNG/JPEG images resized to want (C,H,W).
+// Images and IDX bytes are scaled to [0,1] then normalized; .npy/.npz arrays are used as they are.
+func openDataset(path string, want []int, norm normalization) (dataset, error) {
+	name, key := path, ""
+	if i := strings.LastIndex(path, ".npz:"); i >= 0 {
+		name, key = path[:i+4], path[i+5:]
+	}
+	fi, err := os.Stat(name)
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", name, err)
+	}
+	var d dataset
+	switch low := strings.ToLower(name); {
+	case fi.IsDir():
+		d, err = readImageDir(name, want, norm)
+	case strings.HasSuffix(low, ".npy"):
+		d, err = readNPYFile(name)
+	case strings.HasSuffix(low, ".npz"):
+		d, err = readNPZ(name, key)
+	default:
+		d, err = readIDXImages(name, norm)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(want) > 0 && !sameShape(d.Shape(), want) {
+		return nil, fmt.Errorf("input %s: samples have shape %v, the model wants %v", name, d.Shape(), want)
+	}
+	return d, nil
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// maxInputBytes bounds what a header may claim, so that a corrupt length cannot make us allocate
+// without limit before reading.
+const maxInputBytes = 8 << 30
+
+func openMaybeGzip(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(f)
+	magic, _ := br.Peek(2)
+	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: gzip: %w", path, err)
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{zr, f}, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{br, f}, nil
+}
+
+// readIDXImages reads an MNIST-format IDX file of unsigned bytes with 2 or 3 dims per sample
+// ([N,H,W] -> samples [1,H,W]; [N,C,H,W] -> [C,H,W]).
+func readIDXImages(path string, norm normalization) (dataset, error) {
+	rc, err := openMaybeGzip(path)
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", path, err)
+	}
+	defer rc.Close()
+	shape, raw, err := decodeIDX(rc)
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", path, err)
+	}
+	var sample []int
+	switch len(shape) {
+	case 3:
+		sample = []int{1, shape[1], shape[2]}
+	case 4:
+		sample = shape[1:]
+	default:
+		return nil, fmt.Errorf("input %s: IDX has %d dims %v, want images [N,H,W] or [N,C,H,W]", path, len(shape), shape)
+	}
+	per := prod(sample)
+	hw := sample[1] * sample[2]
+	data := make([]float32, len(raw))
+	for i, b := range raw {
+		c := (i % per) / hw
+		data[i] = norm.apply(c, float64(b)/255)
+	}
+	return &memDataset{shape: sample, data: data,
+		desc: fmt.Sprintf("idx:%s n=%d shape=%v normalize=%s", filepath.Base(path), shape[0], sample, norm)}, nil
+}
+
+// decodeIDX parses the IDX format: 0 0 type ndims, ndims big-endian uint32 dims, data.
+// Only unsigned byte data (type 0x08) is accepted.
+func decodeIDX(r io.Reader) ([]int, []byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, nil, fmt.Errorf("IDX header at offset 0: %w", noEOF(err))
+	}
+	if hdr[0] != 0 || hdr[1] != 0 {
+		return nil, nil, fmt.Errorf("IDX header at offset 0: bad magic %x", hdr)
+	}
+	if hdr[2] != 0x08 {
+		return nil, nil, fmt.Errorf("IDX header at offset 2: element type 0x%02x, only unsigned byte (0x08) is supported", hdr[2])
+	}
+	nd := int(hdr[3])
+	if nd < 1 || nd > 8 {
+		return nil, nil, fmt.Errorf("IDX header at offset 3: %d dimensions", nd)
+	}
+	shape := make([]int, nd)
+	total := int64(1)
+	for i := range shape {
+		var d [4]byte
+		if _, err := io.ReadFull(r, d[:]); err != nil {
+			return nil, nil, fmt.Errorf("IDX dims at offset %d: %w", 4+4*i, noEOF(err))
+		}
+		shape[i] = int(binary.BigEndian.Uint32(d[:]))
+		if shape[i] > 0 && total > maxInputBytes/int64(shape[i]) {
+			return nil, nil, fmt.Errorf("IDX dims at offset %d: shape %v too large", 4+4*i, shape[:i+1])
+		}
+		total *= int64(shape[i])
+	}
+	buf := make([]byte, 0, min(total, 64<<20))
+	w := &byteSink{buf: buf}
+	n, err := io.CopyN(w, r, total)
+	if err != nil {
+		return nil, nil, fmt.Errorf("IDX data at offset %d: truncated: have %d of %d bytes", int64(4+4*nd)+n, n, total)
+	}
+	return shape, w.buf, nil
+}
+
+type byteSink struct{ buf []byte }
+
+func (b *byteSink) Write(p []byte) (int, error) { b.buf = append(b.buf, p...); return len(p), nil }
+
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// readImageDir loads every .png/.jpg/.jpeg file of dir in name order, resized (bilinear) to
+// want = [C,H,W] (C 1: luminance, C 3: RGB), scaled to [0,1] and normalized.
+func readImageDir(dir string, want []int, norm normalization) (dataset, error) {
+	if len(want) != 3 || (want[0] != 1 && want[0] != 3) {
+		return nil, fmt.Errorf("input %s: image directories need a model input of shape [1|3,H,W], have %v", dir, want)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", dir, err)
+	}
+	var names []string
+	for _, e := range ents {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".png", ".jpg", ".jpeg":
+			if e.Type().IsRegular() {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("input %s: no .png, .jpg or .jpeg files", dir)
+	}
+	sort.Strings(names)
+	c, h, w := want[0], want[1], want[2]
+	per := c * h * w
+	data := make([]float32, len(names)*per)
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i, n := range names {
+		img, err := decodeImage(filepath.Join(dir, n))
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", filepath.Join(dir, n), err)
+		}
+		draw.BiLinear.Scale(dst, dst.Bounds(), img, img.Bounds(), draw.Src, nil)
+		out := data[i*per : (i+1)*per]
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				p := dst.RGBAAt(x, y)
+				if c == 1 {
+					g := color.GrayModel.Convert(p).(color.Gray)
+					out[y*w+x] = norm.apply(0, float64(g.Y)/255)
+					continue
+				}
+				out[0*h*w+y*w+x] = norm.apply(0, float64(p.R)/255)
+				out[1*h*w+y*w+x] = norm.apply(1, float64(p.G)/255)
+				out[2*h*w+y*w+x] = norm.apply(2, float64(p.B)/255)
+			}
+		}
+	}
+	return &memDataset{shape: append([]int(nil), want...), data: data,
+		desc: fmt.Sprintf("images:%s n=%d resized=%dx%d bilinear channels=%d normalize=%s", dir, len(names), h, w, c, norm)}, nil
+}
+
+func decodeImage(path string) (img image.Image, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cfg, _, err := image.DecodeConfig(f)
+	if err != nil {
+		return nil, err
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > 1<<28 {
+		return nil, fmt.Errorf("image %dx%d too large", cfg.Width, cfg.Height)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	img, _, err = image.Decode(f)
+	return img, err
+}
+
+// --- NPY / NPZ input ---
+
+var npyShapeRE = regexp.MustCompile(`'shape':\s*\(([^)]*)\)`)
+var npyDescrRE = regexp.MustCompile(`'descr':\s*'([^']*)'`)
+var npyFortranRE = regexp.MustCompile(`'fortran_order':\s*(True|False)`)
+
+func readNPYFile(path string) (dataset, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", path, err)
+	}
+	shape, data, err := decodeNPY(bufio.NewReader(f), fi.Size())
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", path, err)
+	}
+	return npyDataset(path, shape, data)
+}
+
+func npyDataset(name string, shape []int, data []float32) (dataset, error) {
+	if len(shape) < 2 {
+		return nil, fmt.Errorf("input %s: array of shape %v: want [N, ...sample shape]", name, shape)
+	}
+	return &memDataset{shape: shape[1:], data: data,
+		desc: fmt.Sprintf("npy:%s n=%d shape=%v (used as stored, no normalization)", filepath.Base(name), shape[0], shape[1:])}, nil
+}
+
+func readNPZ(path, key string) (dataset, error) {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", path, err)
+	}
+	defer zr.Close()
+	var names []string
+	for _, f := range zr.File {
+		names = append(names, strings.TrimSuffix(f.Name, ".npy"))
+	}
+	for _, f := range zr.File {
+		n := strings.TrimSuffix(f.Name, ".npy")
+		if key != "" && n != key {
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return nil, fmt.Errorf("input %s: array %s: %w", path, n, err)
+		}
+		shape, data, err := decodeNPY(bufio.NewReader(rc), int64(f.UncompressedSize64))
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("input %s: array %s: %w", path, n, err)
+		}
+		return npyDataset(path+":"+n, shape, data)
+	}
+	if key != "" {
+		return nil, fmt.Errorf("input %s: no array %q (have %s)", path, key, strings.Join(names, ", "))
+	}
+	return nil, fmt.Errorf("input %s: empty npz", path)
+}
+
+// decodeNPY reads a .npy array of float32, float64, uint8 or int64 (little-endian, C order) and
+// converts it to float32. size bounds the data length a header may claim.
+func decodeNPY(r io.Reader, size int64) ([]int, []float32, error) {
+	var pre [10]byte
+	if _, err := io.ReadFull(r, pre[:8]); err != nil {
+		return nil, nil, fmt.Errorf("npy header at offset 0: %w", noEOF(err))
+	}
+	if string(pre[:6]) != "\x93NUMPY" {
+		return nil, nil, fmt.Errorf("npy header at offset 0: bad magic %q", pre[:6])
+	}
+	var hlen, off int
+	switch pre[6] {
+	case 1:
+		if _, err := io.ReadFull(r, pre[8:10]); err != nil {
+			return nil, nil, fmt.Errorf("npy header at offset 8: %w", noEOF(err))
+		}
+		hlen, off = int(binary.LittleEndian.Uint16(pre[8:10])), 10
+	case 2, 3:
+		var l [4]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return nil, nil, fmt.Errorf("npy header at offset 8: %w", noEOF(err))
+		}
+		hlen, off = int(binary.LittleEndian.Uint32(l[:])), 12
+	default:
+		return nil, nil, fmt.Errorf("npy header at offset 6: unsupported version %d.%d", pre[6], pre[7])
+	}
+	if hlen > 1<<20 {
+		return nil, nil, fmt.Errorf("npy header at offset %d: header length %d too large", off-4, hlen)
+	}
+	hdr := make([]byte, hlen)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return nil, nil, fmt.Errorf("npy header at offset %d: %w", off, noEOF(err))
+	}
+	h := string(hdr)
+	dm := npyDescrRE.FindStringSubmatch(h)
+	sm := npyShapeRE.FindStringSubmatch(h)
+	if dm == nil || sm == nil {
+		return nil, nil, fmt.Errorf("npy header at offset %d: no descr or shape in %q", off, h)
+	}
+	if fm := npyFortranRE.FindStringSubmatch(h); fm != nil && fm[1] == "True" {
+		return nil, nil, fmt.Errorf("npy header at offset %d: fortran_order arrays are not supported", off)
+	}
+	var shape []int
+	n := int64(1)
+	for _, p := range strings.Split(sm[1], ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		v, err := strconv.Atoi(p)
+		if err != nil || v < 0 {
+			return nil, nil, fmt.Errorf("npy header at offset %d: bad shape %q", off, sm[1])
+		}
+		shape = append(shape, v)
+		if v > 0 && n > maxInputBytes/int64(v) {
+			return nil, nil, fmt.Errorf("npy header at offset %d: shape (%s) too large", off, sm[1])
+		}
+		n *= int64(v)
+	}
+	var width int64
+	switch dm[1] {
+	case "<f4", "<f8", "|u1", "<i8":
+		width = map[string]int64{"<f4": 4, "<f8": 8, "|u1": 1, "<i8": 8}[dm[1]]
+	default:
+		return nil, nil, fmt.Errorf("npy header at offset %d: dtype %q not supported (want <f4, <f8, |u1 or <i8)", off, dm[1])
+	}
+	dataOff := int64(off + hlen)
+	if size >= 0 && dataOff+n*width > size {
+		return nil, nil, fmt.Errorf("npy data at offset %d: truncated: shape %v needs %d bytes, file has %d", dataOff, shape, n*width, size-dataOff)
+	}
+	out := make([]float32, n)
+	buf := make([]byte, 1<<16)
+	var done int64
+	for done < n {
+		k := min(int64(len(buf))/width, n-done)
+		if _, err := io.ReadFull(r, buf[:k*width]); err != nil {
+			return nil, nil, fmt.Errorf("npy data at offset %d: %w", dataOff+done*width, noEOF(err))
+		}
+		for i := int64(0); i < k; i++ {
+			b := buf[i*width:]
+			var v float32
+			switch dm[1] {
+			case "<f4":
+				v = math.Float32frombits(binary.LittleEndian.Uint32(b))
+			case "<f8":
+				v = float32(math.Float64frombits(binary.LittleEndian.Uint64(b)))
+			case "|u1":
+				v = float32(b[0])
+			case "<i8":
+				v = float32(int64(binary.LittleEndian.Uint64(b)))
+			}
+			out[done+i] = v
+		}
+		done += k
+	}
+	return shape, out, nil
+}
