@@ -1,37 +1,230 @@
 // Package gemm provides single-precision general matrix multiplication
 // (SGEMM) for the nn runtime's Conv2d (im2col + GEMM) and Linear layers.
 //
-// Matrices are row-major, with the same argument conventions as gonum's
-// blas32.Implementation.Sgemm. All functions are safe for concurrent use as
-// long as the output matrices of concurrent calls do not overlap.
+// Matrices are row-major, with the argument conventions of gonum's
+// blas32.Implementation.Sgemm. The implementation follows the Goto/BLIS
+// scheme: op(B) is packed into panels of nr columns, op(A) into panels of mr
+// rows, blocked by kc/mc/nc for the caches, and an mr×nr micro-kernel
+// (AVX2+FMA assembly on amd64 when the CPU has it, pure Go otherwise)
+// computes each tile of C.
+//
+// All functions are safe for concurrent use as long as the C matrices of
+// concurrent calls do not overlap. Inputs A and B are never modified.
+// Invalid arguments (negative sizes, too small leading dimensions, too short
+// slices) are programmer errors and panic, as in gonum's BLAS.
+//
+// Results are deterministic: for given arguments the same bits come out on
+// every call, and SgemmParallel produces the same bits as Sgemm.
 package gemm
 
 import (
 	"runtime"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
+	"sync"
 )
 
+// Micro-kernel tile and cache blocking sizes (float32 elements).
+const (
+	mr = 6  // rows of a micro-tile (A panel height)
+	nr = 16 // columns of a micro-tile (B panel width)
+
+	kcBlock = 256  // depth of a packed block: an nr-wide B panel (16 KiB) stays in L1
+	mcBlock = 144  // rows of packed A per block (144 KiB at kcBlock): stays in L2
+	ncBlock = 4096 // columns of packed B per block (4 MiB at kcBlock): stays in L3
+)
+
+// kernelFunc computes the mr×nr tile acc = Σ_p a[p*mr+i]*b[p*nr+j] over
+// p < kc from packed panels and stores c[i*ldc+j] = alpha*acc + beta*c[i*ldc+j]
+// (C is not read when beta == 0).
+type kernelFunc func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
+
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices,
-// where op(X) is X or its transpose. op(A) is m×k, op(B) is k×n, C is m×n.
+// where op(X) is X, or its transpose if transX is set. op(A) is m×k, op(B)
+// is k×n and C is m×n. When beta == 0, C is not read (NaNs in it vanish).
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	ta, tb := blas.NoTrans, blas.NoTrans
-	if transA {
-		ta = blas.Trans
-	}
-	if transB {
-		tb = blas.Trans
-	}
-	gonum.Implementation{}.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	sgemm(defaultKernel(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // SgemmParallel is Sgemm splitting the work over up to threads goroutines
-// (threads <= 0 means runtime.GOMAXPROCS(0)).
+// (threads <= 0 means runtime.GOMAXPROCS(0)). Small products run on the
+// calling goroutine. The result is bit-identical to Sgemm's.
 func SgemmParallel(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	_ = threads
-	Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemmParallel(defaultKernel(), threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
+
+// minParallelWork is the m*n*k below which SgemmParallel stays serial:
+// starting goroutines costs more than it saves.
+const minParallelWork = 64 * 64 * 64
+
+func sgemmParallel(kern kernelFunc, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	// Split C into a tm×tn grid of independent blocks whose boundaries lie
+	// on the serial tile grid (multiples of mr rows, nr columns), so every
+	// element of C sees exactly the same operations as in Sgemm.
+	mTiles := (m + mr - 1) / mr
+	nTiles := (n + nr - 1) / nr
+	if threads > mTiles*nTiles {
+		threads = mTiles * nTiles
+	}
+	if threads <= 1 || m*n*k < minParallelWork {
+		sgemm(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	tm, tn := splitGrid(threads, mTiles, nTiles)
+	var wg sync.WaitGroup
+	for bi := 0; bi < tm; bi++ {
+		i0 := bi * mTiles / tm * mr
+		i1 := min((bi+1)*mTiles/tm*mr, m)
+		for bj := 0; bj < tn; bj++ {
+			j0 := bj * nTiles / tn * nr
+			j1 := min((bj+1)*nTiles/tn*nr, n)
+			if i0 >= i1 || j0 >= j1 {
+				continue
+			}
+			// Sub-matrices of op(A), op(B) and C for rows i0:i1, columns j0:j1.
+			aOff := i0 * lda
+			if transA {
+				aOff = i0
+			}
+			bOff := j0
+			if transB {
+				bOff = j0 * ldb
+			}
+			wg.Add(1)
+			go func(mm, nn int, a, b, c []float32) {
+				defer wg.Done()
+				sgemm(kern, transA, transB, mm, nn, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			}(i1-i0, j1-j0, a[aOff:], b[bOff:], c[i0*ldc+j0:])
+		}
+	}
+	wg.Wait()
+}
+
+// splitGrid picks tm*tn <= threads blocks for an mTiles×nTiles tile grid,
+// minimising the largest block (in tiles), preferring splits along n (each
+// block then packs less of B, the larger operand in the common shapes).
+func splitGrid(threads, mTiles, nTiles int) (tm, tn int) {
+	best := -1
+	for t := threads; t >= 1 && best < 0; t-- {
+		for x := 1; x <= t; x++ {
+			if t%x != 0 {
+				continue
+			}
+			y := t / x // x blocks along m, y along n
+			if x > mTiles || y > nTiles {
+				continue
+			}
+			cost := ((mTiles + x - 1) / x) * ((nTiles + y - 1) / y)
+			if best < 0 || cost < best || (cost == best && y > tn) {
+				best, tm, tn = cost, x, y
+			}
+		}
+	}
+	return tm, tn
+}
+
+// bufPool holds *[]float32 scratch buffers for packed panels.
+var bufPool sync.Pool
+
+func getBuf(size int) *[]float32 {
+	if p, ok := bufPool.Get().(*[]float32); ok && cap(*p) >= size {
+		*p = (*p)[:size]
+		return p
+	}
+	s := make([]float32, size)
+	return &s
+}
+
+func sgemm(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	kcMax := min(k, kcBlock)
+	mcMax := min(roundUp(m, mr), mcBlock)
+	ncMax := min(roundUp(n, nr), ncBlock)
+	bufp := getBuf(mcMax*kcMax + kcMax*ncMax + mr*nr)
+	buf := *bufp
+	ap := buf[:mcMax*kcMax]
+	bp := buf[mcMax*kcMax : mcMax*kcMax+kcMax*ncMax]
+	tmp := buf[mcMax*kcMax+kcMax*ncMax:]
+
+	for jc := 0; jc < n; jc += ncBlock {
+		nc := min(ncBlock, n-jc)
+		for pc := 0; pc < k; pc += kcBlock {
+			kc := min(kcBlock, k-pc)
+			packB(transB, b, ldb, pc, jc, kc, nc, bp)
+			bet := beta
+			if pc > 0 {
+				bet = 1
+			}
+			for ic := 0; ic < m; ic += mcBlock {
+				mc := min(mcBlock, m-ic)
+				packA(transA, a, lda, ic, pc, mc, kc, ap)
+				macroKernel(kern, mc, nc, kc, alpha, bet, ap, bp, c[ic*ldc+jc:], ldc, tmp)
+			}
+		}
+	}
+	bufPool.Put(bufp)
+}
+
+// macroKernel multiplies a packed mc×kc block of A by a packed kc×nc block
+// of B into the mc×nc block of C at c.
+func macroKernel(kern kernelFunc, mc, nc, kc int, alpha, beta float32, ap, bp, c []float32, ldc int, tmp []float32) {
+	for jr := 0; jr < nc; jr += nr {
+		nn := min(nr, nc-jr)
+		bpan := bp[jr*kc : (jr+nr)*kc]
+		for ir := 0; ir < mc; ir += mr {
+			mm := min(mr, mc-ir)
+			apan := ap[ir*kc : (ir+mr)*kc]
+			if mm == mr && nn == nr {
+				kern(kc, apan, bpan, c[ir*ldc+jr:], ldc, alpha, beta)
+				continue
+			}
+			kern(kc, apan, bpan, tmp, nr, 1, 0)
+			storeTile(mm, nn, alpha, beta, tmp, c[ir*ldc+jr:], ldc)
+		}
+	}
+}
+
+// storeTile writes the top-left mm×nn part of the mr×nr tile t into C.
+func storeTile(mm, nn int, alpha, beta float32, t, c []float32, ldc int) {
+	for i := 0; i < mm; i++ {
+		row := c[i*ldc : i*ldc+nn]
+		src := t[i*nr : i*nr+nn]
+		if beta == 0 {
+			for j := range row {
+				row[j] = alpha * src[j]
+			}
+			continue
+		}
+		for j := range row {
+			row[j] = alpha*src[j] + beta*row[j]
+		}
+	}
+}
+
+// scaleC sets C = beta*C (C = 0 when beta == 0, without reading C).
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	if beta == 1 {
+		return
+	}
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+func roundUp(x, to int) int { return (x + to - 1) / to * to }

@@ -1,0 +1,28 @@
+package gemm
+
+import "golang.org/x/sys/cpu"
+
+// hasAVX2FMA reports whether the AVX2+FMA micro-kernel can run here.
+var hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+func defaultKernel() kernelFunc {
+	if hasAVX2FMA {
+		return kernelAVX2
+	}
+	return kernelGeneric
+}
+
+// kernelAVX2 is the AVX2+FMA micro-kernel (see kernelFunc).
+func kernelAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
+	_ = a[kc*mr-1]
+	_ = b[kc*nr-1]
+	_ = c[(mr-1)*ldc+nr-1]
+	kernel6x16(kc, &a[0], &b[0], &c[0], ldc, alpha, beta)
+}
+
+// kernel6x16 computes the 6×16 tile acc = Σ_p a[p*6+i]*b[p*16+j], p < kc,
+// and stores c[i*ldc+j] = alpha*acc + beta*c[i*ldc+j] (C unread if beta == 0).
+// kc must be >= 1.
+//
+//go:noescape
+func kernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
