@@ -1,0 +1,230 @@
+package query
+
+import (
+	"math"
+)
+
+// Tolerance is the elementwise closeness test used by [ErrorAccumulator]:
+// a pair (a, b) is outside tolerance when |a-b| > Atol + Rtol*|b| (the
+// numpy.isclose rule, b being the reference).
+type Tolerance struct {
+	Atol float64 // absolute tolerance; default 0
+	Rtol float64 // relative tolerance, relative to |b|; default 0
+}
+
+// ErrorAccumulator accumulates the error between a tensor a (the candidate)
+// and a reference b over any number of float32 pairs, in one streaming pass,
+// in float64. Partial accumulators (one per batch, per goroutine, ...) merge
+// exactly with [ErrorAccumulator.Merge].
+//
+// Non-finite values: a pair where both values are NaN, or both are the same
+// infinity, counts as equal (numpy's equal_nan=True). Any other pair with a
+// non-finite value counts in NonFinite, is outside tolerance, and is left
+// out of the float sums so that the metrics stay finite and meaningful for
+// the rest of the tensor.
+//
+// The zero value accumulates with Atol = Rtol = 0. An ErrorAccumulator is
+// not safe for concurrent use; give each goroutine its own and merge.
+type ErrorAccumulator struct {
+	Tol Tolerance
+
+	N         int64   // pairs seen, including non-finite ones
+	NonFinite int64   // pairs with differing non-finite values
+	Outside   int64   // pairs outside tolerance (includes NonFinite)
+	MaxAbs    float64 // max |a-b| over finite pairs
+	SumAbs    float64 // sum |a-b|
+	SumSqDiff float64 // sum (a-b)^2
+	SumA2     float64 // sum a^2
+	SumB2     float64 // sum b^2
+	SumAB     float64 // sum a*b
+}
+
+// chunk is the number of pairs processed by the unchecked fast path before
+// the sums are checked for non-finite values.
+const chunk = 2048
+
+// Add accumulates the pairs (a[i], b[i]). It panics if len(a) != len(b):
+// callers check shapes before (a programming error, not a data error).
+func (e *ErrorAccumulator) Add(a, b []float32) {
+	if len(a) != len(b) {
+		panic("query: ErrorAccumulator.Add: length mismatch")
+	}
+	for len(a) > 0 {
+		n := min(len(a), chunk)
+		e.addChunk(a[:n], b[:n])
+		a, b = a[n:], b[n:]
+	}
+}
+
+// addChunk runs the fast path over at most chunk pairs; if any non-finite
+// value was involved it redoes the chunk with the careful path.
+func (e *ErrorAccumulator) addChunk(a, b []float32) {
+	var (
+		sAbs0, sAbs1 float64
+		sSq0, sSq1   float64
+		sA0, sA1     float64
+		sB0, sB1     float64
+		sAB0, sAB1   float64
+		mx0, mx1     float64
+		out          int64
+	)
+	atol, rtol := e.Tol.Atol, e.Tol.Rtol
+	b = b[:len(a)]
+	i := 0
+	for ; i+1 < len(a); i += 2 {
+		x0, y0 := float64(a[i]), float64(b[i])
+		x1, y1 := float64(a[i+1]), float64(b[i+1])
+		d0, d1 := math.Abs(x0-y0), math.Abs(x1-y1)
+		sAbs0 += d0
+		sAbs1 += d1
+		sSq0 += d0 * d0
+		sSq1 += d1 * d1
+		sA0 += x0 * x0
+		sA1 += x1 * x1
+		sB0 += y0 * y0
+		sB1 += y1 * y1
+		sAB0 += x0 * y0
+		sAB1 += x1 * y1
+		if d0 > mx0 {
+			mx0 = d0
+		}
+		if d1 > mx1 {
+			mx1 = d1
+		}
+		if d0 > atol+rtol*math.Abs(y0) {
+			out++
+		}
+		if d1 > atol+rtol*math.Abs(y1) {
+			out++
+		}
+	}
+	if i < len(a) {
+		x0, y0 := float64(a[i]), float64(b[i])
+		d0 := math.Abs(x0 - y0)
+		sAbs0 += d0
+		sSq0 += d0 * d0
+		sA0 += x0 * x0
+		sB0 += y0 * y0
+		sAB0 += x0 * y0
+		if d0 > mx0 {
+			mx0 = d0
+		}
+		if d0 > atol+rtol*math.Abs(y0) {
+			out++
+		}
+	}
+	// Squares of finite float32 values cannot overflow float64, so a
+	// non-finite sum means a non-finite input.
+	check := sA0 + sA1 + sB0 + sB1
+	if math.IsNaN(check) || math.IsInf(check, 0) {
+		e.addCareful(a, b)
+		return
+	}
+	e.N += int64(len(a))
+	e.Outside += out
+	e.SumAbs += sAbs0 + sAbs1
+	e.SumSqDiff += sSq0 + sSq1
+	e.SumA2 += sA0 + sA1
+	e.SumB2 += sB0 + sB1
+	e.SumAB += sAB0 + sAB1
+	e.MaxAbs = max(e.MaxAbs, mx0, mx1)
+}
+
+// addCareful is the per-element path with non-finite handling.
+func (e *ErrorAccumulator) addCareful(a, b []float32) {
+	atol, rtol := e.Tol.Atol, e.Tol.Rtol
+	for i := range a {
+		x, y := float64(a[i]), float64(b[i])
+		e.N++
+		finX := !math.IsNaN(x) && !math.IsInf(x, 0)
+		finY := !math.IsNaN(y) && !math.IsInf(y, 0)
+		if !finX || !finY {
+			if (math.IsNaN(x) && math.IsNaN(y)) || (x == y) {
+				continue // equal non-finite values
+			}
+			e.NonFinite++
+			e.Outside++
+			continue
+		}
+		d := math.Abs(x - y)
+		e.SumAbs += d
+		e.SumSqDiff += d * d
+		e.SumA2 += x * x
+		e.SumB2 += y * y
+		e.SumAB += x * y
+		if d > e.MaxAbs {
+			e.MaxAbs = d
+		}
+		if d > atol+rtol*math.Abs(y) {
+			e.Outside++
+		}
+	}
+}
+
+// Merge adds the pairs accumulated in o. Both should use the same Tol;
+// e's is kept.
+func (e *ErrorAccumulator) Merge(o *ErrorAccumulator) {
+	e.N += o.N
+	e.NonFinite += o.NonFinite
+	e.Outside += o.Outside
+	e.MaxAbs = max(e.MaxAbs, o.MaxAbs)
+	e.SumAbs += o.SumAbs
+	e.SumSqDiff += o.SumSqDiff
+	e.SumA2 += o.SumA2
+	e.SumB2 += o.SumB2
+	e.SumAB += o.SumAB
+}
+
+// ErrorMetrics are the error metrics of a candidate a against a reference b.
+// Means divide by N; non-finite pairs count in N and add no error to the
+// sums (they are reported in NonFinite and OutsideCount instead).
+type ErrorMetrics struct {
+	N            int64   `json:"n"`             // pairs compared
+	NonFinite    int64   `json:"non_finite"`    // pairs with differing NaN/Inf
+	MaxAbsErr    float64 `json:"max_abs_err"`   // max |a-b|
+	MeanAbsErr   float64 `json:"mean_abs_err"`  // sum |a-b| / N
+	RMSE         float64 `json:"rmse"`          // sqrt(sum (a-b)^2 / N)
+	RelL2        float64 `json:"rel_l2"`        // ||a-b|| / ||b||; 0 if both 0, +Inf if only ||b|| is 0
+	Cosine       float64 `json:"cosine"`        // a.b / (||a|| ||b||); 1 if both are zero vectors, 0 if one is
+	SQNRdB       float64 `json:"sqnr_db"`       // 10 log10(sum b^2 / sum (a-b)^2); +Inf when a == b
+	OutsideFrac  float64 `json:"outside_frac"`  // fraction of pairs with |a-b| > atol + rtol*|b|
+	OutsideCount int64   `json:"outside_count"` // number of such pairs
+}
+
+// Metrics computes the metrics from the accumulated sums. With N == 0 all
+// metrics are those of two equal (empty) tensors.
+func (e *ErrorAccumulator) Metrics() ErrorMetrics {
+	m := ErrorMetrics{N: e.N, NonFinite: e.NonFinite, MaxAbsErr: e.MaxAbs, OutsideCount: e.Outside}
+	if e.N > 0 {
+		n := float64(e.N)
+		m.MeanAbsErr = e.SumAbs / n
+		m.RMSE = math.Sqrt(e.SumSqDiff / n)
+		m.OutsideFrac = float64(e.Outside) / n
+	}
+	switch {
+	case e.SumSqDiff == 0:
+		m.RelL2 = 0
+	case e.SumB2 == 0:
+		m.RelL2 = math.Inf(1)
+	default:
+		m.RelL2 = math.Sqrt(e.SumSqDiff) / math.Sqrt(e.SumB2)
+	}
+	switch {
+	case e.SumA2 == 0 && e.SumB2 == 0:
+		m.Cosine = 1
+	case e.SumA2 == 0 || e.SumB2 == 0:
+		m.Cosine = 0
+	default:
+		c := e.SumAB / (math.Sqrt(e.SumA2) * math.Sqrt(e.SumB2))
+		m.Cosine = max(-1, min(1, c))
+	}
+	switch {
+	case e.SumSqDiff == 0:
+		m.SQNRdB = math.Inf(1)
+	case e.SumB2 == 0:
+		m.SQNRdB = math.Inf(-1)
+	default:
+		m.SQNRdB = 10 * math.Log10(e.SumB2/e.SumSqDiff)
+	}
+	return m
+}

@@ -1,0 +1,195 @@
+package query
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// naiveMetrics is the reference: the definitions written out directly in
+// float64, one element at a time, with the same non-finite rule.
+func naiveMetrics(a, b []float32, tol Tolerance) ErrorMetrics {
+	var n, nonFinite, outside int64
+	var maxAbs, sumAbs, sumSq, sa, sb, sab float64
+	for i := range a {
+		x, y := float64(a[i]), float64(b[i])
+		n++
+		if math.IsNaN(x) || math.IsNaN(y) || math.IsInf(x, 0) || math.IsInf(y, 0) {
+			if (math.IsNaN(x) && math.IsNaN(y)) || x == y {
+				continue
+			}
+			nonFinite++
+			outside++
+			continue
+		}
+		d := math.Abs(x - y)
+		maxAbs = math.Max(maxAbs, d)
+		sumAbs += d
+		sumSq += d * d
+		sa += x * x
+		sb += y * y
+		sab += x * y
+		if d > tol.Atol+tol.Rtol*math.Abs(y) {
+			outside++
+		}
+	}
+	m := ErrorMetrics{N: n, NonFinite: nonFinite, MaxAbsErr: maxAbs, OutsideCount: outside}
+	if n > 0 {
+		m.MeanAbsErr = sumAbs / float64(n)
+		m.RMSE = math.Sqrt(sumSq / float64(n))
+		m.OutsideFrac = float64(outside) / float64(n)
+	}
+	m.RelL2 = math.Sqrt(sumSq) / math.Sqrt(sb)
+	if sumSq == 0 {
+		m.RelL2 = 0
+	}
+	m.Cosine = sab / math.Sqrt(sa*sb)
+	if sa == 0 && sb == 0 {
+		m.Cosine = 1
+	} else if sa == 0 || sb == 0 {
+		m.Cosine = 0
+	}
+	m.SQNRdB = 10 * math.Log10(sb/sumSq)
+	if sumSq == 0 {
+		m.SQNRdB = math.Inf(1) // equal tensors, including two zero vectors
+	}
+	return m
+}
+
+func closeTo(got, want float64) bool {
+	if math.IsInf(want, 0) || math.IsNaN(want) {
+		return got == want || (math.IsNaN(got) && math.IsNaN(want))
+	}
+	return math.Abs(got-want) <= 1e-9*math.Max(1, math.Abs(want))
+}
+
+func checkMetrics(t *testing.T, got, want ErrorMetrics) {
+	t.Helper()
+	if got.N != want.N || got.NonFinite != want.NonFinite || got.OutsideCount != want.OutsideCount {
+		t.Errorf("counts: got n=%d nonfinite=%d outside=%d, want %d %d %d",
+			got.N, got.NonFinite, got.OutsideCount, want.N, want.NonFinite, want.OutsideCount)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"max_abs", got.MaxAbsErr, want.MaxAbsErr},
+		{"mean_abs", got.MeanAbsErr, want.MeanAbsErr},
+		{"rmse", got.RMSE, want.RMSE},
+		{"rel_l2", got.RelL2, want.RelL2},
+		{"cosine", got.Cosine, want.Cosine},
+		{"sqnr", got.SQNRdB, want.SQNRdB},
+		{"outside_frac", got.OutsideFrac, want.OutsideFrac},
+	} {
+		if !closeTo(c.got, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestErrorAccumulatorAgainstNaive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	nan := float32(math.NaN())
+	inf := float32(math.Inf(1))
+	for _, n := range []int{0, 1, 2, 3, 7, 2047, 2048, 2049, 10000} {
+		for _, tc := range []struct {
+			name string
+			gen  func(i int) (float32, float32)
+		}{
+			{"random", func(int) (float32, float32) {
+				b := float32(rng.NormFloat64())
+				return b + float32(rng.NormFloat64()*0.01), b
+			}},
+			{"identical", func(int) (float32, float32) { v := float32(rng.NormFloat64()); return v, v }},
+			{"zeros", func(int) (float32, float32) { return 0, 0 }},
+			{"a_zero", func(int) (float32, float32) { return 0, float32(rng.NormFloat64()) }},
+			{"b_zero", func(int) (float32, float32) { return float32(rng.NormFloat64()), 0 }},
+			{"nan_sprinkled", func(i int) (float32, float32) {
+				b := float32(rng.NormFloat64())
+				switch i % 97 {
+				case 5:
+					return nan, b
+				case 6:
+					return nan, nan
+				case 7:
+					return inf, inf
+				case 8:
+					return b, -inf
+				}
+				return b * 1.001, b
+			}},
+		} {
+			a := make([]float32, n)
+			b := make([]float32, n)
+			for i := range a {
+				a[i], b[i] = tc.gen(i)
+			}
+			tol := Tolerance{Atol: 1e-3, Rtol: 1e-3}
+			var acc ErrorAccumulator
+			acc.Tol = tol
+			acc.Add(a, b)
+			t.Run(fmt.Sprintf("%s/n=%d", tc.name, n), func(t *testing.T) {
+				checkMetrics(t, acc.Metrics(), naiveMetrics(a, b, tol))
+			})
+			// Merging per-part accumulators gives the same result.
+			t.Run(fmt.Sprintf("%s/n=%d/merged", tc.name, n), func(t *testing.T) {
+				total := ErrorAccumulator{Tol: tol}
+				for lo := 0; lo < n; lo += 333 {
+					hi := min(n, lo+333)
+					part := ErrorAccumulator{Tol: tol}
+					part.Add(a[lo:hi], b[lo:hi])
+					total.Merge(&part)
+				}
+				checkMetrics(t, total.Metrics(), naiveMetrics(a, b, tol))
+			})
+		}
+	}
+}
+
+func TestErrorAccumulatorEdgeValues(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b []float32
+		want ErrorMetrics
+	}{
+		{"identical", []float32{1, -2, 3}, []float32{1, -2, 3},
+			ErrorMetrics{N: 3, Cosine: 1, SQNRdB: math.Inf(1)}},
+		{"both_zero", []float32{0, 0}, []float32{0, 0},
+			ErrorMetrics{N: 2, Cosine: 1, SQNRdB: math.Inf(1)}},
+		{"ref_zero", []float32{3, 4}, []float32{0, 0},
+			ErrorMetrics{N: 2, MaxAbsErr: 4, MeanAbsErr: 3.5, RMSE: math.Sqrt(12.5), RelL2: math.Inf(1),
+				Cosine: 0, SQNRdB: math.Inf(-1), OutsideFrac: 1, OutsideCount: 2}},
+		{"opposite", []float32{1, 0}, []float32{-1, 0},
+			ErrorMetrics{N: 2, MaxAbsErr: 2, MeanAbsErr: 1, RMSE: math.Sqrt(2), RelL2: 2,
+				Cosine: -1, SQNRdB: 10 * math.Log10(1.0/4), OutsideFrac: 0.5, OutsideCount: 1}},
+		{"nan_equal", []float32{float32(math.NaN()), 1}, []float32{float32(math.NaN()), 1},
+			ErrorMetrics{N: 2, Cosine: 1, SQNRdB: math.Inf(1)}},
+		{"nan_vs_value", []float32{float32(math.NaN()), 1}, []float32{2, 1},
+			ErrorMetrics{N: 2, NonFinite: 1, Cosine: 1, SQNRdB: math.Inf(1), OutsideFrac: 0.5, OutsideCount: 1}},
+		{"empty", nil, nil, ErrorMetrics{Cosine: 1, SQNRdB: math.Inf(1)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var acc ErrorAccumulator
+			acc.Add(tc.a, tc.b)
+			checkMetrics(t, acc.Metrics(), tc.want)
+		})
+	}
+}
+
+func BenchmarkErrorAccumulator(b *testing.B) {
+	const n = 1 << 20
+	x := make([]float32, n)
+	y := make([]float32, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range x {
+		y[i] = float32(rng.NormFloat64())
+		x[i] = y[i] + float32(rng.NormFloat64()*1e-3)
+	}
+	b.SetBytes(n * 4) // bytes of one run
+	acc := ErrorAccumulator{Tol: Tolerance{Atol: 1e-3, Rtol: 1e-3}}
+	for b.Loop() {
+		acc.Add(x, y)
+	}
+}
