@@ -1,0 +1,412 @@
+package recorder
+
+import (
+	"math"
+	"sync"
+	"unsafe"
+)
+
+// chunkLen is the number of elements whose moments are summed in float64
+// before being merged into the running (n, mean, M2) with Chan et al.'s
+// formula. 1024 float32 = 4 KiB, so a chunk stays in L1 between passes.
+const chunkLen = 1024
+
+// Dense histogram layout: slots 0..0xffff are the bfloat16 keys. A value
+// that is exactly ±0 is counted in a rotating dummy slot at zeroBase+(r)
+// (+0) or zeroBase+0x8000+r (-0) instead of key 0x0000/0x8000, so that the
+// zero-heavy outputs of ReLU do not serialise on one counter; the dummy slots
+// are summed into the zero keys when the histogram is read.
+const (
+	zeroBase  = 1 << 16
+	zeroRot   = 16
+	denseLen  = 1 << 17
+	denseMask = denseLen - 1
+)
+
+// maxDense bounds the elements added between folds of the uint32 dense
+// counters into uint64 totals.
+const maxDense = 1 << 31
+
+// accumulator computes the contract statistics of a stream of float32 values.
+// Not safe for concurrent use. Obtain with getAccumulator, release with put.
+type accumulator struct {
+	dense   *[denseLen]uint32
+	big     []uint64 // lazily allocated uint64 fold of dense, 1<<16 entries
+	inDense int64    // elements counted in dense since last fold
+
+	count      int64 // all elements
+	n          int64 // finite elements
+	mean, m2   float64
+	min, max   float32
+	nan, inf   int64
+	foldedZero [2]uint64 // ±0 counts folded into big
+}
+
+var densePool = sync.Pool{New: func() any { return new([denseLen]uint32) }}
+
+func newAccumulator() *accumulator {
+	a := &accumulator{dense: densePool.Get().(*[denseLen]uint32)}
+	a.resetMoments()
+	return a
+}
+
+// release returns the dense array to the pool; a must not be used afterwards.
+func (a *accumulator) release() {
+	if a.dense != nil {
+		densePool.Put(a.dense)
+		a.dense = nil
+	}
+}
+
+func (a *accumulator) resetMoments() {
+	a.count, a.n, a.mean, a.m2 = 0, 0, 0, 0
+	a.min, a.max = float32(math.Inf(1)), float32(math.Inf(-1))
+	a.nan, a.inf = 0, 0
+	a.big = nil
+	a.inDense = 0
+}
+
+// add accumulates x.
+func (a *accumulator) add(x []float32) {
+	for len(x) > 0 {
+		c := x
+		if len(c) > chunkLen {
+			c = c[:chunkLen]
+		}
+		x = x[len(c):]
+		if a.inDense+int64(len(c)) > maxDense {
+			a.fold()
+		}
+		a.inDense += int64(len(c))
+		histChunk(a.dense, c)
+		a.momentsChunk(c)
+	}
+}
+
+// histChunkGo counts the bfloat16 key of every element of c (NaN and Inf
+// included; they are removed when the histogram is read). histChunk is the
+// same in assembly where available.
+func histChunkGo(h *[denseLen]uint32, c []float32) {
+	b := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(c))), len(c))
+	i := 0
+	for ; i+4 <= len(b); i += 4 {
+		rot := uint32(zeroBase + ((i>>2)&3)*4)
+		b0, b1, b2, b3 := b[i], b[i+1], b[i+2], b[i+3]
+		// m is all ones iff the value is ±0 (t = bits without sign == 0).
+		t0, t1, t2, t3 := b0<<1, b1<<1, b2<<1, b3<<1
+		m0 := uint32(int32(^t0&(t0-1)) >> 31)
+		m1 := uint32(int32(^t1&(t1-1)) >> 31)
+		m2 := uint32(int32(^t2&(t2-1)) >> 31)
+		m3 := uint32(int32(^t3&(t3-1)) >> 31)
+		h[((b0>>16)|(m0&rot))&denseMask]++
+		h[((b1>>16)|(m1&(rot+1)))&denseMask]++
+		h[((b2>>16)|(m2&(rot+2)))&denseMask]++
+		h[((b3>>16)|(m3&(rot+3)))&denseMask]++
+	}
+	for ; i < len(b); i++ {
+		t := b[i] << 1
+		m := uint32(int32(^t&(t-1)) >> 31)
+		h[((b[i]>>16)|(m&zeroBase))&denseMask]++
+	}
+}
+
+// momentsChunk merges the moments of one chunk into a. The fast path sums
+// d = x-K and d² in float64 with K = c[0] (a shifted-data sum, exact enough
+// because K is one of the data) and tracks min and max; a non-finite
+// element makes the float64 sum non-finite (float32 values cannot overflow
+// a float64 sum of 1024 terms), and only then the chunk is redone by the
+// filtering slow path.
+func (a *accumulator) momentsChunk(c []float32) {
+	a.count += int64(len(c))
+	k := float64(c[0])
+	s, q, mn, mx := momentsFast(c, k)
+	if math.IsNaN(s) || math.IsInf(s, 0) {
+		a.slowChunk(c)
+		return
+	}
+	n := float64(len(c))
+	m2 := q - s*s/n
+	if m2 < 0 {
+		m2 = 0
+	}
+	a.merge(int64(len(c)), k+s/n, m2, mn, mx)
+}
+
+// momentsGo returns the sums of d = x-k and d² over c and its min and max
+// (meaningful only if s is finite).
+func momentsGo(c []float32, k float64) (s, q float64, mn, mx float32) {
+	var s0, s1, s2, s3, q0, q1, q2, q3 float64
+	mn, mx = c[0], c[0]
+	i := 0
+	for ; i+4 <= len(c); i += 4 {
+		x0, x1, x2, x3 := c[i], c[i+1], c[i+2], c[i+3]
+		d0, d1, d2, d3 := float64(x0)-k, float64(x1)-k, float64(x2)-k, float64(x3)-k
+		s0 += d0
+		s1 += d1
+		s2 += d2
+		s3 += d3
+		q0 += d0 * d0
+		q1 += d1 * d1
+		q2 += d2 * d2
+		q3 += d3 * d3
+		if x0 < mn {
+			mn = x0
+		}
+		if x0 > mx {
+			mx = x0
+		}
+		if x1 < mn {
+			mn = x1
+		}
+		if x1 > mx {
+			mx = x1
+		}
+		if x2 < mn {
+			mn = x2
+		}
+		if x2 > mx {
+			mx = x2
+		}
+		if x3 < mn {
+			mn = x3
+		}
+		if x3 > mx {
+			mx = x3
+		}
+	}
+	for ; i < len(c); i++ {
+		x := c[i]
+		d := float64(x) - k
+		s0 += d
+		q0 += d * d
+		if x < mn {
+			mn = x
+		}
+		if x > mx {
+			mx = x
+		}
+	}
+	s = (s0 + s1) + (s2 + s3)
+	q = (q0 + q1) + (q2 + q3)
+	return s, q, mn, mx
+}
+
+// slowChunk handles a chunk holding NaN or Inf: two passes over the finite
+// values only.
+func (a *accumulator) slowChunk(c []float32) {
+	var n int64
+	var sum float64
+	mn, mx := float32(math.Inf(1)), float32(math.Inf(-1))
+	for _, x := range c {
+		switch {
+		case x != x:
+			a.nan++
+		case math.IsInf(float64(x), 0):
+			a.inf++
+		default:
+			n++
+			sum += float64(x)
+			mn = min(mn, x)
+			mx = max(mx, x)
+		}
+	}
+	if n == 0 {
+		return
+	}
+	mean := sum / float64(n)
+	var m2 float64
+	for _, x := range c {
+		if x == x && !math.IsInf(float64(x), 0) {
+			d := float64(x) - mean
+			m2 += d * d
+		}
+	}
+	a.merge(n, mean, m2, mn, mx)
+}
+
+// merge combines (nb, meanb, m2b) into the running moments (Chan et al.).
+func (a *accumulator) merge(nb int64, meanb, m2b float64, mn, mx float32) {
+	if mn < a.min {
+		a.min = mn
+	}
+	if mx > a.max {
+		a.max = mx
+	}
+	if a.n == 0 {
+		a.n, a.mean, a.m2 = nb, meanb, m2b
+		return
+	}
+	na, fb := float64(a.n), float64(nb)
+	n := na + fb
+	d := meanb - a.mean
+	a.mean += d * fb / n
+	a.m2 += m2b + d*d*na*fb/n
+	a.n += nb
+}
+
+// finiteRanges calls fn for the dense key ranges [lo, hi] (inclusive, in
+// value order within each range) that can hold finite values, given the
+// running min and max; negative keys are visited from most negative up.
+func (a *accumulator) finiteRanges(fn func(k uint32)) {
+	if a.n == 0 {
+		return
+	}
+	_, neg := a.zeroCounts()
+	if a.min < 0 || neg > 0 || a.foldedZero[1] > 0 {
+		top := uint32(0x8000)
+		if a.min < 0 {
+			top = math.Float32bits(a.min) >> 16
+		}
+		for k := int(top); k >= 0x8000; k-- {
+			fn(uint32(k))
+		}
+	}
+	if a.max >= 0 {
+		top := math.Float32bits(a.max) >> 16
+		if a.max == 0 {
+			top = 0
+		}
+		for k := uint32(0); k <= top; k++ {
+			fn(k)
+		}
+	}
+}
+
+// zeroCounts returns the dense counts of +0 and -0.
+func (a *accumulator) zeroCounts() (pos, neg uint64) {
+	for r := 0; r < zeroRot; r++ {
+		pos += uint64(a.dense[zeroBase+r])
+		neg += uint64(a.dense[zeroBase+0x8000+r])
+	}
+	return pos, neg
+}
+
+// clearDense zeroes every dense slot that add may have touched.
+func (a *accumulator) clearDense() {
+	d := a.dense
+	a.finiteRanges(func(k uint32) { d[k] = 0 })
+	if a.nan+a.inf > 0 {
+		clear(d[0x7f80:0x8000])
+		clear(d[0xff80:0x10000])
+	}
+	clear(d[zeroBase : zeroBase+zeroRot])
+	clear(d[zeroBase+0x8000 : zeroBase+0x8000+zeroRot])
+	a.inDense = 0
+}
+
+// fold moves the dense counts into uint64 totals.
+func (a *accumulator) fold() {
+	if a.big == nil {
+		a.big = make([]uint64, 1<<16)
+	}
+	d := a.dense
+	a.finiteRanges(func(k uint32) { a.big[k] += uint64(d[k]) })
+	p, n := a.zeroCounts()
+	a.foldedZero[0] += p
+	a.foldedZero[1] += n
+	a.clearDense()
+}
+
+// result returns the statistics of everything added since the last result
+// and resets a for reuse.
+func (a *accumulator) result(withHist bool) statsRow {
+	r := statsRow{Count: a.count, NaN: a.nan, Inf: a.inf}
+	nan := math.NaN()
+	r.Mean, r.Std, r.Min, r.Max, r.L2, r.Zero = nan, nan, nan, nan, 0, nan
+	for i := range r.Percentiles {
+		r.Percentiles[i] = nan
+	}
+	if a.n > 0 {
+		r.Mean = a.mean
+		r.Std = math.Sqrt(a.m2 / float64(a.n))
+		r.Min, r.Max = float64(a.min), float64(a.max)
+		n := float64(a.n)
+		r.L2 = math.Sqrt(a.m2 + n*a.mean*a.mean)
+	}
+	if a.n > 0 || a.big != nil {
+		r.Hist = a.sparse()
+		var zeros uint64
+		pos, neg := a.zeroCounts()
+		zeros = pos + neg + a.foldedZero[0] + a.foldedZero[1]
+		r.Zero = float64(zeros) / float64(a.n)
+		for i, q := range quantiles {
+			v := r.Hist.Quantile(q)
+			r.Percentiles[i] = math.Min(math.Max(v, r.Min), r.Max)
+		}
+		if !withHist {
+			r.Hist = histogram{}
+		}
+	}
+	a.clearDense()
+	a.foldedZero = [2]uint64{}
+	a.resetMoments()
+	return r
+}
+
+// sparse converts the dense (and folded) counts to a histogram.
+func (a *accumulator) sparse() histogram {
+	d := a.dense
+	pos, neg := a.zeroCounts()
+	pos += a.foldedZero[0]
+	neg += a.foldedZero[1]
+	var h histogram
+	a.finiteRanges(func(k uint32) {
+		c := uint64(d[k])
+		if a.big != nil {
+			c += a.big[k]
+		}
+		switch k {
+		case 0:
+			c += pos
+		case 0x8000:
+			c += neg
+		}
+		if c != 0 {
+			h.Keys = append(h.Keys, uint16(k))
+			h.Counts = append(h.Counts, c)
+		}
+	})
+	return h
+}
+
+// channelStats returns the per-channel mean and max of finite values of an
+// NCHW (or NC...) tensor of shape [n, c, rest...] given as n, c and the
+// product of the remaining dims.
+func channelStats(x []float32, n, c, hw int) (mean, mx []float32) {
+	sums := make([]float64, c)
+	cnt := make([]int64, c)
+	mx = make([]float32, c)
+	for i := range mx {
+		mx[i] = float32(math.Inf(-1))
+	}
+	for s := 0; s < n; s++ {
+		for ch := 0; ch < c; ch++ {
+			p := x[(s*c+ch)*hw : (s*c+ch+1)*hw]
+			var sum float64
+			var k int64
+			m := mx[ch]
+			for _, v := range p {
+				if v-v == 0 { // finite
+					sum += float64(v)
+					k++
+					if v > m {
+						m = v
+					}
+				}
+			}
+			sums[ch] += sum
+			cnt[ch] += k
+			mx[ch] = m
+		}
+	}
+	mean = make([]float32, c)
+	for i := range mean {
+		if cnt[i] == 0 {
+			mean[i] = float32(math.NaN())
+			mx[i] = float32(math.NaN())
+			continue
+		}
+		mean[i] = float32(sums[i] / float64(cnt[i]))
+	}
+	return mean, mx
+}

@@ -1,0 +1,48 @@
+package recorder
+
+import "golang.org/x/sys/cpu"
+
+// momentsOut receives the partial results of momentsAVX2.
+type momentsOut struct {
+	s, q   [4]float64
+	mn, mx [8]float32
+}
+
+var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+//go:noescape
+func histAsm(h *[denseLen]uint32, x []float32)
+
+//go:noescape
+func momentsAVX2(x []float32, k float64, out *momentsOut)
+
+func histChunk(h *[denseLen]uint32, c []float32) { histAsm(h, c) }
+
+// momentsFast returns the shifted sums and min/max of c (len(c) >= 1).
+func momentsFast(c []float32, k float64) (s, q float64, mn, mx float32) {
+	if !useAVX2 || len(c) < 16 {
+		return momentsGo(c, k)
+	}
+	n := len(c) &^ 15
+	var o momentsOut
+	momentsAVX2(c[:n], k, &o)
+	s = (o.s[0] + o.s[1]) + (o.s[2] + o.s[3])
+	q = (o.q[0] + o.q[1]) + (o.q[2] + o.q[3])
+	mn, mx = o.mn[0], o.mx[0]
+	for i := 1; i < 8; i++ {
+		if o.mn[i] < mn {
+			mn = o.mn[i]
+		}
+		if o.mx[i] > mx {
+			mx = o.mx[i]
+		}
+	}
+	if n < len(c) {
+		s2, q2, mn2, mx2 := momentsGo(c[n:], k)
+		s += s2
+		q += q2
+		mn = min(mn, mn2)
+		mx = max(mx, mx2)
+	}
+	return s, q, mn, mx
+}

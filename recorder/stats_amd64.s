@@ -1,0 +1,106 @@
+#include "textflag.h"
+
+// func histAsm(h *[denseLen]uint32, x []float32)
+// Counts h[bits>>16]++ for every element; an element that is ±0 is counted
+// in dummy slot zeroBase+(bits>>16)+lane instead (lane 0..7), see stats.go.
+TEXT ·histAsm(SB), NOSPLIT, $0-32
+	MOVQ h+0(FP), DI
+	MOVQ x_base+8(FP), SI
+	MOVQ x_len+16(FP), CX
+
+#define LANE(off, j) \
+	MOVL off(SI), AX \
+	MOVL AX, BX \
+	SHRL $16, BX \
+	LEAL (65536+j)(BX), DX \
+	SHLL $1, AX \
+	CMOVLEQ DX, BX \
+	INCL (DI)(BX*4)
+
+loop8:
+	CMPQ CX, $8
+	JLT tail
+	LANE(0, 0)
+	LANE(4, 1)
+	LANE(8, 2)
+	LANE(12, 3)
+	LANE(16, 4)
+	LANE(20, 5)
+	LANE(24, 6)
+	LANE(28, 7)
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP loop8
+
+tail:
+	TESTQ CX, CX
+	JEQ done
+	LANE(0, 0)
+	ADDQ $4, SI
+	DECQ CX
+	JMP tail
+
+done:
+	RET
+
+// func momentsAVX2(x []float32, k float64, out *momentsOut)
+// len(x) must be a multiple of 16. out receives 4 partial sums of x-k,
+// 4 partial sums of (x-k)², 8 partial minima and 8 partial maxima.
+TEXT ·momentsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ out+32(FP), DI
+	VBROADCASTSD k+24(FP), Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y10, Y10, Y10
+	VXORPD Y11, Y11, Y11
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y12, Y12, Y12
+	VXORPD Y13, Y13, Y13
+	VMOVUPS (SI), Y5
+	VMOVUPS (SI), Y6
+
+loop16:
+	CMPQ CX, $16
+	JLT done16
+	VMOVUPS (SI), Y7
+	VMOVUPS 32(SI), Y14
+	VMINPS Y7, Y5, Y5
+	VMAXPS Y7, Y6, Y6
+	VMINPS Y14, Y5, Y5
+	VMAXPS Y14, Y6, Y6
+	VCVTPS2PD (SI), Y8
+	VCVTPS2PD 16(SI), Y9
+	VCVTPS2PD 32(SI), Y15
+	VCVTPS2PD 48(SI), Y7
+	VSUBPD Y0, Y8, Y8
+	VSUBPD Y0, Y9, Y9
+	VSUBPD Y0, Y15, Y15
+	VSUBPD Y0, Y7, Y7
+	VADDPD Y8, Y1, Y1
+	VADDPD Y9, Y2, Y2
+	VADDPD Y15, Y10, Y10
+	VADDPD Y7, Y11, Y11
+	VFMADD231PD Y8, Y8, Y3
+	VFMADD231PD Y9, Y9, Y4
+	VFMADD231PD Y15, Y15, Y12
+	VFMADD231PD Y7, Y7, Y13
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP loop16
+
+done16:
+	VADDPD Y2, Y1, Y1
+	VADDPD Y11, Y10, Y10
+	VADDPD Y10, Y1, Y1
+	VADDPD Y4, Y3, Y3
+	VADDPD Y13, Y12, Y12
+	VADDPD Y12, Y3, Y3
+	VMOVUPD Y1, 0(DI)
+	VMOVUPD Y3, 32(DI)
+	VMOVUPS Y5, 64(DI)
+	VMOVUPS Y6, 96(DI)
+	VZEROUPPER
+	RET

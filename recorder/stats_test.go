@@ -1,0 +1,366 @@
+package recorder
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// refStats is the float64 reference: two-pass mean/variance over finite
+// values, exact nearest-rank percentiles by sorting.
+type refStats struct {
+	count, n, nan, inf            int64
+	mean, std, min, max, l2, zero float64
+	pct                           [7]float64
+}
+
+func reference(x []float32) refStats {
+	r := refStats{count: int64(len(x))}
+	var fin []float64
+	for _, v := range x {
+		f := float64(v)
+		switch {
+		case math.IsNaN(f):
+			r.nan++
+		case math.IsInf(f, 0):
+			r.inf++
+		default:
+			fin = append(fin, f)
+		}
+	}
+	r.n = int64(len(fin))
+	if r.n == 0 {
+		return r
+	}
+	var s float64
+	for _, f := range fin {
+		s += f
+	}
+	r.mean = s / float64(r.n)
+	var m2, ss float64
+	zeros := 0
+	for _, f := range fin {
+		d := f - r.mean
+		m2 += d * d
+		ss += f * f
+		if f == 0 {
+			zeros++
+		}
+	}
+	r.std = math.Sqrt(m2 / float64(r.n))
+	r.l2 = math.Sqrt(ss)
+	r.zero = float64(zeros) / float64(r.n)
+	slices.Sort(fin)
+	r.min, r.max = fin[0], fin[len(fin)-1]
+	for i, q := range quantiles {
+		k := int(math.Ceil(q * float64(len(fin))))
+		k = max(1, min(k, len(fin)))
+		r.pct[i] = fin[k-1]
+	}
+	return r
+}
+
+func closeRel(got, want, rel, abs float64) bool {
+	if math.IsNaN(want) {
+		return math.IsNaN(got)
+	}
+	return math.Abs(got-want) <= rel*math.Abs(want)+abs
+}
+
+func checkStats(t *testing.T, x []float32, got statsRow) {
+	t.Helper()
+	want := reference(x)
+	if got.Count != want.count || got.NaN != want.nan || got.Inf != want.inf {
+		t.Fatalf("count/nan/inf = %d/%d/%d, want %d/%d/%d", got.Count, got.NaN, got.Inf, want.count, want.nan, want.inf)
+	}
+	if want.n == 0 {
+		if !math.IsNaN(got.Mean) || !math.IsNaN(got.Std) || got.Hist.Total() != 0 {
+			t.Fatalf("no finite values: mean %v std %v hist total %d, want NaN NaN 0", got.Mean, got.Std, got.Hist.Total())
+		}
+		return
+	}
+	// Mean: float64 accumulation; error relative to the spread of the data.
+	scale := math.Max(math.Abs(want.min), math.Abs(want.max))
+	if !closeRel(got.Mean, want.mean, 1e-12, 1e-12*scale) {
+		t.Errorf("mean = %.17g, want %.17g", got.Mean, want.mean)
+	}
+	if !closeRel(got.Std, want.std, 1e-9, 1e-12*scale) {
+		t.Errorf("std = %.17g, want %.17g", got.Std, want.std)
+	}
+	if got.Min != want.min || got.Max != want.max {
+		t.Errorf("min/max = %v/%v, want %v/%v", got.Min, got.Max, want.min, want.max)
+	}
+	if !closeRel(got.L2, want.l2, 1e-9, 0) {
+		t.Errorf("L2 = %.17g, want %.17g", got.L2, want.l2)
+	}
+	if got.Zero != want.zero {
+		t.Errorf("zero frac = %v, want %v", got.Zero, want.zero)
+	}
+	if tot := got.Hist.Total(); tot != uint64(want.n) {
+		t.Errorf("hist total = %d, want %d finite values", tot, want.n)
+	}
+	for i, k := range got.Hist.Keys {
+		if got.Hist.Counts[i] == 0 {
+			t.Errorf("hist key %#x has zero count", k)
+		}
+		if i > 0 && !keyLess(got.Hist.Keys[i-1], k) {
+			t.Errorf("hist keys not in value order at %d: %#x then %#x", i, got.Hist.Keys[i-1], k)
+		}
+	}
+	// Documented bound: |p - exact| <= 2^-8 |exact| + 2^-134.
+	for i := range quantiles {
+		if !closeRel(got.Percentiles[i], want.pct[i], 1.0/256, math.Ldexp(1, -134)) {
+			t.Errorf("p%v = %.9g, want %.9g (+-2^-8 rel)", quantiles[i]*100, got.Percentiles[i], want.pct[i])
+		}
+	}
+}
+
+func computeStats(x []float32) statsRow {
+	a := newAccumulator()
+	defer a.release()
+	a.add(x)
+	return a.result(true)
+}
+
+func randNormal(r *rand.Rand, n int, mean, std float64) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(mean + std*r.NormFloat64())
+	}
+	return x
+}
+
+func TestStatsAgainstReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	relu := randNormal(r, 5000, 0, 1)
+	for i, v := range relu {
+		relu[i] = max(v, 0)
+	}
+	withNaN := randNormal(r, 3000, 1, 2)
+	withNaN[0] = float32(math.NaN())
+	withNaN[1500] = float32(math.Inf(1))
+	withNaN[1501] = float32(math.Inf(-1))
+	withNaN[2999] = float32(math.NaN())
+	huge := randNormal(r, 2100, 0, 1e37)
+	huge[5] = math.MaxFloat32
+	huge[6] = -math.MaxFloat32
+	huge[7] = 1e38
+	denorm := make([]float32, 1500)
+	for i := range denorm {
+		denorm[i] = math.Float32frombits(uint32(r.IntN(1 << 23)))
+		if i%3 == 0 {
+			denorm[i] = -denorm[i]
+		}
+	}
+	negZero := []float32{float32(math.Copysign(0, -1)), 0, 1, -1, float32(math.Copysign(0, -1))}
+	onlyNegZero := []float32{float32(math.Copysign(0, -1)), float32(math.Copysign(0, -1))}
+	allNaN := make([]float32, 2000)
+	for i := range allNaN {
+		allNaN[i] = float32(math.NaN())
+	}
+	cases := []struct {
+		name string
+		x    []float32
+	}{
+		{"empty", nil},
+		{"one", []float32{3.5}},
+		{"one-negative", []float32{-2}},
+		{"three", []float32{1, 2, 3}},
+		{"normal", randNormal(r, 10000, 0, 1)},
+		{"normal-odd-length", randNormal(r, 4097, 3, 0.5)},
+		{"large-offset", randNormal(r, 5000, 1e4, 1e-3)},
+		{"relu", relu},
+		{"all-zeros", make([]float32, 3000)},
+		{"nan-inf", withNaN},
+		{"all-nan", allNaN},
+		{"only-inf", []float32{float32(math.Inf(1)), float32(math.Inf(-1))}},
+		{"huge", huge},
+		{"denormals", denorm},
+		{"negative-zero", negZero},
+		{"only-negative-zero", onlyNegZero},
+		{"all-negative", randNormal(r, 3000, -100, 1)},
+		{"constant", slices.Repeat([]float32{0.1}, 3000)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			checkStats(t, c.x, computeStats(c.x))
+		})
+	}
+}
+
+// Feeding the data in several add calls, and folding the dense counters
+// into uint64 in between, gives the same statistics.
+func TestStatsPiecewiseAndFold(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	x := randNormal(r, 7000, 0.5, 2)
+	for i := 0; i < len(x); i += 7 {
+		x[i] = 0
+	}
+	x[100] = float32(math.NaN())
+	a := newAccumulator()
+	defer a.release()
+	for i := 0; i < len(x); i += 999 {
+		a.add(x[i:min(i+999, len(x))])
+		if i%2 == 0 {
+			a.fold()
+		}
+	}
+	checkStats(t, x, a.result(true))
+	// The accumulator is reusable after result.
+	y := randNormal(r, 100, -1, 1)
+	a.add(y)
+	checkStats(t, y, a.result(true))
+}
+
+func TestHistogramMergeOfHalves(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	x := randNormal(r, 9000, 0, 3)
+	for i := 0; i < len(x); i += 5 {
+		x[i] = 0
+	}
+	whole := computeStats(x).Hist
+	a := computeStats(x[:4000]).Hist
+	b := computeStats(x[4000:]).Hist
+	m := a.Merge(b)
+	if !slices.Equal(m.Keys, whole.Keys) || !slices.Equal(m.Counts, whole.Counts) {
+		t.Fatalf("merge of halves differs from whole: %d vs %d buckets", len(m.Keys), len(whole.Keys))
+	}
+}
+
+func TestKeyRangeContainsValues(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < 100000; i++ {
+		b := r.Uint32()
+		v := math.Float32frombits(b)
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			continue
+		}
+		lo, hi := keyRange(uint16(b >> 16))
+		f := float64(v)
+		if f < lo || f > hi {
+			t.Fatalf("value %g (key %#x) outside [%g, %g]", f, b>>16, lo, hi)
+		}
+		if lo != 0 && (hi-lo)/math.Abs(lo) > 1.0/128 && lo > math.SmallestNonzeroFloat32*(1<<23) {
+			t.Fatalf("bucket %#x relative width %g > 2^-7", b>>16, (hi-lo)/math.Abs(lo))
+		}
+	}
+}
+
+func TestChannelStats(t *testing.T) {
+	// shape [2, 3, 2]: sample-major, channel, 2 positions.
+	x := []float32{
+		1, 2, -1, -2, 5, float32(math.NaN()),
+		3, 4, -3, -4, 7, 9,
+	}
+	mean, mx := channelStats(x, 2, 3, 2)
+	wantMean := []float32{2.5, -2.5, 7}
+	wantMax := []float32{4, -1, 9}
+	if !slices.Equal(mean, wantMean) || !slices.Equal(mx, wantMax) {
+		t.Fatalf("channel mean %v max %v, want %v %v", mean, mx, wantMean, wantMax)
+	}
+}
+
+func benchData(n int, relu bool) []float32 {
+	r := rand.New(rand.NewPCG(9, 9))
+	x := randNormal(r, n, 0, 1)
+	if relu {
+		for i, v := range x {
+			x[i] = max(v, 0)
+		}
+	}
+	return x
+}
+
+func BenchmarkStats(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		relu bool
+	}{{"normal", false}, {"relu", true}} {
+		x := benchData(1<<20, c.relu)
+		b.Run(c.name, func(b *testing.B) {
+			a := newAccumulator()
+			defer a.release()
+			b.SetBytes(int64(4 * len(x)))
+			b.ResetTimer()
+			for b.Loop() {
+				a.add(x)
+				a.result(true)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(x)), "ns/elem")
+		})
+	}
+}
+
+func BenchmarkStatsParts(b *testing.B) {
+	x := benchData(1<<20, false)
+	b.Run("hist", func(b *testing.B) {
+		a := newAccumulator()
+		for b.Loop() {
+			for i := 0; i < len(x); i += chunkLen {
+				histChunk(a.dense, x[i:i+chunkLen])
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(x)), "ns/elem")
+	})
+	b.Run("hist-go", func(b *testing.B) {
+		a := newAccumulator()
+		for b.Loop() {
+			for i := 0; i < len(x); i += chunkLen {
+				histChunkGo(a.dense, x[i:i+chunkLen])
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(x)), "ns/elem")
+	})
+	b.Run("moments", func(b *testing.B) {
+		a := newAccumulator()
+		for b.Loop() {
+			for i := 0; i < len(x); i += chunkLen {
+				a.momentsChunk(x[i : i+chunkLen])
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(x)), "ns/elem")
+	})
+	b.Run("moments-go", func(b *testing.B) {
+		for b.Loop() {
+			for i := 0; i < len(x); i += chunkLen {
+				momentsGo(x[i:i+chunkLen], 0)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(x)), "ns/elem")
+	})
+}
+
+// The assembly kernels (where present) agree with the Go ones.
+func TestKernelsAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{1, 7, 15, 16, 17, 100, 1024} {
+		x := randNormal(r, n, 1, 3)
+		for i := 0; i < n; i += 3 {
+			x[i] = 0
+		}
+		if n > 5 {
+			x[5] = float32(math.Copysign(0, -1))
+		}
+		h1, h2 := new([denseLen]uint32), new([denseLen]uint32)
+		histChunk(h1, x)
+		histChunkGo(h2, x)
+		fold := func(h *[denseLen]uint32) {
+			for r := 0; r < zeroRot; r++ {
+				h[0] += h[zeroBase+r]
+				h[0x8000] += h[zeroBase+0x8000+r]
+				h[zeroBase+r], h[zeroBase+0x8000+r] = 0, 0
+			}
+		}
+		fold(h1)
+		fold(h2)
+		if *h1 != *h2 {
+			t.Fatalf("n=%d: histChunk and histChunkGo differ", n)
+		}
+		s1, q1, mn1, mx1 := momentsFast(x, float64(x[0]))
+		s2, q2, mn2, mx2 := momentsGo(x, float64(x[0]))
+		if !closeRel(s1, s2, 1e-12, 1e-12) || !closeRel(q1, q2, 1e-12, 1e-12) || mn1 != mn2 || mx1 != mx2 {
+			t.Fatalf("n=%d: momentsFast %v %v %v %v, momentsGo %v %v %v %v", n, s1, q1, mn1, mx1, s2, q2, mn2, mx2)
+		}
+	}
+}
