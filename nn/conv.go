@@ -1,0 +1,221 @@
+package nn
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/actrec/actrec/nn/internal/gemm"
+)
+
+// Conv2dOptions configures a Conv2d layer. The zero value of each optional
+// field is PyTorch's default. Pairs are (height, width).
+type Conv2dOptions struct {
+	InChannels  int    // required
+	OutChannels int    // required
+	KernelSize  [2]int // required, both > 0
+	Stride      [2]int // zero value: 1
+	Padding     [2]int // zero-padding on both sides; zero value: 0
+	Dilation    [2]int // zero value: 1
+	Groups      int    // zero value: 1; must divide InChannels and OutChannels
+	NoBias      bool   // PyTorch bias=False: no bias parameter
+}
+
+// Conv2d is a 2-D convolution (cross-correlation) over NCHW input (PyTorch
+// nn.Conv2d), computed as im2col + GEMM, parallel over the batch.
+// Parameters: "weight" [OutChannels, InChannels/Groups, kH, kW] and "bias"
+// [OutChannels].
+type Conv2d struct {
+	Options Conv2dOptions // normalised: Stride, Dilation, Groups filled in
+	Weight  *Tensor
+	Bias    *Tensor // nil without bias
+}
+
+// NewConv2d returns a Conv2d layer with zero weights, or an error if the
+// options are inconsistent.
+func NewConv2d(o Conv2dOptions) (*Conv2d, error) {
+	for i := range 2 {
+		if o.Stride[i] == 0 {
+			o.Stride[i] = 1
+		}
+		if o.Dilation[i] == 0 {
+			o.Dilation[i] = 1
+		}
+	}
+	if o.Groups == 0 {
+		o.Groups = 1
+	}
+	switch {
+	case o.InChannels <= 0 || o.OutChannels <= 0:
+		return nil, fmt.Errorf("nn: Conv2d: in_channels %d and out_channels %d must be positive", o.InChannels, o.OutChannels)
+	case o.KernelSize[0] <= 0 || o.KernelSize[1] <= 0:
+		return nil, fmt.Errorf("nn: Conv2d: kernel_size %v must be positive", o.KernelSize)
+	case o.Stride[0] < 0 || o.Stride[1] < 0 || o.Dilation[0] < 0 || o.Dilation[1] < 0:
+		return nil, fmt.Errorf("nn: Conv2d: stride %v and dilation %v must be positive", o.Stride, o.Dilation)
+	case o.Padding[0] < 0 || o.Padding[1] < 0:
+		return nil, fmt.Errorf("nn: Conv2d: padding %v must not be negative", o.Padding)
+	case o.Groups < 0 || o.InChannels%o.Groups != 0 || o.OutChannels%o.Groups != 0:
+		return nil, fmt.Errorf("nn: Conv2d: groups %d must divide in_channels %d and out_channels %d", o.Groups, o.InChannels, o.OutChannels)
+	}
+	c := &Conv2d{Options: o, Weight: NewTensor(o.OutChannels, o.InChannels/o.Groups, o.KernelSize[0], o.KernelSize[1])}
+	if !o.NoBias {
+		c.Bias = NewTensor(o.OutChannels)
+	}
+	return c, nil
+}
+
+func (*Conv2d) Op() string { return "Conv2d" }
+
+// Params returns "weight" and, with a bias, "bias".
+func (c *Conv2d) Params() []Param {
+	ps := []Param{{"weight", c.Weight}}
+	if c.Bias != nil {
+		ps = append(ps, Param{"bias", c.Bias})
+	}
+	return ps
+}
+
+// convOut is the output size of a convolution or pooling window sweep.
+func convOut(in, k, s, p, d int) int {
+	return (in+2*p-d*(k-1)-1)/s + 1
+}
+
+func (c *Conv2d) OutputShape(in ...[]int) ([]int, error) {
+	x, err := oneShape("Conv2d", in)
+	if err != nil {
+		return nil, err
+	}
+	o := &c.Options
+	want := fmt.Sprintf("[N %d H W]", o.InChannels)
+	if len(x) != 4 || x[1] != o.InChannels {
+		return nil, shapeErr("Conv2d", want, x)
+	}
+	ho := convOut(x[2], o.KernelSize[0], o.Stride[0], o.Padding[0], o.Dilation[0])
+	wo := convOut(x[3], o.KernelSize[1], o.Stride[1], o.Padding[1], o.Dilation[1])
+	if x[2]+2*o.Padding[0] < o.Dilation[0]*(o.KernelSize[0]-1)+1 || x[3]+2*o.Padding[1] < o.Dilation[1]*(o.KernelSize[1]-1)+1 || ho <= 0 || wo <= 0 {
+		eh := o.Dilation[0]*(o.KernelSize[0]-1) + 1 - 2*o.Padding[0]
+		ew := o.Dilation[1]*(o.KernelSize[1]-1) + 1 - 2*o.Padding[1]
+		return nil, shapeErr("Conv2d", fmt.Sprintf("[N %d H W] with H >= %d, W >= %d", o.InChannels, eh, ew), x)
+	}
+	return []int{x[0], o.OutChannels, ho, wo}, nil
+}
+
+func (c *Conv2d) Forward(in ...*Tensor) (*Tensor, error) {
+	x, err := oneInput("Conv2d", in)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.OutputShape(x.Shape)
+	if err != nil {
+		return nil, err
+	}
+	y := &Tensor{Shape: s, Data: make([]float32, s[0]*s[1]*s[2]*s[3])}
+	n := s[0]
+	if n == 0 {
+		return y, nil
+	}
+	if w := runtime.GOMAXPROCS(0); n >= w || w == 1 {
+		parallel(n, 1, func(lo, hi int) {
+			c.forwardSamples(x, y, lo, hi, false)
+		})
+	} else {
+		c.forwardSamples(x, y, 0, n, true)
+	}
+	return y, nil
+}
+
+// forwardSamples computes samples [lo, hi) of the output. par lets the
+// GEMM itself use several goroutines (used when the batch is smaller than
+// GOMAXPROCS).
+func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool) {
+	o := &c.Options
+	cin, h, w := x.Shape[1], x.Shape[2], x.Shape[3]
+	cout, ho, wo := y.Shape[1], y.Shape[2], y.Shape[3]
+	g := o.Groups
+	cg, og := cin/g, cout/g
+	kh, kw := o.KernelSize[0], o.KernelSize[1]
+	l := ho * wo
+	k := cg * kh * kw
+	direct := kh == 1 && kw == 1 && o.Stride == [2]int{1, 1} && o.Padding == [2]int{}
+	var colp *[]float32
+	if !direct {
+		colp = getBuf(k * l)
+		defer putBuf(colp)
+	}
+	for s := lo; s < hi; s++ {
+		for gi := 0; gi < g; gi++ {
+			src := x.Data[(s*cin+gi*cg)*h*w : (s*cin+(gi+1)*cg)*h*w]
+			dst := y.Data[(s*cout+gi*og)*l : (s*cout+(gi+1)*og)*l]
+			col := src
+			if !direct {
+				col = *colp
+				im2col(src, cg, h, w, kh, kw, o.Stride[0], o.Stride[1], o.Padding[0], o.Padding[1], o.Dilation[0], o.Dilation[1], ho, wo, col)
+			}
+			var beta float32
+			if c.Bias != nil {
+				for oc := 0; oc < og; oc++ {
+					b := c.Bias.Data[gi*og+oc]
+					row := dst[oc*l : (oc+1)*l]
+					for i := range row {
+						row[i] = b
+					}
+				}
+				beta = 1
+			}
+			wg := c.Weight.Data[gi*og*k : (gi+1)*og*k]
+			if par {
+				gemm.SgemmParallel(0, false, false, og, l, k, 1, wg, k, col, l, beta, dst, l)
+			} else {
+				gemm.Sgemm(false, false, og, l, k, 1, wg, k, col, l, beta, dst, l)
+			}
+		}
+	}
+}
+
+// im2col unfolds the [c, h, w] image src into the [c*kh*kw, ho*wo] matrix
+// col: row (ci*kh+ki)*kw+kj holds, for every output position, the input
+// value under kernel tap (ki, kj) of channel ci (zero in the padding).
+func im2col(src []float32, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo int, col []float32) {
+	l := ho * wo
+	r := 0
+	for ci := 0; ci < c; ci++ {
+		plane := src[ci*h*w : (ci+1)*h*w]
+		for ki := 0; ki < kh; ki++ {
+			for kj := 0; kj < kw; kj++ {
+				dst := col[r*l : (r+1)*l]
+				r++
+				ix0 := kj*dw - pw
+				// output columns whose input column is inside the image
+				olo, ohi := 0, wo
+				if ix0 < 0 {
+					olo = (-ix0 + sw - 1) / sw
+				}
+				if last := w - 1 - ix0; last < 0 {
+					ohi = 0
+				} else {
+					ohi = min(wo, last/sw+1)
+				}
+				if olo > ohi {
+					olo = ohi
+				}
+				for oy := 0; oy < ho; oy++ {
+					row := dst[oy*wo : (oy+1)*wo]
+					iy := oy*sh - ph + ki*dh
+					if iy < 0 || iy >= h {
+						clear(row)
+						continue
+					}
+					srow := plane[iy*w : (iy+1)*w]
+					clear(row[:olo])
+					if sw == 1 {
+						copy(row[olo:ohi], srow[ix0+olo:ix0+ohi])
+					} else {
+						for ox := olo; ox < ohi; ox++ {
+							row[ox] = srow[ix0+ox*sw]
+						}
+					}
+					clear(row[ohi:])
+				}
+			}
+		}
+	}
+}

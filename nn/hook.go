@@ -1,0 +1,273 @@
+package nn
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+)
+
+// ForwardHook is called after a module has run, with the module's inputs
+// and output. For a container, in holds the values its layers read from
+// outside the container (in order of first use) and out is the output of
+// its last layer; for the root "" they are the model's inputs and output.
+//
+// The tensors are valid only during the call: a hook that keeps data must
+// copy it. Hooks must not modify the tensors.
+type ForwardHook func(ctx context.Context, mod ModuleInfo, in []*Tensor, out *Tensor)
+
+// ForwardPreHook is called before a module runs, with its inputs (see
+// ForwardHook for containers and the root).
+type ForwardPreHook func(ctx context.Context, mod ModuleInfo, in []*Tensor)
+
+// HookHandle detaches a registered hook.
+type HookHandle struct {
+	m    *Model
+	id   uint64
+	done atomic.Bool
+}
+
+type hookEntry[F any] struct {
+	id uint64
+	fn F
+}
+
+// hookSet is an immutable snapshot of the registered hooks; the Model swaps
+// whole snapshots atomically so that Forward reads hooks without locking.
+type hookSet struct {
+	pre    [][]hookEntry[ForwardPreHook] // per module index
+	fwd    [][]hookEntry[ForwardHook]    // per module index
+	global []hookEntry[ForwardHook]
+}
+
+func (hs *hookSet) empty() bool {
+	if len(hs.global) > 0 {
+		return false
+	}
+	for i := range hs.pre {
+		if len(hs.pre[i]) > 0 || len(hs.fwd[i]) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// update applies fn to a copy of the current hook set and publishes it.
+func (m *Model) update(fn func(hs *hookSet)) {
+	m.hookMu.Lock()
+	defer m.hookMu.Unlock()
+	next := &hookSet{
+		pre: make([][]hookEntry[ForwardPreHook], len(m.mods)),
+		fwd: make([][]hookEntry[ForwardHook], len(m.mods)),
+	}
+	if cur := m.hooks.Load(); cur != nil {
+		copy(next.pre, cur.pre)
+		copy(next.fwd, cur.fwd)
+		next.global = cur.global
+	}
+	fn(next)
+	if next.empty() {
+		m.hooks.Store(nil)
+	} else {
+		m.hooks.Store(next)
+	}
+}
+
+func (m *Model) newHandle() *HookHandle {
+	m.hookID++
+	return &HookHandle{m: m, id: m.hookID}
+}
+
+func appendCopy[T any](s []T, v T) []T {
+	return append(append(make([]T, 0, len(s)+1), s...), v)
+}
+
+func without[T any](s []hookEntry[T], id uint64) []hookEntry[T] {
+	var out []hookEntry[T]
+	for _, e := range s {
+		if e.id != id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (m *Model) lookup(path string) (int, error) {
+	i, ok := m.index[path]
+	if !ok {
+		return 0, fmt.Errorf("nn: %s: no module %q; valid paths: %s", m.name, path, m.validPaths())
+	}
+	return i, nil
+}
+
+// RegisterForwardHook registers h to run after the module at path ("" for
+// the whole model) on every Forward call. It returns an error listing the
+// valid paths if there is no such module.
+func (m *Model) RegisterForwardHook(path string, h ForwardHook) (*HookHandle, error) {
+	i, err := m.lookup(path)
+	if err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, fmt.Errorf("nn: %s: nil hook", m.name)
+	}
+	var hd *HookHandle
+	m.update(func(hs *hookSet) {
+		hd = m.newHandle()
+		hs.fwd[i] = appendCopy(hs.fwd[i], hookEntry[ForwardHook]{hd.id, h})
+	})
+	return hd, nil
+}
+
+// RegisterForwardPreHook registers h to run before the module at path (""
+// for the whole model) on every Forward call.
+func (m *Model) RegisterForwardPreHook(path string, h ForwardPreHook) (*HookHandle, error) {
+	i, err := m.lookup(path)
+	if err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, fmt.Errorf("nn: %s: nil hook", m.name)
+	}
+	var hd *HookHandle
+	m.update(func(hs *hookSet) {
+		hd = m.newHandle()
+		hs.pre[i] = appendCopy(hs.pre[i], hookEntry[ForwardPreHook]{hd.id, h})
+	})
+	return hd, nil
+}
+
+// RegisterGlobalHook registers h to run after every module: each leaf, each
+// container after its last leaf, and the root "" last. For one module,
+// module-specific hooks run before global ones; hooks of the same kind run
+// in registration order. A nil h is ignored (its handle does nothing).
+func (m *Model) RegisterGlobalHook(h ForwardHook) *HookHandle {
+	var hd *HookHandle
+	m.update(func(hs *hookSet) {
+		hd = m.newHandle()
+		if h != nil {
+			hs.global = appendCopy(hs.global, hookEntry[ForwardHook]{hd.id, h})
+		}
+	})
+	return hd
+}
+
+// Remove detaches the hook. Forward calls already running may still call it
+// once more. Remove is idempotent and safe for concurrent use.
+func (h *HookHandle) Remove() {
+	if h == nil || h.m == nil || h.done.Swap(true) {
+		return
+	}
+	h.m.update(func(hs *hookSet) {
+		for i := range hs.pre {
+			hs.pre[i] = without(hs.pre[i], h.id)
+			hs.fwd[i] = without(hs.fwd[i], h.id)
+		}
+		hs.global = without(hs.global, h.id)
+	})
+}
+
+type callIDKey struct{}
+
+// callIDs numbers Forward calls process-wide, so that ids are unique across
+// models too.
+var callIDs atomic.Uint64
+
+// CallID returns the id of the Model.Forward call whose hooks receive ctx:
+// unique among all Forward calls of the process, never 0. It returns 0 for a
+// context that does not come from Forward.
+func CallID(ctx context.Context) uint64 {
+	if ctx == nil {
+		return 0
+	}
+	id, _ := ctx.Value(callIDKey{}).(uint64)
+	return id
+}
+
+func (m *Model) gather(vals []*Tensor, ids []int) []*Tensor {
+	out := make([]*Tensor, len(ids))
+	for i, v := range ids {
+		out[i] = vals[v]
+	}
+	return out
+}
+
+func (m *Model) runPre(ctx context.Context, hs *hookSet, mod int, in []*Tensor) {
+	for _, e := range hs.pre[mod] {
+		e.fn(ctx, m.mods[mod], in)
+	}
+}
+
+func (m *Model) runFwd(ctx context.Context, hs *hookSet, mod int, in []*Tensor, out *Tensor) {
+	info := m.mods[mod]
+	for _, e := range hs.fwd[mod] {
+		e.fn(ctx, info, in, out)
+	}
+	for _, e := range hs.global {
+		e.fn(ctx, info, in, out)
+	}
+}
+
+// forwardHooked is Forward with at least one hook registered.
+func (m *Model) forwardHooked(ctx context.Context, hs *hookSet, vals []*Tensor) (*Tensor, error) {
+	ctx = context.WithValue(ctx, callIDKey{}, callIDs.Add(1))
+	inputs := make([]*Tensor, len(m.inputs))
+	for i, def := range m.inputs {
+		inputs[i] = vals[def.value]
+	}
+	m.runPre(ctx, hs, 0, inputs)
+	for li := range m.leaves {
+		l := &m.leaves[li]
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for _, c := range m.starts[li] {
+			if len(hs.pre[c]) > 0 {
+				m.runPre(ctx, hs, c, m.gather(vals, m.conts[c].ext))
+			}
+		}
+		args := m.gather(vals, l.in)
+		m.runPre(ctx, hs, l.mod, args)
+		out, err := l.layer.Forward(args...)
+		if err != nil {
+			return nil, m.wrap(l.mod, err)
+		}
+		vals[l.out] = out
+		if len(hs.fwd[l.mod])+len(hs.global) > 0 {
+			m.runFwd(ctx, hs, l.mod, args, out)
+		}
+		for _, c := range m.ends[li] {
+			if len(hs.fwd[c])+len(hs.global) > 0 {
+				m.runFwd(ctx, hs, c, m.gather(vals, m.conts[c].ext), vals[m.conts[c].out])
+			}
+		}
+		m.releaseHooked(vals, li, l)
+	}
+	out := vals[m.out]
+	m.runFwd(ctx, hs, 0, inputs, out)
+	return out, nil
+}
+
+// releaseHooked is release that keeps values still needed by an enclosing
+// container's hooks (its external inputs) until the container has ended.
+func (m *Model) releaseHooked(vals []*Tensor, li int, l *leaf) {
+	for _, v := range l.in {
+		if m.lastUse[v] == li && !m.neededByContainer(v, li) {
+			vals[v] = nil
+		}
+	}
+}
+
+func (m *Model) neededByContainer(v, li int) bool {
+	for ci := range m.conts {
+		c := &m.conts[ci]
+		if c.ext == nil || c.last <= li || c.first > li {
+			continue
+		}
+		for _, e := range c.ext {
+			if e == v {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,53 @@
+package nn
+
+import (
+	"runtime"
+	"sync"
+)
+
+// parallel calls fn on contiguous sub-ranges of [0, n) using up to
+// GOMAXPROCS goroutines (the caller's included), with at least grain items
+// per range. fn must be safe to call concurrently on disjoint ranges.
+func parallel(n, grain int, fn func(lo, hi int)) {
+	if grain < 1 {
+		grain = 1
+	}
+	w := runtime.GOMAXPROCS(0)
+	if m := n / grain; w > m {
+		w = m
+	}
+	if w <= 1 {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	chunk := (n + w - 1) / w
+	var wg sync.WaitGroup
+	for lo := chunk; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(lo, hi)
+		}()
+	}
+	fn(0, chunk)
+	wg.Wait()
+}
+
+// bufPool recycles float32 scratch buffers (im2col matrices).
+var bufPool sync.Pool
+
+func getBuf(n int) *[]float32 {
+	if p, ok := bufPool.Get().(*[]float32); ok {
+		if cap(*p) >= n {
+			*p = (*p)[:n]
+			return p
+		}
+	}
+	b := make([]float32, n)
+	return &b
+}
+
+func putBuf(p *[]float32) { bufPool.Put(p) }
