@@ -26,3 +26,13 @@ func kernelAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 //
 //go:noescape
 func kernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+// packB16Full copies kc rows of nr = 16 floats, ldb apart in b, to dst.
+func packB16Full(kc int, b []float32, ldb int, dst []float32) {
+	_ = b[(kc-1)*ldb+nr-1]
+	_ = dst[kc*nr-1]
+	packB16(kc, &b[0], ldb, &dst[0])
+}
+
+//go:noescape
+func packB16(kc int, src *float32, ldb int, dst *float32)

@@ -128,3 +128,24 @@ nobeta:
 	STORE(Y10, Y11, R12)
 	VZEROUPPER
 	RET
+
+// func packB16(kc int, src *float32, ldb int, dst *float32)
+// Copies kc rows of 16 floats, src rows ldb floats apart, to dst contiguously.
+TEXT ·packB16(SB), NOSPLIT, $0-32
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ ldb+16(FP), DX
+	MOVQ dst+24(FP), DI
+	SHLQ $2, DX
+
+packb16loop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    DX, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     packb16loop
+	VZEROUPPER
+	RET

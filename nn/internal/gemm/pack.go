@@ -54,11 +54,16 @@ func packB(trans bool, b []float32, ldb, pc, jc, kc, nc int, dst []float32) {
 		pan := dst[j0*kc : j0*kc+kc*nr]
 		if !trans {
 			// op(B) = B: row p of B holds the nr values of step p.
+			off := pc*ldb + jc + j0
+			if cols == nr {
+				packB16Full(kc, b[off:], ldb, pan)
+				continue
+			}
 			for p := 0; p < kc; p++ {
-				off := (pc+p)*ldb + jc + j0
 				d := pan[p*nr : p*nr+nr]
 				n := copy(d[:cols], b[off:off+cols])
 				clear(d[n:])
+				off += ldb
 			}
 			continue
 		}
@@ -73,5 +78,17 @@ func packB(trans bool, b []float32, ldb, pc, jc, kc, nc int, dst []float32) {
 				pan[p*nr+j] = v
 			}
 		}
+	}
+}
+
+// packB16Go is the portable packB16Full.
+func packB16Go(kc int, b []float32, ldb int, dst []float32) {
+	off := 0
+	for p := 0; p < kc; p++ {
+		s := b[off : off+nr : off+nr]
+		d := dst[p*nr : p*nr+nr : p*nr+nr]
+		d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
+		d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15] = s[8], s[9], s[10], s[11], s[12], s[13], s[14], s[15]
+		off += ldb
 	}
 }

@@ -1,0 +1,109 @@
+package gemm
+
+import (
+	"math/rand"
+	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// benchShapes are the recipe CNN's GEMMs at batch 64 (conv as im2col:
+// weights [out, in*3*3] × columns [in*3*3, H*W]) plus square references.
+var benchShapes = []struct {
+	name           string
+	transA, transB bool
+	m, n, k        int
+}{
+	{"conv1_c1", false, false, 32, 26 * 26, 9},
+	{"conv1_c3", false, false, 32, 26 * 26, 27},
+	{"conv1_c3_b64", false, false, 32, 64 * 26 * 26, 27},
+	{"conv2", false, false, 64, 11 * 11, 288},
+	{"conv2_b64", false, false, 64, 64 * 11 * 11, 288},
+	{"fc1", false, true, 64, 128, 1600},
+	{"fc2", false, true, 64, 10, 128},
+	{"sq256", false, false, 256, 256, 256},
+	{"sq1024", false, false, 1024, 1024, 1024},
+}
+
+type benchOperands struct {
+	a, b, c       []float32
+	lda, ldb, ldc int
+}
+
+func newBenchOperands(transA, transB bool, m, n, k int) benchOperands {
+	r := rand.New(rand.NewSource(1))
+	o := benchOperands{lda: k, ldb: n, ldc: n}
+	if transA {
+		o.lda = m
+	}
+	if transB {
+		o.ldb = k
+	}
+	o.a = randMatrix(r, m*k/o.lda, o.lda)
+	o.b = randMatrix(r, k*n/o.ldb, o.ldb)
+	o.c = randMatrix(r, m, o.ldc)
+	return o
+}
+
+func reportGFLOPS(b *testing.B, m, n, k int) {
+	b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkSgemm measures this package: serial (Sgemm), parallel
+// (SgemmParallel over GOMAXPROCS) and the portable kernel forced.
+func BenchmarkSgemm(b *testing.B) {
+	for _, s := range benchShapes {
+		o := newBenchOperands(s.transA, s.transB, s.m, s.n, s.k)
+		b.Run(s.name+"/serial", func(b *testing.B) {
+			for b.Loop() {
+				Sgemm(s.transA, s.transB, s.m, s.n, s.k, 1, o.a, o.lda, o.b, o.ldb, 0, o.c, o.ldc)
+			}
+			reportGFLOPS(b, s.m, s.n, s.k)
+		})
+		b.Run(s.name+"/parallel", func(b *testing.B) {
+			for b.Loop() {
+				SgemmParallel(0, s.transA, s.transB, s.m, s.n, s.k, 1, o.a, o.lda, o.b, o.ldb, 0, o.c, o.ldc)
+			}
+			reportGFLOPS(b, s.m, s.n, s.k)
+		})
+		if s.m*s.n*s.k <= 1<<26 {
+			b.Run(s.name+"/generic", func(b *testing.B) {
+				for b.Loop() {
+					sgemm(kernelGeneric, s.transA, s.transB, s.m, s.n, s.k, 1, o.a, o.lda, o.b, o.ldb, 0, o.c, o.ldc)
+				}
+				reportGFLOPS(b, s.m, s.n, s.k)
+			})
+		}
+	}
+}
+
+// BenchmarkGonum measures gonum's pure-Go blas32 Sgemm on the same shapes
+// (gonum splits large products over goroutines by itself).
+func BenchmarkGonum(b *testing.B) {
+	for _, s := range benchShapes {
+		o := newBenchOperands(s.transA, s.transB, s.m, s.n, s.k)
+		ta, tb := blas.NoTrans, blas.NoTrans
+		if s.transA {
+			ta = blas.Trans
+		}
+		if s.transB {
+			tb = blas.Trans
+		}
+		a := blas32.General{Rows: s.m, Cols: s.k, Stride: o.lda, Data: o.a}
+		if s.transA {
+			a.Rows, a.Cols = s.k, s.m
+		}
+		bm := blas32.General{Rows: s.k, Cols: s.n, Stride: o.ldb, Data: o.b}
+		if s.transB {
+			bm.Rows, bm.Cols = s.n, s.k
+		}
+		c := blas32.General{Rows: s.m, Cols: s.n, Stride: o.ldc, Data: o.c}
+		b.Run(s.name, func(b *testing.B) {
+			for b.Loop() {
+				blas32.Gemm(ta, tb, 1, a, bm, 0, c)
+			}
+			reportGFLOPS(b, s.m, s.n, s.k)
+		})
+	}
+}
