@@ -87,26 +87,32 @@ func keyRange(k uint16) (lo, hi float64) {
 	return a, b
 }
 
-// Quantile returns the midpoint of the bucket holding the element of
-// nearest rank ceil(q*N) (1-based; q<=0 gives the first element).
+// Quantile returns the q-quantile with linear interpolation between the
+// closest ranks (numpy's default), each rank read as its bucket's midpoint
+// (same definition as store.Histogram.Quantile).
 func (h histogram) Quantile(q float64) float64 {
 	n := h.Total()
-	if n == 0 {
+	if n == 0 || !(q >= 0 && q <= 1) {
 		return math.NaN()
 	}
-	r := uint64(math.Ceil(q * float64(n)))
-	if r < 1 {
-		r = 1
+	pos := q * float64(n-1)
+	lo := uint64(math.Floor(pos))
+	frac := pos - float64(lo)
+	a := h.rankMid(lo)
+	if frac == 0 || lo+1 >= n {
+		return a
 	}
-	if r > n {
-		r = n
-	}
-	var c uint64
-	for i, k := range h.Keys {
-		c += h.Counts[i]
-		if c >= r {
-			lo, hi := keyRange(k)
-			return (lo + hi) / 2
+	b := h.rankMid(lo + 1)
+	return a + (b-a)*frac
+}
+
+func (h histogram) rankMid(r uint64) float64 {
+	var cum uint64
+	for i, c := range h.Counts {
+		cum += c
+		if r < cum {
+			lo, hi := keyRange(h.Keys[i])
+			return lo + (hi-lo)/2
 		}
 	}
 	return math.NaN()
