@@ -1,0 +1,462 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Store is a directory of recorded runs: index.db plus segment files (FORMAT.md). It holds no
+// file open between operations: every call opens index.db, does one transaction and closes it,
+// so several processes can read a store while one process records into it.
+//
+// A Store is safe for concurrent use by multiple goroutines.
+type Store struct {
+	dir      string
+	opts     Options
+	readOnly bool
+	closed   atomic.Bool
+
+	// dbMu orders this process's own opens of index.db (bbolt's flock would otherwise make
+	// them poll each other); other processes are excluded by the flock.
+	dbMu sync.RWMutex
+
+	wmu     sync.Mutex
+	writers map[*Writer]struct{}
+}
+
+// Open opens the store in dir for reading and writing, creating it if needed. It checks the
+// format version (ErrVersion), marks runs whose writer died as crashed and salvages their
+// unfinished segments (FORMAT.md §9).
+func Open(dir string, opts Options) (*Store, error) {
+	registerExtensions()
+	s := &Store{dir: dir, opts: opts.withDefaults(), writers: map[*Writer]struct{}{}}
+	if err := os.MkdirAll(filepath.Join(dir, segmentsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	err := s.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil && tx.Bucket(bucketRuns) == nil {
+			return initIndex(tx)
+		}
+		if err := checkVersion(tx); err != nil {
+			return err
+		}
+		return s.recover(tx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// OpenReadOnly opens an existing store for reading; it never writes. Runs whose writer died
+// are reported as crashed, but not salvaged (a read-write Open does that).
+func OpenReadOnly(dir string) (*Store, error) {
+	registerExtensions()
+	s := &Store{dir: dir, opts: DefaultOptions(), readOnly: true}
+	if _, err := os.Stat(filepath.Join(dir, indexFile)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("store: open %s: no %s: %w", dir, indexFile, ErrNotFound)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	if err := s.view(checkVersion); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Close closes the store. Writers still open are closed as interrupted.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.wmu.Lock()
+	ws := make([]*Writer, 0, len(s.writers))
+	for w := range s.writers {
+		ws = append(ws, w)
+	}
+	s.wmu.Unlock()
+	var errs []error
+	for _, w := range ws {
+		if err := w.Close(StateInterrupted); err != nil && !errors.Is(err, ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func initIndex(tx *bolt.Tx) error {
+	for _, b := range [][]byte{bucketMeta, bucketNames, bucketRuns, bucketLayers, bucketSegments, bucketEntries, bucketBatches} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	m := tx.Bucket(bucketMeta)
+	v := make([]byte, 4)
+	binary.BigEndian.PutUint32(v, formatVersion)
+	if err := m.Put(keyFormat, []byte(formatName)); err != nil {
+		return err
+	}
+	return m.Put(keyVersion, v)
+}
+
+func checkVersion(tx *bolt.Tx) error {
+	m := tx.Bucket(bucketMeta)
+	if m == nil {
+		return fmt.Errorf("%w: %s has no meta bucket (not an actrec store?)", ErrVersion, indexFile)
+	}
+	if f := m.Get(keyFormat); !bytes.Equal(f, []byte(formatName)) {
+		return fmt.Errorf("%w: format %q, want %q", ErrVersion, f, formatName)
+	}
+	v := m.Get(keyVersion)
+	if len(v) != 4 {
+		return fmt.Errorf("%w: version value of %d bytes", ErrVersion, len(v))
+	}
+	if n := binary.BigEndian.Uint32(v); n != formatVersion {
+		return fmt.Errorf("%w: store has format version %d, this code reads version %d", ErrVersion, n, formatVersion)
+	}
+	for _, b := range [][]byte{bucketNames, bucketRuns, bucketLayers, bucketSegments, bucketEntries, bucketBatches} {
+		if tx.Bucket(b) == nil {
+			return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("bucket %q missing", b)}
+		}
+	}
+	return nil
+}
+
+func (s *Store) openDB(readOnly bool) (*bolt.DB, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	path := filepath.Join(s.dir, indexFile)
+	db, err := bolt.Open(path, 0o644, &bolt.Options{
+		Timeout:  s.opts.LockTimeout,
+		ReadOnly: readOnly,
+		NoSync:   s.opts.NoSync,
+	})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s is held by another process for longer than %v", ErrLocked, path, s.opts.LockTimeout)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum):
+		return nil, &CorruptionError{File: indexFile, Offset: 0, Err: err}
+	case errors.Is(err, berrors.ErrVersionMismatch):
+		return nil, fmt.Errorf("%w: %s: bbolt %v", ErrVersion, indexFile, err)
+	case err != nil:
+		return nil, err
+	}
+	return db, nil
+}
+
+// view runs fn in a read transaction of a freshly opened, read-only index.
+func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	db, err := s.openDB(true)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	return db.View(fn)
+}
+
+// update runs fn in a write transaction of a freshly opened index, closed afterwards.
+func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	db, err := s.openDB(false)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	return db.Update(fn)
+}
+
+func (s *Store) runDir(id uint64) string {
+	return filepath.Join(s.dir, segmentsDir, runDirName(id))
+}
+
+func segRel(id uint64, seq uint32) string {
+	return filepath.Join(segmentsDir, runDirName(id), segFileName(seq))
+}
+
+// lookupRun finds a run record by name.
+func lookupRun(tx *bolt.Tx, name string) (runRecord, error) {
+	idb := tx.Bucket(bucketNames).Get([]byte(name))
+	if idb == nil {
+		return runRecord{}, fmt.Errorf("run %q: %w", name, ErrNotFound)
+	}
+	if len(idb) != 8 {
+		return runRecord{}, &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("names/%q: id of %d bytes", name, len(idb))}
+	}
+	id := binary.BigEndian.Uint64(idb)
+	v := tx.Bucket(bucketRuns).Get(runKey(id))
+	if v == nil {
+		return runRecord{}, &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("run %q: id %d has no run record", name, id)}
+	}
+	r, err := decodeRun(v)
+	if err != nil {
+		return runRecord{}, &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("run %q: %w", name, err)}
+	}
+	if r.ID != id || r.Info.Name != name {
+		return runRecord{}, &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("run %q: record of %q id %d", name, r.Info.Name, r.ID)}
+	}
+	return r, nil
+}
+
+// runLayers returns the layer records of a run indexed by layer id.
+func runLayers(tx *bolt.Tx, id uint64) ([]layerRecord, error) {
+	var ls []layerRecord
+	c := tx.Bucket(bucketLayers).Cursor()
+	prefix := runKey(id)
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) != 12 || binary.BigEndian.Uint32(k[8:]) != uint32(len(ls)) {
+			return nil, &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("layers key %x out of sequence", k)}
+		}
+		l, err := decodeLayer(v)
+		if err != nil {
+			return nil, &CorruptionError{File: indexFile, Offset: -1, Err: err}
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+func findLayer(ls []layerRecord, path string) (uint32, bool) {
+	for i, l := range ls {
+		if l.Path == path {
+			return uint32(i), true
+		}
+	}
+	return 0, false
+}
+
+func (s *Store) summary(r runRecord) RunSummary {
+	info := r.Info
+	if info.State == StateRecording && runLockFree(filepath.Join(s.runDir(r.ID), "LOCK")) {
+		info.State = StateCrashed
+	}
+	return RunSummary{RunInfo: info, Batches: r.Batches, Layers: r.Layers, Entries: r.Entries, Bytes: r.Bytes}
+}
+
+// Runs lists all runs, sorted by creation time then name.
+func (s *Store) Runs() ([]RunSummary, error) {
+	var out []RunSummary
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+			r, err := decodeRun(v)
+			if err != nil {
+				return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("runs/%x: %w", k, err)}
+			}
+			out = append(out, s.summary(r))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: runs: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// Run returns one run; ErrNotFound if there is none of that name.
+func (s *Store) Run(name string) (RunSummary, error) {
+	var out RunSummary
+	err := s.view(func(tx *bolt.Tx) error {
+		r, err := lookupRun(tx, name)
+		if err != nil {
+			return err
+		}
+		out = s.summary(r)
+		return nil
+	})
+	if err != nil {
+		return RunSummary{}, fmt.Errorf("store: %w", err)
+	}
+	return out, nil
+}
+
+// Layers lists the layers of a run in execution order.
+func (s *Store) Layers(run string) ([]LayerSummary, error) {
+	var out []LayerSummary
+	err := s.view(func(tx *bolt.Tx) error {
+		r, err := lookupRun(tx, run)
+		if err != nil {
+			return err
+		}
+		ls, err := runLayers(tx, r.ID)
+		if err != nil {
+			return err
+		}
+		for _, l := range ls {
+			out = append(out, LayerSummary{LayerInfo: l.info(), StatsBatches: l.StatsBatches, TensorBatches: l.TensorBatches, Bytes: l.Bytes})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: layers: %w", err)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Order < out[j].Order })
+	return out, nil
+}
+
+// deletePrefix deletes every key of bucket b starting with prefix.
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteRun removes a run from the index, then its segment files. A run being recorded by a
+// live writer cannot be deleted (ErrLocked).
+func (s *Store) DeleteRun(name string) error {
+	var id uint64
+	err := s.update(func(tx *bolt.Tx) error {
+		r, err := lookupRun(tx, name)
+		if err != nil {
+			return err
+		}
+		id = r.ID
+		lk, err := tryLockRun(filepath.Join(s.runDir(id), "LOCK"))
+		if err != nil {
+			if errors.Is(err, ErrLocked) {
+				return err
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		defer lk.release()
+		prefix := runKey(id)
+		for _, b := range [][]byte{bucketLayers, bucketSegments, bucketEntries, bucketBatches} {
+			if err := deletePrefix(tx.Bucket(b), prefix); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketRuns).Delete(prefix); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketNames).Delete([]byte(name))
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete run: %w", err)
+	}
+	if err := os.RemoveAll(s.runDir(id)); err != nil {
+		return fmt.Errorf("store: delete run %q: %w (Reclaim will retry)", name, err)
+	}
+	return nil
+}
+
+// Reclaim removes segment directories of deleted runs and segment files no index entry refers
+// to (left by crashes), and returns the number of bytes freed.
+func (s *Store) Reclaim() (int64, error) {
+	var freed int64
+	err := s.update(func(tx *bolt.Tx) error {
+		ents, err := os.ReadDir(filepath.Join(s.dir, segmentsDir))
+		if err != nil {
+			return err
+		}
+		for _, de := range ents {
+			path := filepath.Join(s.dir, segmentsDir, de.Name())
+			id, ok := parseRunDirName(de.Name())
+			if !ok || !de.IsDir() {
+				continue // not ours: never delete what we did not create
+			}
+			rv := tx.Bucket(bucketRuns).Get(runKey(id))
+			if rv == nil {
+				freed += dirSize(path)
+				if err := os.RemoveAll(path); err != nil {
+					return err
+				}
+				continue
+			}
+			// a live writer owns its files
+			lk, err := tryLockRun(filepath.Join(path, "LOCK"))
+			if err != nil {
+				continue
+			}
+			files, _ := os.ReadDir(path)
+			for _, f := range files {
+				seq, ok := parseSegFileName(f.Name())
+				tmp := strings.HasSuffix(f.Name(), ".arrow.tmp")
+				if !tmp && (!ok || tx.Bucket(bucketSegments).Get(segKey(id, seq)) != nil) {
+					continue
+				}
+				if info, err := f.Info(); err == nil {
+					freed += info.Size()
+				}
+				_ = os.Remove(filepath.Join(path, f.Name()))
+			}
+			lk.release()
+		}
+		return nil
+	})
+	if err != nil {
+		return freed, fmt.Errorf("store: reclaim: %w", err)
+	}
+	return freed, nil
+}
+
+func parseRunDirName(name string) (uint64, bool) {
+	if len(name) != 16 {
+		return 0, false
+	}
+	var id uint64
+	for _, c := range name {
+		switch {
+		case c >= '0' && c <= '9':
+			id = id<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			id = id<<4 | uint64(c-'a'+10)
+		default:
+			return 0, false
+		}
+	}
+	return id, true
+}
+
+func dirSize(path string) int64 {
+	var n int64
+	_ = filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

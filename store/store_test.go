@@ -1,0 +1,127 @@
+package store
+
+import (
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+)
+
+func testOptions() Options {
+	o := DefaultOptions()
+	o.FlushInterval = -1
+	o.NoSync = true
+	return o
+}
+
+func testLayers() []LayerInfo {
+	return []LayerInfo{
+		{Path: "conv1", Op: "Conv2d", Shape: []int{2, 3, 3}, Order: 0},
+		{Path: "fc", Op: "Linear", Shape: []int{4}, Order: 1},
+	}
+}
+
+func tensorRow(batch int64, sample int32, n int) TensorRow {
+	d := make([]float32, n)
+	for i := range d {
+		d[i] = float32(batch)*1000 + float32(sample)*10 + float32(i)/8
+	}
+	return TensorRow{Batch: batch, Sample: sample, DatasetIndex: batch*100 + int64(sample), Data: d}
+}
+
+func statsRow(batch int64) StatsRow {
+	return StatsRow{
+		Batch: batch, Count: 18, Mean: 0.5 + float64(batch), Std: 1.25, Min: -3, Max: 4, L2: 7, ZeroFrac: 0.125,
+		NaN: 1, Inf: 2, Percentiles: [7]float64{-2, -1, 0, 0.5, 1, 2, 3},
+		Hist:        HistogramFromCounts(map[uint16]uint64{0x3f80: 3, 0xbf80: 2, 0x0000: 9}),
+		ChannelMean: []float32{1, 2},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, c := range []Compression{None, LZ4, Zstd} {
+		t.Run(c.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			opts := testOptions()
+			opts.Compression = c
+			s, err := Open(dir, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := s.CreateRun(RunInfo{Name: "r1", Model: "m", Tags: map[string]string{"k": "v"}}, testLayers())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for b := int64(0); b < 5; b++ {
+				if err := w.AppendStats("conv1", statsRow(b)); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.AppendTensors("conv1", tensorRow(b, 0, 18), tensorRow(b, 1, 18)); err != nil {
+					t.Fatal(err)
+				}
+				if b%2 == 1 {
+					if err := w.Flush(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := w.Close(StateComplete); err != nil {
+				t.Fatal(err)
+			}
+			rs, err := s.Run("r1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rs.State != StateComplete || rs.Batches != 5 || rs.Layers != 2 || rs.Tags["k"] != "v" {
+				t.Fatalf("run summary %+v", rs)
+			}
+			st, err := s.Stats("r1", "conv1", BatchRange{From: 1, To: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st) != 3 {
+				t.Fatalf("%d stats rows", len(st))
+			}
+			for i, r := range st {
+				want := statsRow(int64(i + 1))
+				if !reflect.DeepEqual(r, want) {
+					t.Fatalf("stats row %d:\n got %+v\nwant %+v", i, r, want)
+				}
+			}
+			var n int
+			err = s.Tensors("r1", "conv1", BatchRange{}, func(r TensorRow) error {
+				want := tensorRow(int64(n/2), int32(n%2), 18)
+				if !reflect.DeepEqual(r, want) {
+					t.Fatalf("tensor row %d: got %+v want %+v", n, r, want)
+				}
+				n++
+				return nil
+			})
+			if err != nil || n != 10 {
+				t.Fatalf("tensors: %d rows, err %v", n, err)
+			}
+			if _, err := s.Stats("r1", "nope", BatchRange{}); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("unknown layer: %v", err)
+			}
+			if _, err := s.Run("nope"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("unknown run: %v", err)
+			}
+		})
+	}
+}
+
+func TestHistogramQuantile(t *testing.T) {
+	counts := map[uint16]uint64{}
+	for i := 1; i <= 1000; i++ {
+		k, _ := HistogramKey(float32(i))
+		counts[k]++
+	}
+	h := HistogramFromCounts(counts)
+	if h.Total() != 1000 {
+		t.Fatal(h.Total())
+	}
+	got := h.Quantile(0.5)
+	if math.Abs(got-500.5)/500.5 > 1.0/128 {
+		t.Fatalf("median %v", got)
+	}
+}

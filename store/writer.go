@@ -1,0 +1,660 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Writer records one run. Rows are buffered in memory and written, fsynced and committed to
+// the index at every flush: each Options.FlushInterval (by a goroutine of the Writer), when
+// Options.MaxBufferBytes are buffered, and on Flush and Close. Only data committed by a flush
+// is visible to readers and survives a crash.
+//
+// A Writer is safe for concurrent use by multiple goroutines; calls are serialized. Errors of
+// a background flush are returned by the next call. There is at most one Writer per run, in
+// any process (ErrLocked otherwise).
+type Writer struct {
+	s      *Store
+	id     uint64
+	name   string
+	dir    string
+	lock   *runLock
+	layers []layerRecord
+	byPath map[string]uint32
+	sizes  []int // elements per tensor row, per layer
+	paths  []string
+
+	mu       sync.Mutex
+	info     RunInfo
+	infoDiry bool
+	statsBuf statsBuffer
+	tensBuf  []tensorBuffer
+	stats    *segWriter   // open stats segment
+	tensors  []*segWriter // open tensor segment per layer
+	nextSeq  uint32
+	newFiles bool
+	pending  []pendingEntry
+	dirty    map[*segWriter]bool // segments whose record must be committed
+	buffered int64
+	err      error // sticky write error
+	bgErr    error // error of a background flush, reported once
+	closed   bool
+
+	written atomic.Int64 // bytes written to segments
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type pendingEntry struct {
+	layer uint32
+	kind  byte
+	batch int64
+	e     entry
+	bytes int64
+}
+
+// CreateRun creates a run and returns its Writer. info.Name must be a valid, unused name
+// (ErrInvalidName, ErrRunExists); Created, Host and GoVersion are filled in when empty; State
+// is set to recording. layers are the layers that will be recorded, each with a unique valid
+// path and its per-sample output shape.
+func (s *Store) CreateRun(info RunInfo, layers []LayerInfo) (*Writer, error) {
+	if s.readOnly {
+		return nil, fmt.Errorf("store: create run: %w", ErrReadOnly)
+	}
+	if err := validName(info.Name); err != nil {
+		return nil, fmt.Errorf("store: create run: run name: %w", err)
+	}
+	for k := range info.Tags {
+		if err := validName(k); err != nil {
+			return nil, fmt.Errorf("store: create run %q: tag key: %w", info.Name, err)
+		}
+	}
+	w := &Writer{s: s, name: info.Name, byPath: map[string]uint32{}, dirty: map[*segWriter]bool{}}
+	for i, l := range layers {
+		if err := validName(l.Path); err != nil {
+			return nil, fmt.Errorf("store: create run %q: layer %d: %w", info.Name, i, err)
+		}
+		if _, dup := w.byPath[l.Path]; dup {
+			return nil, fmt.Errorf("store: create run %q: layer %q listed twice: %w", info.Name, l.Path, ErrInvalidName)
+		}
+		n, err := shapeSize(l.Shape)
+		if err != nil {
+			return nil, fmt.Errorf("store: create run %q: layer %q: %w", info.Name, l.Path, err)
+		}
+		w.byPath[l.Path] = uint32(i)
+		w.sizes = append(w.sizes, n)
+		w.paths = append(w.paths, l.Path)
+		w.layers = append(w.layers, layerRecord{V: formatVersion, Path: l.Path, Op: l.Op, Shape: append([]int{}, l.Shape...), Order: l.Order})
+	}
+	w.tensBuf = make([]tensorBuffer, len(layers))
+	for i := range w.tensBuf {
+		w.tensBuf[i].n = w.sizes[i]
+	}
+	w.tensors = make([]*segWriter, len(layers))
+	if info.Created.IsZero() {
+		info.Created = time.Now().UTC()
+	}
+	if info.Host == "" {
+		info.Host, _ = os.Hostname()
+	}
+	if info.GoVersion == "" {
+		info.GoVersion = runtime.Version()
+	}
+	info.State = StateRecording
+	info.Finished = time.Time{}
+	info.Tags = maps.Clone(info.Tags)
+	info.Meta = maps.Clone(info.Meta)
+	w.info = info
+
+	err := s.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketNames).Get([]byte(info.Name)) != nil {
+			return fmt.Errorf("run %q: %w", info.Name, ErrRunExists)
+		}
+		id, err := tx.Bucket(bucketNames).NextSequence()
+		if err != nil {
+			return err
+		}
+		w.id = id
+		w.dir = s.runDir(id)
+		if err := os.MkdirAll(w.dir, 0o755); err != nil {
+			return err
+		}
+		lk, err := tryLockRun(filepath.Join(w.dir, "LOCK"))
+		if err != nil {
+			return err
+		}
+		w.lock = lk
+		if !s.opts.NoSync {
+			if err := syncDir(filepath.Dir(w.dir)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketNames).Put([]byte(info.Name), runKey(id)); err != nil {
+			return err
+		}
+		for i, l := range w.layers {
+			v, err := json.Marshal(l)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketLayers).Put(layerKey(id, uint32(i)), v); err != nil {
+				return err
+			}
+		}
+		return putRun(tx, runRecord{V: formatVersion, ID: id, Info: info, Layers: len(layers)})
+	})
+	if err != nil {
+		w.lock.release()
+		return nil, fmt.Errorf("store: create run: %w", err)
+	}
+	s.wmu.Lock()
+	s.writers[w] = struct{}{}
+	s.wmu.Unlock()
+	if s.opts.FlushInterval > 0 {
+		w.stop, w.done = make(chan struct{}), make(chan struct{})
+		go w.loop(s.opts.FlushInterval)
+	}
+	return w, nil
+}
+
+func putRun(tx *bolt.Tx, r runRecord) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketRuns).Put(runKey(r.ID), v)
+}
+
+func (w *Writer) loop(every time.Duration) {
+	defer close(w.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			w.mu.Lock()
+			if !w.closed && w.err == nil {
+				if err := w.flushLocked(false); err != nil && w.bgErr == nil {
+					w.bgErr = err
+				}
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// Name returns the run's name.
+func (w *Writer) Name() string { return w.name }
+
+func (w *Writer) checkLocked() error {
+	if w.closed {
+		return fmt.Errorf("store: run %q: writer %w", w.name, ErrClosed)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.bgErr; err != nil {
+		w.bgErr = nil
+		return err
+	}
+	return nil
+}
+
+func (w *Writer) layer(path string) (uint32, error) {
+	id, ok := w.byPath[path]
+	if !ok {
+		return 0, fmt.Errorf("store: run %q: layer %q: %w", w.name, path, ErrNotFound)
+	}
+	return id, nil
+}
+
+// AppendStats buffers stats rows of one layer.
+func (w *Writer) AppendStats(layer string, rows ...StatsRow) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.checkLocked(); err != nil {
+		return err
+	}
+	id, err := w.layer(layer)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if len(r.Hist.Keys) != len(r.Hist.Counts) {
+			return fmt.Errorf("store: run %q layer %q batch %d: histogram has %d keys, %d counts: %w", w.name, layer, r.Batch, len(r.Hist.Keys), len(r.Hist.Counts), ErrShape)
+		}
+	}
+	before := w.statsBuf.bytes
+	for _, r := range rows {
+		w.statsBuf.add(id, r)
+	}
+	w.buffered += w.statsBuf.bytes - before
+	return w.maybeFlushLocked()
+}
+
+// AppendTensors buffers tensor rows of one layer; each row's Data must have the layer's
+// per-sample size (ErrShape). Data is copied, so the caller may reuse it after the call.
+func (w *Writer) AppendTensors(layer string, rows ...TensorRow) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.checkLocked(); err != nil {
+		return err
+	}
+	id, err := w.layer(layer)
+	if err != nil {
+		return err
+	}
+	n := w.sizes[id]
+	for _, r := range rows {
+		if len(r.Data) != n {
+			return fmt.Errorf("store: run %q layer %q batch %d sample %d: %d values, shape %v has %d: %w",
+				w.name, layer, r.Batch, r.Sample, len(r.Data), w.layers[id].Shape, n, ErrShape)
+		}
+	}
+	b := &w.tensBuf[id]
+	before := b.bytes()
+	for _, r := range rows {
+		b.add(r)
+	}
+	w.buffered += b.bytes() - before
+	return w.maybeFlushLocked()
+}
+
+func (w *Writer) maybeFlushLocked() error {
+	if w.buffered < w.s.opts.MaxBufferBytes {
+		return nil
+	}
+	return w.flushLocked(false)
+}
+
+// UpdateRun changes the run's info (tags, meta, config...) at the next flush. Name, State,
+// Created and Finished are managed by the store; changes to them are ignored.
+func (w *Writer) UpdateRun(fn func(*RunInfo)) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.checkLocked(); err != nil {
+		return err
+	}
+	info := w.info
+	info.Tags = maps.Clone(w.info.Tags)
+	info.Meta = maps.Clone(w.info.Meta)
+	fn(&info)
+	for k := range info.Tags {
+		if err := validName(k); err != nil {
+			return fmt.Errorf("store: run %q: tag key: %w", w.name, err)
+		}
+	}
+	info.Name, info.State, info.Created, info.Finished = w.info.Name, w.info.State, w.info.Created, w.info.Finished
+	w.info = info
+	w.infoDiry = true
+	return nil
+}
+
+// Flush writes buffered rows, fsyncs them and commits the index, so that readers see them and
+// they survive a crash.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.checkLocked(); err != nil {
+		return err
+	}
+	return w.flushLocked(false)
+}
+
+// BytesWritten returns the bytes of row data accepted so far: written to segment files plus
+// buffered for the next flush. Recorders use it for storage budgets.
+func (w *Writer) BytesWritten() int64 {
+	w.mu.Lock()
+	b := w.buffered
+	w.mu.Unlock()
+	return w.written.Load() + b
+}
+
+// Close flushes, seals the run's segments, records state (complete or interrupted; anything
+// else is stored as interrupted) and the finish time, and releases the run. The run's data is
+// committed even if Close returns an error from an earlier background flush.
+func (w *Writer) Close(state RunState) error {
+	if w.stop != nil {
+		select {
+		case <-w.stop:
+		default:
+			close(w.stop)
+		}
+		<-w.done
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return fmt.Errorf("store: run %q: writer %w", w.name, ErrClosed)
+	}
+	w.closed = true
+	defer func() {
+		w.s.wmu.Lock()
+		delete(w.s.writers, w)
+		w.s.wmu.Unlock()
+		for _, sw := range w.openSegments() {
+			sw.close()
+		}
+		w.lock.release()
+	}()
+	if state != StateComplete {
+		state = StateInterrupted
+	}
+	if w.err != nil {
+		return w.err
+	}
+	w.info.State = state
+	w.info.Finished = time.Now().UTC()
+	w.infoDiry = true
+	var err error
+	for try := 0; try < 5; try++ { // another process may hold the index briefly
+		if err = w.flushLocked(true); !errors.Is(err, ErrLocked) || w.err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = w.bgErr
+	}
+	return err
+}
+
+func (w *Writer) openSegments() []*segWriter {
+	var out []*segWriter
+	if w.stats != nil {
+		out = append(out, w.stats)
+	}
+	for _, t := range w.tensors {
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// segmentFor returns the open segment for (kind, layer), creating it.
+func (w *Writer) segmentFor(kind byte, layer uint32) (*segWriter, error) {
+	slot := &w.stats
+	if kind == kindTensor {
+		slot = &w.tensors[layer]
+	}
+	if *slot != nil {
+		return *slot, nil
+	}
+	var schema *arrow.Schema
+	if kind == kindStats {
+		schema, layer = statsSchema(w.name), 0
+	} else {
+		var err error
+		if schema, err = tensorSchema(w.name, w.paths[layer], w.layers[layer].Shape); err != nil {
+			return nil, err
+		}
+	}
+	seq := w.nextSeq
+	rel := segRel(w.id, seq)
+	sw, err := createSegment(filepath.Join(w.s.dir, rel), rel, seq, kind, layer, schema, w.s.opts.Compression)
+	if err != nil {
+		return nil, err
+	}
+	w.nextSeq++
+	w.newFiles = true
+	*slot = sw
+	return sw, nil
+}
+
+// flushLocked: write buffered rows as record batches, roll segments, fsync, then commit the
+// index (FORMAT.md §7). Write errors are sticky; an index commit error (ErrLocked) is not: the
+// entries stay pending and are committed by the next flush.
+func (w *Writer) flushLocked(closing bool) error {
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.writeBuffersLocked(closing); err != nil {
+		w.err = fmt.Errorf("store: run %q: %w", w.name, err)
+		return w.err
+	}
+	if len(w.pending) == 0 && len(w.dirty) == 0 && !w.infoDiry {
+		return nil
+	}
+	if err := w.s.update(w.commit); err != nil {
+		if errors.Is(err, ErrLocked) {
+			return fmt.Errorf("store: run %q: commit: %w", w.name, err)
+		}
+		w.err = fmt.Errorf("store: run %q: commit: %w", w.name, err)
+		return w.err
+	}
+	w.pending = w.pending[:0]
+	w.infoDiry = false
+	for sw := range w.dirty {
+		if sw.sealed {
+			sw.close()
+		}
+	}
+	clear(w.dirty)
+	return nil
+}
+
+func (w *Writer) writeBuffersLocked(closing bool) error {
+	if w.statsBuf.rows != nil && len(w.statsBuf.rows) > 0 {
+		sw, err := w.segmentFor(kindStats, 0)
+		if err != nil {
+			return err
+		}
+		rec := w.statsBuf.record(memory.DefaultAllocator, sw.schema, w.paths)
+		err = w.appendRecord(sw, rec, func(i int) (uint32, int64) { return w.statsBuf.layers[i], w.statsBuf.rows[i].Batch }, true)
+		rec.Release()
+		if err != nil {
+			return err
+		}
+		w.statsBuf.reset()
+	}
+	for id := range w.tensBuf {
+		b := &w.tensBuf[id]
+		if b.len() == 0 {
+			continue
+		}
+		sw, err := w.segmentFor(kindTensor, uint32(id))
+		if err != nil {
+			return err
+		}
+		rec := b.record(sw.schema, w.paths[id])
+		err = w.appendRecord(sw, rec, func(i int) (uint32, int64) { return uint32(id), b.batch[i] }, false)
+		rec.Release()
+		if err != nil {
+			return err
+		}
+		b.reset()
+	}
+	w.buffered = 0
+	// roll and sync
+	now := time.Now()
+	for _, sw := range w.openSegments() {
+		if closing || sw.cw.n >= w.s.opts.SegmentMaxBytes || now.Sub(sw.opened) >= w.s.opts.SegmentMaxAge {
+			if sw.records == 0 {
+				sw.close()
+				os.Remove(filepath.Join(w.s.dir, sw.rel))
+				w.detach(sw)
+				continue
+			}
+			if err := sw.seal(); err != nil {
+				return err
+			}
+			w.dirty[sw] = true
+			w.detach(sw)
+		}
+	}
+	for sw := range w.dirty {
+		if sw.synced != sw.cw.n {
+			before := sw.synced
+			if err := sw.sync(w.s.opts.NoSync); err != nil {
+				return err
+			}
+			w.written.Add(sw.synced - before)
+		}
+	}
+	if w.newFiles && !w.s.opts.NoSync {
+		if err := syncDir(w.dir); err != nil {
+			return fmt.Errorf("fsync %s: %w", w.dir, err)
+		}
+	}
+	w.newFiles = false
+	return nil
+}
+
+// detach forgets an open segment slot (the segment stays in dirty until committed).
+func (w *Writer) detach(sw *segWriter) {
+	if w.stats == sw {
+		w.stats = nil
+	}
+	for i, t := range w.tensors {
+		if t == sw {
+			w.tensors[i] = nil
+		}
+	}
+}
+
+// appendRecord writes rec to sw and queues index entries: one per row for stats, one per run
+// of consecutive rows of the same batch for tensors.
+func (w *Writer) appendRecord(sw *segWriter, rec arrow.RecordBatch, key func(int) (uint32, int64), perRow bool) error {
+	off, length, err := sw.write(rec)
+	if err != nil {
+		return err
+	}
+	w.dirty[sw] = true
+	n := int(rec.NumRows())
+	recIdx := sw.records - 1
+	for i := 0; i < n; {
+		layer, batch := key(i)
+		j := i + 1
+		if !perRow {
+			for j < n {
+				if l, b := key(j); l != layer || b != batch {
+					break
+				}
+				j++
+			}
+		}
+		kind := kindTensor
+		if perRow {
+			kind = kindStats
+		}
+		w.pending = append(w.pending, pendingEntry{
+			layer: layer, kind: kind, batch: batch,
+			e:     entry{seq: sw.seq, record: recIdx, offset: uint64(off), length: uint64(length), row: uint32(i), rows: uint32(j - i)},
+			bytes: length * int64(j-i) / int64(n),
+		})
+		i = j
+	}
+	return nil
+}
+
+// commit is the index transaction of a flush.
+func (w *Writer) commit(tx *bolt.Tx) error {
+	rv := tx.Bucket(bucketRuns).Get(runKey(w.id))
+	if rv == nil {
+		return fmt.Errorf("run %q: %w (deleted while recording?)", w.name, ErrNotFound)
+	}
+	r, err := decodeRun(rv)
+	if err != nil {
+		return &CorruptionError{File: indexFile, Offset: -1, Err: err}
+	}
+	layers, err := runLayers(tx, w.id)
+	if err != nil {
+		return err
+	}
+	if err := addEntries(tx, &r, layers, w.pending); err != nil {
+		return err
+	}
+	for sw := range w.dirty {
+		flags := byte(0)
+		if sw.sealed {
+			flags = segSealed
+		}
+		seg := segment{kind: sw.kind, flags: flags, layer: sw.layer, size: uint64(sw.synced), records: sw.records}
+		if err := tx.Bucket(bucketSegments).Put(segKey(w.id, sw.seq), seg.encode()); err != nil {
+			return err
+		}
+	}
+	for i, l := range layers {
+		v, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketLayers).Put(layerKey(w.id, uint32(i)), v); err != nil {
+			return err
+		}
+	}
+	r.Info = w.info
+	r.NextSeq = w.nextSeq
+	return putRun(tx, r)
+}
+
+// addEntries puts entries into the index, numbering parts and updating counters of r and layers.
+func addEntries(tx *bolt.Tx, r *runRecord, layers []layerRecord, pend []pendingEntry) error {
+	eb, bb := tx.Bucket(bucketEntries), tx.Bucket(bucketBatches)
+	c := eb.Cursor()
+	type pk struct {
+		layer uint32
+		kind  byte
+		batch int64
+	}
+	next := map[pk]uint32{}
+	for _, p := range pend {
+		if int(p.layer) >= len(layers) {
+			return fmt.Errorf("entry of layer %d, run has %d", p.layer, len(layers))
+		}
+		key := pk{p.layer, p.kind, p.batch}
+		part, ok := next[key]
+		if !ok {
+			// find the last part already committed
+			probe := entryKey{run: r.ID, layer: p.layer, kind: p.kind, batch: p.batch, part: ^uint32(0)}.encode()
+			k, _ := c.Seek(probe)
+			if k == nil {
+				k, _ = c.Last()
+			} else if !bytes.Equal(k, probe) {
+				k, _ = c.Prev()
+			}
+			if k != nil && bytes.Equal(k[:21], probe[:21]) {
+				part = binary.BigEndian.Uint32(k[21:]) + 1
+			}
+		}
+		next[key] = part + 1
+		if err := eb.Put(entryKey{run: r.ID, layer: p.layer, kind: p.kind, batch: p.batch, part: part}.encode(), p.e.encode()); err != nil {
+			return err
+		}
+		if part == 0 {
+			if p.kind == kindStats {
+				layers[p.layer].StatsBatches++
+			} else {
+				layers[p.layer].TensorBatches++
+			}
+		}
+		layers[p.layer].Bytes += p.bytes
+		r.Entries++
+		r.Bytes += p.bytes
+		bk := runBatchKey(r.ID, p.batch)
+		if bb.Get(bk) == nil {
+			if err := bb.Put(bk, []byte{}); err != nil {
+				return err
+			}
+			r.Batches++
+		}
+	}
+	return nil
+}
