@@ -84,3 +84,50 @@ func initDefault(m *Model, seed uint64) {
 		}
 	}
 }
+
+// ParityNet returns the second parity model (see notes/PARITYNET.md): every
+// layer type of the package with non-default parameters, for 3-channel
+// input. The model is called "paritynet" (root op "ParityNet"); "block" is
+// a residual container of op "BasicBlock". Weights are initialised like
+// RecipeCNN's.
+func ParityNet() (*Model, error) {
+	b := NewBuilder("paritynet")
+	b.Container("", "ParityNet")
+	var errs []error
+	must := func(l Layer, err error) Layer {
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return l
+	}
+	k3 := [2]int{3, 3}
+	x := b.Input("input", -1, 3, -1, -1)
+	x = b.Add("stem", must(NewConv2d(Conv2dOptions{InChannels: 3, OutChannels: 8, KernelSize: k3, Stride: [2]int{2, 2}, Padding: [2]int{1, 1}, NoBias: true})), x)
+	x = b.Add("stem_bn", must(NewBatchNorm2d(BatchNorm2dOptions{NumFeatures: 8})), x)
+	x = b.Add("stem_act", must(NewGELU("none")), x)
+	b.Container("block", "BasicBlock")
+	h := b.Add("block.conv1", must(NewConv2d(Conv2dOptions{InChannels: 8, OutChannels: 8, KernelSize: k3, Padding: [2]int{2, 2}, Dilation: [2]int{2, 2}, Groups: 2, NoBias: true})), x)
+	h = b.Add("block.bn1", must(NewBatchNorm2d(BatchNorm2dOptions{NumFeatures: 8, Eps: 1e-3})), h)
+	h = b.Add("block.relu", NewReLU(), h)
+	h = b.Add("block.conv2", must(NewConv2d(Conv2dOptions{InChannels: 8, OutChannels: 8, KernelSize: k3, Padding: [2]int{1, 1}, Groups: 8})), h)
+	h = b.Add("block.add", NewAdd(), h, x)
+	x = b.Add("block.tanh", NewTanh(), h)
+	x = b.Add("avgpool", must(NewAvgPool2d(PoolOptions{KernelSize: k3, Stride: [2]int{2, 2}, Padding: [2]int{1, 1}})), x)
+	x = b.Add("maxpool", must(NewMaxPool2d(PoolOptions{KernelSize: k3, Stride: [2]int{1, 1}, Padding: [2]int{1, 1}})), x)
+	x = b.Add("gap", must(NewAdaptiveAvgPool2d([2]int{1, 1})), x)
+	x = b.Add("flatten", NewFlatten(1, -1), x)
+	x = b.Add("fc1", must(NewLinear(LinearOptions{InFeatures: 8, OutFeatures: 16})), x)
+	x = b.Add("sigmoid", NewSigmoid(), x)
+	x = b.Add("dropout", NewDropout(0.3), x)
+	x = b.Add("fc2", must(NewLinear(LinearOptions{InFeatures: 16, OutFeatures: 5})), x)
+	x = b.Add("softmax", NewSoftmax(1), x)
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	m, err := b.Build(x)
+	if err != nil {
+		return nil, err
+	}
+	initDefault(m, 1)
+	return m, nil
+}
