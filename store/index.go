@@ -45,7 +45,7 @@ const (
 
 const (
 	entryKeyLen   = 8 + 4 + 1 + 8 + 4
-	entryValueLen = 32
+	entryValueLen = 36
 	segValueLen   = 24
 )
 
@@ -139,6 +139,7 @@ type entry struct {
 	length uint64
 	row    uint32
 	rows   uint32
+	crc    uint32 // CRC-32C (Castagnoli) of the whole message
 }
 
 func (e entry) encode() []byte {
@@ -149,6 +150,7 @@ func (e entry) encode() []byte {
 	binary.BigEndian.PutUint64(b[16:], e.length)
 	binary.BigEndian.PutUint32(b[24:], e.row)
 	binary.BigEndian.PutUint32(b[28:], e.rows)
+	binary.BigEndian.PutUint32(b[32:], e.crc)
 	return b
 }
 
@@ -167,6 +169,7 @@ func decodeEntry(b []byte) (entry, error) {
 		length: binary.BigEndian.Uint64(b[16:]),
 		row:    binary.BigEndian.Uint32(b[24:]),
 		rows:   binary.BigEndian.Uint32(b[28:]),
+		crc:    binary.BigEndian.Uint32(b[32:]),
 	}
 	switch {
 	case e.offset < 8 || e.offset%8 != 0 || e.offset > maxFileOffset:

@@ -179,7 +179,10 @@ func (sf *segFile) openFooter() (err error) {
 // from the message at e.offset.
 func (sf *segFile) entryRecord(e entry) (rec arrow.RecordBatch, err error) {
 	if sf.footer == nil {
-		return sf.recordAt(int64(e.offset), int64(e.length))
+		return sf.recordAt(int64(e.offset), int64(e.length), e.crc)
+	}
+	if err := sf.verifyCRC(int64(e.offset), int64(e.length), e.crc); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if r := recover(); r != nil {

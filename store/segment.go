@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"syscall"
@@ -22,20 +23,32 @@ import (
 
 var arrowMagic = []byte("ARROW1\x00\x00")
 
-// countingWriter counts bytes and keeps the first 16 bytes written (magic and the schema
-// message prefix), from which the end of the schema message is known.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// countingWriter counts bytes, keeps the first 16 bytes written (magic and the schema message
+// prefix, from which the end of the schema message is known) and computes the CRC-32C of
+// the bytes after the schema message since the last reset of crc.
 type countingWriter struct {
-	w    io.Writer
-	n    int64
-	head [16]byte
+	w        io.Writer
+	n        int64
+	head     [16]byte
+	hashFrom int64 // end of the schema message, 0 until known
+	crc      uint32
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
-	if c.n < 16 {
-		copy(c.head[c.n:], p)
-	}
 	n, err := c.w.Write(p)
+	q, start := p[:n], c.n
+	if start < 16 {
+		copy(c.head[start:], q)
+	}
 	c.n += int64(n)
+	if c.hashFrom == 0 && c.n >= 16 {
+		c.hashFrom = 16 + int64(binary.LittleEndian.Uint32(c.head[12:]))
+	}
+	if c.hashFrom > 0 && c.n > c.hashFrom {
+		c.crc = crc32.Update(c.crc, castagnoli, q[max(0, c.hashFrom-start):])
+	}
 	return n, err
 }
 
@@ -79,21 +92,22 @@ func createSegment(path, rel string, seq uint32, kind byte, layer uint32, schema
 	return &segWriter{seq: seq, kind: kind, layer: layer, rel: rel, f: f, bw: bw, cw: cw, fw: fw, schema: schema, opened: time.Now()}, nil
 }
 
-// write appends rec and returns the offset and total length of its record batch message.
-func (s *segWriter) write(rec arrow.RecordBatch) (off, length int64, err error) {
+// write appends rec and returns the offset, total length and CRC-32C of its record batch
+// message.
+func (s *segWriter) write(rec arrow.RecordBatch) (off, length int64, crc uint32, err error) {
 	before := s.cw.n
+	s.cw.crc = 0
 	if err := s.fw.Write(rec); err != nil {
-		return 0, 0, fmt.Errorf("write segment %s: %w", s.rel, err)
+		return 0, 0, 0, fmt.Errorf("write segment %s: %w", s.rel, err)
 	}
 	if before == 0 { // the first write also wrote magic and schema
-		metaLen := int64(binary.LittleEndian.Uint32(s.cw.head[12:]))
-		before = 16 + metaLen
+		before = s.cw.hashFrom
 		if !bytes.Equal(s.cw.head[:6], arrowMagic[:6]) || before%8 != 0 || before > s.cw.n {
-			return 0, 0, fmt.Errorf("write segment %s: unexpected IPC file header %x", s.rel, s.cw.head)
+			return 0, 0, 0, fmt.Errorf("write segment %s: unexpected IPC file header %x", s.rel, s.cw.head)
 		}
 	}
 	s.records++
-	return before, s.cw.n - before, nil
+	return before, s.cw.n - before, s.cw.crc, nil
 }
 
 // seal writes the footer; the file stays open until sync.
@@ -318,9 +332,23 @@ func (sf *segFile) reader(msgs []*ipc.Message) (rd *ipc.Reader, err error) {
 	return rd, nil
 }
 
-// recordAt decodes the record batch message of length bytes at off. The record aliases the
-// mapped bytes when the segment is uncompressed; the caller releases it.
-func (sf *segFile) recordAt(off, length int64) (arrow.RecordBatch, error) {
+// verifyCRC checks the CRC-32C of the length bytes at off.
+func (sf *segFile) verifyCRC(off, length int64, want uint32) error {
+	if off < 0 || length < 0 || off > int64(len(sf.data))-length {
+		return corruptf(sf.rel, off, "message of %d bytes past end of segment: %w", length, io.ErrUnexpectedEOF)
+	}
+	if got := crc32.Checksum(sf.data[off:off+length], castagnoli); got != want {
+		return corruptf(sf.rel, off, "checksum mismatch: CRC-32C %08x, index says %08x", got, want)
+	}
+	return nil
+}
+
+// recordAt decodes the record batch message of length bytes at off after checking its CRC.
+// The record aliases the mapped bytes when the segment is uncompressed; the caller releases it.
+func (sf *segFile) recordAt(off, length int64, crc uint32) (arrow.RecordBatch, error) {
+	if err := sf.verifyCRC(off, length, crc); err != nil {
+		return nil, err
+	}
 	msg, _, err := sf.messageAt(off, length)
 	if err != nil {
 		return nil, err

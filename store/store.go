@@ -163,6 +163,7 @@ func (s *Store) openDB(readOnly bool) (*bolt.DB, error) {
 
 // view runs fn in a read transaction of a freshly opened, read-only index.
 func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	defer recoverIndexPanic(&err)
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
 	db, err := s.openDB(true)
@@ -182,6 +183,7 @@ func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
 	if s.readOnly {
 		return ErrReadOnly
 	}
+	defer recoverIndexPanic(&err)
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	db, err := s.openDB(false)
@@ -194,6 +196,13 @@ func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
 		}
 	}()
 	return db.Update(fn)
+}
+
+// recoverIndexPanic turns a panic of bbolt on a corrupt index.db page into a CorruptionError.
+func recoverIndexPanic(err *error) {
+	if r := recover(); r != nil {
+		*err = &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("bbolt: %v", r)}
+	}
 }
 
 func (s *Store) runDir(id uint64) string {

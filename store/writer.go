@@ -532,7 +532,7 @@ func (w *Writer) detach(sw *segWriter) {
 // appendRecord writes rec to sw and queues index entries: one per row for stats, one per run
 // of consecutive rows of the same batch for tensors.
 func (w *Writer) appendRecord(sw *segWriter, rec arrow.RecordBatch, key func(int) (uint32, int64), perRow bool) error {
-	off, length, err := sw.write(rec)
+	off, length, crc, err := sw.write(rec)
 	if err != nil {
 		return err
 	}
@@ -556,7 +556,7 @@ func (w *Writer) appendRecord(sw *segWriter, rec arrow.RecordBatch, key func(int
 		}
 		w.pending = append(w.pending, pendingEntry{
 			layer: layer, kind: kind, batch: batch,
-			e:     entry{seq: sw.seq, record: recIdx, offset: uint64(off), length: uint64(length), row: uint32(i), rows: uint32(j - i)},
+			e:     entry{seq: sw.seq, record: recIdx, offset: uint64(off), length: uint64(length), row: uint32(i), rows: uint32(j - i), crc: crc},
 			bytes: length * int64(j-i) / int64(n),
 		})
 		i = j
