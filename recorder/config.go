@@ -164,6 +164,10 @@ type Config struct {
 	Policy QueuePolicy `json:"policy"`
 	// Workers is the number of goroutines writing to the store. Default 1.
 	Workers int `json:"workers"`
+	// StatsInWorkers makes hooks copy whole outputs into the queue and
+	// workers compute the statistics, instead of hooks computing them on the
+	// cache-hot output (the default, cheaper; see the package doc).
+	StatsInWorkers bool `json:"stats_in_workers,omitempty"`
 
 	// Now is the clock for BatchPolicy.MinInterval and the run's times.
 	// Default time.Now. Not part of the provenance JSON.

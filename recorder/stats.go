@@ -4,6 +4,8 @@ import (
 	"math"
 	"sync"
 	"unsafe"
+
+	"github.com/actrec/actrec/store"
 )
 
 // chunkLen is the number of elements whose moments are summed in float64
@@ -309,10 +311,10 @@ func (a *accumulator) fold() {
 
 // result returns the statistics of everything added since the last result
 // and resets a for reuse.
-func (a *accumulator) result(withHist bool) statsRow {
-	r := statsRow{Count: a.count, NaN: a.nan, Inf: a.inf}
+func (a *accumulator) result(withHist bool) store.StatsRow {
+	r := store.StatsRow{Count: a.count, NaN: a.nan, Inf: a.inf}
 	nan := math.NaN()
-	r.Mean, r.Std, r.Min, r.Max, r.L2, r.Zero = nan, nan, nan, nan, 0, nan
+	r.Mean, r.Std, r.Min, r.Max, r.L2, r.ZeroFrac = nan, nan, nan, nan, 0, nan
 	for i := range r.Percentiles {
 		r.Percentiles[i] = nan
 	}
@@ -328,13 +330,13 @@ func (a *accumulator) result(withHist bool) statsRow {
 		var zeros uint64
 		pos, neg := a.zeroCounts()
 		zeros = pos + neg + a.foldedZero[0] + a.foldedZero[1]
-		r.Zero = float64(zeros) / float64(a.n)
-		for i, q := range quantiles {
+		r.ZeroFrac = float64(zeros) / float64(a.n)
+		for i, q := range store.Quantiles {
 			v := r.Hist.Quantile(q)
 			r.Percentiles[i] = math.Min(math.Max(v, r.Min), r.Max)
 		}
 		if !withHist {
-			r.Hist = histogram{}
+			r.Hist = store.Histogram{}
 		}
 	}
 	a.clearDense()
@@ -344,12 +346,12 @@ func (a *accumulator) result(withHist bool) statsRow {
 }
 
 // sparse converts the dense (and folded) counts to a histogram.
-func (a *accumulator) sparse() histogram {
+func (a *accumulator) sparse() store.Histogram {
 	d := a.dense
 	pos, neg := a.zeroCounts()
 	pos += a.foldedZero[0]
 	neg += a.foldedZero[1]
-	var h histogram
+	var h store.Histogram
 	a.finiteRanges(func(k uint32) {
 		c := uint64(d[k])
 		if a.big != nil {

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/actrec/actrec/store"
 )
 
 // refStats is the float64 reference: two-pass mean/variance over finite
@@ -55,7 +57,7 @@ func reference(x []float32) refStats {
 	slices.Sort(fin)
 	r.min, r.max = fin[0], fin[len(fin)-1]
 	// numpy's default quantile: linear interpolation between closest ranks.
-	for i, q := range quantiles {
+	for i, q := range store.Quantiles {
 		pos := q * float64(len(fin)-1)
 		lo := int(math.Floor(pos))
 		hi := min(lo+1, len(fin)-1)
@@ -73,7 +75,7 @@ func closeRel(got, want, rel, abs float64) bool {
 	return math.Abs(got-want) <= rel*math.Abs(want)+abs
 }
 
-func checkStats(t *testing.T, x []float32, got statsRow) {
+func checkStats(t *testing.T, x []float32, got store.StatsRow) {
 	t.Helper()
 	want := reference(x)
 	if got.Count != want.count || got.NaN != want.nan || got.Inf != want.inf {
@@ -99,8 +101,8 @@ func checkStats(t *testing.T, x []float32, got statsRow) {
 	if !closeRel(got.L2, want.l2, 1e-9, 0) {
 		t.Errorf("L2 = %.17g, want %.17g", got.L2, want.l2)
 	}
-	if got.Zero != want.zero {
-		t.Errorf("zero frac = %v, want %v", got.Zero, want.zero)
+	if got.ZeroFrac != want.zero {
+		t.Errorf("zero frac = %v, want %v", got.ZeroFrac, want.zero)
 	}
 	if tot := got.Hist.Total(); tot != uint64(want.n) {
 		t.Errorf("hist total = %d, want %d finite values", tot, want.n)
@@ -109,20 +111,20 @@ func checkStats(t *testing.T, x []float32, got statsRow) {
 		if got.Hist.Counts[i] == 0 {
 			t.Errorf("hist key %#x has zero count", k)
 		}
-		if i > 0 && !keyLess(got.Hist.Keys[i-1], k) {
+		if i > 0 && !store.KeyLess(got.Hist.Keys[i-1], k) {
 			t.Errorf("hist keys not in value order at %d: %#x then %#x", i, got.Hist.Keys[i-1], k)
 		}
 	}
 	// Documented bound: |p - exact| <= 2^-8 max(|x_lo|, |x_hi|) + 2^-133
 	// where x_lo, x_hi are the two closest ranks interpolated between.
-	for i := range quantiles {
+	for i := range store.Quantiles {
 		if !closeRel(got.Percentiles[i], want.pct[i], 0, want.pctTol[i]+math.Ldexp(1, -133)) {
-			t.Errorf("p%v = %.9g, want %.9g (+-2^-8 rel)", quantiles[i]*100, got.Percentiles[i], want.pct[i])
+			t.Errorf("p%v = %.9g, want %.9g (+-2^-8 rel)", store.Quantiles[i]*100, got.Percentiles[i], want.pct[i])
 		}
 	}
 }
 
-func computeStats(x []float32) statsRow {
+func computeStats(x []float32) store.StatsRow {
 	a := newAccumulator()
 	defer a.release()
 	a.add(x)
@@ -228,28 +230,10 @@ func TestHistogramMergeOfHalves(t *testing.T) {
 	whole := computeStats(x).Hist
 	a := computeStats(x[:4000]).Hist
 	b := computeStats(x[4000:]).Hist
-	m := a.Merge(b)
+	m := a
+	m.Merge(b)
 	if !slices.Equal(m.Keys, whole.Keys) || !slices.Equal(m.Counts, whole.Counts) {
 		t.Fatalf("merge of halves differs from whole: %d vs %d buckets", len(m.Keys), len(whole.Keys))
-	}
-}
-
-func TestKeyRangeContainsValues(t *testing.T) {
-	r := rand.New(rand.NewPCG(7, 8))
-	for i := 0; i < 100000; i++ {
-		b := r.Uint32()
-		v := math.Float32frombits(b)
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			continue
-		}
-		lo, hi := keyRange(uint16(b >> 16))
-		f := float64(v)
-		if f < lo || f > hi {
-			t.Fatalf("value %g (key %#x) outside [%g, %g]", f, b>>16, lo, hi)
-		}
-		if lo != 0 && (hi-lo)/math.Abs(lo) > 1.0/128 && lo > math.SmallestNonzeroFloat32*(1<<23) {
-			t.Fatalf("bucket %#x relative width %g > 2^-7", b>>16, (hi-lo)/math.Abs(lo))
-		}
 	}
 }
 
