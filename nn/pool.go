@@ -112,7 +112,7 @@ func (p *MaxPool2d) Forward(in ...*Tensor) (*Tensor, error) {
 	y := &Tensor{Shape: s, Data: make([]float32, s[0]*s[1]*ho*wo)}
 	planes := s[0] * s[1]
 	kh, kw, sh, sw, ph, pw, dh, dw := o.KernelSize[0], o.KernelSize[1], o.Stride[0], o.Stride[1], o.Padding[0], o.Padding[1], o.Dilation[0], o.Dilation[1]
-	fast := kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1
+	fast := kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1 && 2*ho <= h && 2*wo <= w
 	parallel(planes, max(1, elementwiseGrain/(h*w+1)), func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			src := x.Data[pl*h*w : (pl+1)*h*w]
