@@ -146,7 +146,9 @@ func sgemm(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32, a [
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
-	kcMax := min(k, kcBlock)
+	// Split k into equal blocks of at most kcBlock: a short last block would
+	// cost a full extra pass over C.
+	kcMax := (k + (k+kcBlock-1)/kcBlock - 1) / ((k + kcBlock - 1) / kcBlock)
 	mcMax := min(roundUp(m, mr), mcBlock)
 	ncMax := min(roundUp(n, nr), ncBlock)
 	bufp := getBuf(mcMax*kcMax + kcMax*ncMax + mr*nr)
@@ -157,8 +159,8 @@ func sgemm(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32, a [
 
 	for jc := 0; jc < n; jc += ncBlock {
 		nc := min(ncBlock, n-jc)
-		for pc := 0; pc < k; pc += kcBlock {
-			kc := min(kcBlock, k-pc)
+		for pc := 0; pc < k; pc += kcMax {
+			kc := min(kcMax, k-pc)
 			packB(transB, b, ldb, pc, jc, kc, nc, bp)
 			bet := beta
 			if pc > 0 {

@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 package gemm
 
 import "golang.org/x/sys/cpu"
@@ -36,3 +38,19 @@ func packB16Full(kc int, b []float32, ldb int, dst []float32) {
 
 //go:noescape
 func packB16(kc int, src *float32, ldb int, dst *float32)
+
+// packBT16Full packs a full nr = 16 column panel of op(B) = Bᵀ: for p < kc,
+// j < 16, dst[p*16+j] = b[j*ldb+p].
+func packBT16Full(kc int, b []float32, ldb int, dst []float32) {
+	_ = b[15*ldb+kc-1]
+	_ = dst[kc*nr-1]
+	n8 := kc / 8
+	if n8 > 0 {
+		transpose8(n8, &b[0], ldb, &dst[0])
+		transpose8(n8, &b[8*ldb], ldb, &dst[8])
+	}
+	packBTGo(kc-8*n8, b[8*n8:], ldb, nr, dst[8*n8*nr:])
+}
+
+//go:noescape
+func transpose8(n8 int, src *float32, ldb int, dst *float32)

@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 #include "textflag.h"
 
 // One step p of the 6x16 tile: Y12,Y13 = b[p*16:p*16+16];
@@ -147,5 +149,74 @@ packb16loop:
 	ADDQ    $64, DI
 	DECQ    CX
 	JNZ     packb16loop
+	VZEROUPPER
+	RET
+
+// func transpose8(n8 int, src *float32, ldb int, dst *float32)
+// For 8 rows of src (ldb floats apart) and p < 8*n8:
+// dst[p*16+j] = src[j*ldb+p], j < 8 (8x8 block transposes, dst rows 16 floats apart).
+TEXT ·transpose8(SB), NOSPLIT, $0-32
+	MOVQ n8+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ ldb+16(FP), DX
+	MOVQ dst+24(FP), DI
+	SHLQ $2, DX
+	LEAQ (SI)(DX*2), R8
+	ADDQ DX, R8         // row 3
+	LEAQ (R8)(DX*2), R9
+	ADDQ DX, R9         // row 6
+
+tr8loop:
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(DX*1), Y1
+	VMOVUPS (SI)(DX*2), Y2
+	VMOVUPS (R8), Y3
+	VMOVUPS (R8)(DX*1), Y4
+	VMOVUPS (R8)(DX*2), Y5
+	VMOVUPS (R9), Y6
+	VMOVUPS (R9)(DX*1), Y7
+
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xEE, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xEE, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xEE, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xEE, Y15, Y13, Y7
+
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, 64(DI)
+	VMOVUPS Y10, 128(DI)
+	VMOVUPS Y11, 192(DI)
+	VMOVUPS Y12, 256(DI)
+	VMOVUPS Y13, 320(DI)
+	VMOVUPS Y14, 384(DI)
+	VMOVUPS Y15, 448(DI)
+
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $512, DI
+	DECQ CX
+	JNZ  tr8loop
 	VZEROUPPER
 	RET

@@ -68,16 +68,13 @@ func packB(trans bool, b []float32, ldb, pc, jc, kc, nc int, dst []float32) {
 			continue
 		}
 		// op(B)[p][j] = B[j*ldb+p]: row j of B is column j of the panel.
-		if cols < nr {
-			clear(pan)
+		off := (jc+j0)*ldb + pc
+		if cols == nr {
+			packBT16Full(kc, b[off:], ldb, pan)
+			continue
 		}
-		for j := 0; j < cols; j++ {
-			off := (jc+j0+j)*ldb + pc
-			row := b[off : off+kc]
-			for p, v := range row {
-				pan[p*nr+j] = v
-			}
-		}
+		clear(pan)
+		packBTGo(kc, b[off:], ldb, cols, pan)
 	}
 }
 
@@ -90,5 +87,15 @@ func packB16Go(kc int, b []float32, ldb int, dst []float32) {
 		d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
 		d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15] = s[8], s[9], s[10], s[11], s[12], s[13], s[14], s[15]
 		off += ldb
+	}
+}
+
+// packBTGo sets dst[p*nr+j] = b[j*ldb+p] for p < kc, j < cols.
+func packBTGo(kc int, b []float32, ldb, cols int, dst []float32) {
+	for j := 0; j < cols; j++ {
+		row := b[j*ldb : j*ldb+kc]
+		for p, v := range row {
+			dst[p*nr+j] = v
+		}
 	}
 }
