@@ -179,35 +179,35 @@ func (e *ErrorAccumulator) Merge(o *ErrorAccumulator) {
 // Means divide by N; non-finite pairs count in N and add no error to the
 // sums (they are reported in NonFinite and OutsideCount instead).
 type ErrorMetrics struct {
-	N            int64   `json:"n"`             // pairs compared
-	NonFinite    int64   `json:"non_finite"`    // pairs with differing NaN/Inf
-	MaxAbsErr    float64 `json:"max_abs_err"`   // max |a-b|
-	MeanAbsErr   float64 `json:"mean_abs_err"`  // sum |a-b| / N
-	RMSE         float64 `json:"rmse"`          // sqrt(sum (a-b)^2 / N)
-	RelL2        float64 `json:"rel_l2"`        // ||a-b|| / ||b||; 0 if both 0, +Inf if only ||b|| is 0
-	Cosine       float64 `json:"cosine"`        // a.b / (||a|| ||b||); 1 if both are zero vectors, 0 if one is
-	SQNRdB       float64 `json:"sqnr_db"`       // 10 log10(sum b^2 / sum (a-b)^2); +Inf when a == b
-	OutsideFrac  float64 `json:"outside_frac"`  // fraction of pairs with |a-b| > atol + rtol*|b|
-	OutsideCount int64   `json:"outside_count"` // number of such pairs
+	N            int64 `json:"n"`             // pairs compared
+	NonFinite    int64 `json:"non_finite"`    // pairs with differing NaN/Inf
+	MaxAbsErr    Float `json:"max_abs_err"`   // max |a-b|
+	MeanAbsErr   Float `json:"mean_abs_err"`  // sum |a-b| / N
+	RMSE         Float `json:"rmse"`          // sqrt(sum (a-b)^2 / N)
+	RelL2        Float `json:"rel_l2"`        // ||a-b|| / ||b||; 0 if both 0, +Inf if only ||b|| is 0
+	Cosine       Float `json:"cosine"`        // a.b / (||a|| ||b||); 1 if both are zero vectors, 0 if one is
+	SQNRdB       Float `json:"sqnr_db"`       // 10 log10(sum b^2 / sum (a-b)^2); +Inf when a == b
+	OutsideFrac  Float `json:"outside_frac"`  // fraction of pairs with |a-b| > atol + rtol*|b|
+	OutsideCount int64 `json:"outside_count"` // number of such pairs
 }
 
 // Metrics computes the metrics from the accumulated sums. With N == 0 all
 // metrics are those of two equal (empty) tensors.
 func (e *ErrorAccumulator) Metrics() ErrorMetrics {
-	m := ErrorMetrics{N: e.N, NonFinite: e.NonFinite, MaxAbsErr: e.MaxAbs, OutsideCount: e.Outside}
+	m := ErrorMetrics{N: e.N, NonFinite: e.NonFinite, MaxAbsErr: Float(e.MaxAbs), OutsideCount: e.Outside}
 	if e.N > 0 {
 		n := float64(e.N)
-		m.MeanAbsErr = e.SumAbs / n
-		m.RMSE = math.Sqrt(e.SumSqDiff / n)
-		m.OutsideFrac = float64(e.Outside) / n
+		m.MeanAbsErr = Float(e.SumAbs / n)
+		m.RMSE = Float(math.Sqrt(e.SumSqDiff / n))
+		m.OutsideFrac = Float(float64(e.Outside) / n)
 	}
 	switch {
 	case e.SumSqDiff == 0:
 		m.RelL2 = 0
 	case e.SumB2 == 0:
-		m.RelL2 = math.Inf(1)
+		m.RelL2 = Float(math.Inf(1))
 	default:
-		m.RelL2 = math.Sqrt(e.SumSqDiff) / math.Sqrt(e.SumB2)
+		m.RelL2 = Float(math.Sqrt(e.SumSqDiff) / math.Sqrt(e.SumB2))
 	}
 	switch {
 	case e.SumA2 == 0 && e.SumB2 == 0:
@@ -216,15 +216,15 @@ func (e *ErrorAccumulator) Metrics() ErrorMetrics {
 		m.Cosine = 0
 	default:
 		c := e.SumAB / (math.Sqrt(e.SumA2) * math.Sqrt(e.SumB2))
-		m.Cosine = max(-1, min(1, c))
+		m.Cosine = Float(max(-1, min(1, c)))
 	}
 	switch {
 	case e.SumSqDiff == 0:
-		m.SQNRdB = math.Inf(1)
+		m.SQNRdB = Float(math.Inf(1))
 	case e.SumB2 == 0:
-		m.SQNRdB = math.Inf(-1)
+		m.SQNRdB = Float(math.Inf(-1))
 	default:
-		m.SQNRdB = 10 * math.Log10(e.SumB2/e.SumSqDiff)
+		m.SQNRdB = Float(10 * math.Log10(e.SumB2/e.SumSqDiff))
 	}
 	return m
 }

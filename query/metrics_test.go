@@ -34,34 +34,35 @@ func naiveMetrics(a, b []float32, tol Tolerance) ErrorMetrics {
 			outside++
 		}
 	}
-	m := ErrorMetrics{N: n, NonFinite: nonFinite, MaxAbsErr: maxAbs, OutsideCount: outside}
+	m := ErrorMetrics{N: n, NonFinite: nonFinite, MaxAbsErr: Float(maxAbs), OutsideCount: outside}
 	if n > 0 {
-		m.MeanAbsErr = sumAbs / float64(n)
-		m.RMSE = math.Sqrt(sumSq / float64(n))
-		m.OutsideFrac = float64(outside) / float64(n)
+		m.MeanAbsErr = Float(sumAbs / float64(n))
+		m.RMSE = Float(math.Sqrt(sumSq / float64(n)))
+		m.OutsideFrac = Float(float64(outside) / float64(n))
 	}
-	m.RelL2 = math.Sqrt(sumSq) / math.Sqrt(sb)
+	m.RelL2 = Float(math.Sqrt(sumSq) / math.Sqrt(sb))
 	if sumSq == 0 {
 		m.RelL2 = 0
 	}
-	m.Cosine = sab / math.Sqrt(sa*sb)
+	m.Cosine = Float(sab / math.Sqrt(sa*sb))
 	if sa == 0 && sb == 0 {
 		m.Cosine = 1
 	} else if sa == 0 || sb == 0 {
 		m.Cosine = 0
 	}
-	m.SQNRdB = 10 * math.Log10(sb/sumSq)
+	m.SQNRdB = Float(10 * math.Log10(sb/sumSq))
 	if sumSq == 0 {
-		m.SQNRdB = math.Inf(1) // equal tensors, including two zero vectors
+		m.SQNRdB = Float(math.Inf(1)) // equal tensors, including two zero vectors
 	}
 	return m
 }
 
-func closeTo(got, want float64) bool {
-	if math.IsInf(want, 0) || math.IsNaN(want) {
-		return got == want || (math.IsNaN(got) && math.IsNaN(want))
+func closeTo(got, want Float) bool {
+	g, w := float64(got), float64(want)
+	if math.IsInf(w, 0) || math.IsNaN(w) {
+		return g == w || (math.IsNaN(g) && math.IsNaN(w))
 	}
-	return math.Abs(got-want) <= 1e-9*math.Max(1, math.Abs(want))
+	return math.Abs(g-w) <= 1e-9*math.Max(1, math.Abs(w))
 }
 
 func checkMetrics(t *testing.T, got, want ErrorMetrics) {
@@ -72,7 +73,7 @@ func checkMetrics(t *testing.T, got, want ErrorMetrics) {
 	}
 	for _, c := range []struct {
 		name      string
-		got, want float64
+		got, want Float
 	}{
 		{"max_abs", got.MaxAbsErr, want.MaxAbsErr},
 		{"mean_abs", got.MeanAbsErr, want.MeanAbsErr},
@@ -154,20 +155,20 @@ func TestErrorAccumulatorEdgeValues(t *testing.T) {
 		want ErrorMetrics
 	}{
 		{"identical", []float32{1, -2, 3}, []float32{1, -2, 3},
-			ErrorMetrics{N: 3, Cosine: 1, SQNRdB: math.Inf(1)}},
+			ErrorMetrics{N: 3, Cosine: 1, SQNRdB: Float(math.Inf(1))}},
 		{"both_zero", []float32{0, 0}, []float32{0, 0},
-			ErrorMetrics{N: 2, Cosine: 1, SQNRdB: math.Inf(1)}},
+			ErrorMetrics{N: 2, Cosine: 1, SQNRdB: Float(math.Inf(1))}},
 		{"ref_zero", []float32{3, 4}, []float32{0, 0},
-			ErrorMetrics{N: 2, MaxAbsErr: 4, MeanAbsErr: 3.5, RMSE: math.Sqrt(12.5), RelL2: math.Inf(1),
-				Cosine: 0, SQNRdB: math.Inf(-1), OutsideFrac: 1, OutsideCount: 2}},
+			ErrorMetrics{N: 2, MaxAbsErr: 4, MeanAbsErr: 3.5, RMSE: Float(math.Sqrt(12.5)), RelL2: Float(math.Inf(1)),
+				Cosine: 0, SQNRdB: Float(math.Inf(-1)), OutsideFrac: 1, OutsideCount: 2}},
 		{"opposite", []float32{1, 0}, []float32{-1, 0},
-			ErrorMetrics{N: 2, MaxAbsErr: 2, MeanAbsErr: 1, RMSE: math.Sqrt(2), RelL2: 2,
-				Cosine: -1, SQNRdB: 10 * math.Log10(1.0/4), OutsideFrac: 0.5, OutsideCount: 1}},
+			ErrorMetrics{N: 2, MaxAbsErr: 2, MeanAbsErr: 1, RMSE: Float(math.Sqrt(2)), RelL2: 2,
+				Cosine: -1, SQNRdB: Float(10 * math.Log10(1.0/4)), OutsideFrac: 0.5, OutsideCount: 1}},
 		{"nan_equal", []float32{float32(math.NaN()), 1}, []float32{float32(math.NaN()), 1},
-			ErrorMetrics{N: 2, Cosine: 1, SQNRdB: math.Inf(1)}},
+			ErrorMetrics{N: 2, Cosine: 1, SQNRdB: Float(math.Inf(1))}},
 		{"nan_vs_value", []float32{float32(math.NaN()), 1}, []float32{2, 1},
-			ErrorMetrics{N: 2, NonFinite: 1, Cosine: 1, SQNRdB: math.Inf(1), OutsideFrac: 0.5, OutsideCount: 1}},
-		{"empty", nil, nil, ErrorMetrics{Cosine: 1, SQNRdB: math.Inf(1)}},
+			ErrorMetrics{N: 2, NonFinite: 1, Cosine: 1, SQNRdB: Float(math.Inf(1)), OutsideFrac: 0.5, OutsideCount: 1}},
+		{"empty", nil, nil, ErrorMetrics{Cosine: 1, SQNRdB: Float(math.Inf(1))}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,721 @@
+package query
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/actrec/actrec/store"
+)
+
+// DiffOptions configure Diff. The zero value compares exactly: any
+// difference fails a layer.
+type DiffOptions struct {
+	// Map renames layers: key = layer path in run A, value = its path in
+	// run B. Unmapped layers are matched by identical path.
+	Map map[string]string
+	// Tol: a tensor element fails when |a-b| > Atol + Rtol*|b| (b = run B,
+	// the reference); a stats-only layer fails when one of mean, std, min,
+	// max differs by more than Atol + Rtol*|value in B|. Default 0, 0.
+	Tol Tolerance
+	// MinSQNR (dB) and MinCosine, when non-nil, fail a tensor layer whose
+	// SQNR or cosine similarity is below them.
+	MinSQNR   *float64
+	MinCosine *float64
+	// Batches restricts the comparison to these batches of both runs.
+	Batches store.BatchRange
+	// MemoryBudget bounds the bytes of run-B tensor data held at once.
+	// Default 256 MiB. At least one batch's worth is always held.
+	MemoryBudget int64
+	// Layers restricts the comparison to these layers of run A (default
+	// all).
+	Layers []string
+}
+
+// Layer statuses in a LayerDiff.
+const (
+	StatusEqual         = "equal"          // no difference at all
+	StatusOK            = "ok"             // differences within the thresholds
+	StatusFailed        = "failed"         // beyond a threshold
+	StatusShapeMismatch = "shape_mismatch" // per-sample shapes differ (counts as failed)
+	StatusOnlyA         = "only_a"         // layer recorded in run A only
+	StatusOnlyB         = "only_b"         // layer recorded in run B only
+	StatusNoCommonData  = "no_common_data" // both have the layer, nothing comparable
+)
+
+// Thresholds echo the options in a DiffReport.
+type Thresholds struct {
+	Atol      Float  `json:"atol"`
+	Rtol      Float  `json:"rtol"`
+	MinSQNR   *Float `json:"min_sqnr_db"`
+	MinCosine *Float `json:"min_cosine"`
+}
+
+// DiffReport is the result of Diff (JSON schema: see doc.go).
+type DiffReport struct {
+	RunA       string     `json:"run_a"`
+	RunB       string     `json:"run_b"`
+	Thresholds Thresholds `json:"thresholds"`
+	// Pass is false when a layer failed or has a shape mismatch.
+	Pass bool `json:"pass"`
+	// FirstDiverging is the first layer of run A, in execution order,
+	// whose status is failed or shape_mismatch; null if none.
+	FirstDiverging *string `json:"first_diverging"`
+	// Failed lists the failed and shape-mismatched layers (A's paths).
+	Failed []string `json:"failed"`
+	// LayersOnlyA and LayersOnlyB list layers recorded in one run only.
+	LayersOnlyA []string `json:"layers_only_a"`
+	LayersOnlyB []string `json:"layers_only_b"`
+	// BatchesOnlyA and BatchesOnlyB are batch numbers with data in one run
+	// only (over the compared layers; at most 100 each, see the counts).
+	BatchesOnlyA      []int64     `json:"batches_only_a"`
+	BatchesOnlyB      []int64     `json:"batches_only_b"`
+	BatchesOnlyACount int         `json:"batches_only_a_count"`
+	BatchesOnlyBCount int         `json:"batches_only_b_count"`
+	Layers            []LayerDiff `json:"layers"`
+}
+
+// LayerDiff is the comparison of one layer.
+type LayerDiff struct {
+	Layer  string `json:"layer"`   // path in run A ("" for only_b)
+	LayerB string `json:"layer_b"` // path in run B ("" for only_a)
+	Op     string `json:"op"`
+	Order  int    `json:"order"` // execution order in run A (run B for only_b)
+	Status string `json:"status"`
+	// Reasons say why a layer failed, e.g. "sqnr 31.2 dB < 40".
+	Reasons []string    `json:"reasons"`
+	ShapeA  []int       `json:"shape_a"`
+	ShapeB  []int       `json:"shape_b"`
+	Tensor  *TensorDiff `json:"tensor"` // nil unless both runs recorded tensors
+	Stats   *StatsDiff  `json:"stats"`  // nil unless both runs recorded stats
+}
+
+// TensorDiff is the element-wise comparison of the tensors of one layer
+// over the samples present in both runs.
+type TensorDiff struct {
+	ErrorMetrics
+	// MatchedBy is "dataset_index" when every row of both runs has a dataset
+	// index (the k-th occurrence of an index in A meets the k-th in B), else
+	// "batch_sample".
+	MatchedBy    string `json:"matched_by"`
+	Samples      int64  `json:"samples"` // matched samples
+	SamplesOnlyA int64  `json:"samples_only_a"`
+	SamplesOnlyB int64  `json:"samples_only_b"`
+}
+
+// StatsDiff compares the per-batch statistics of one layer, aggregated
+// over batches (see Aggregate). Deltas are A - B.
+type StatsDiff struct {
+	// Batches is the number of batches aggregated per run; AllBatches is
+	// true when the runs' batches hold different numbers of elements
+	// (different batch sizes) so that each run's stats are aggregated over
+	// all its batches instead of over the batches both have.
+	BatchesA   int   `json:"batches_a"`
+	BatchesB   int   `json:"batches_b"`
+	AllBatches bool  `json:"all_batches"`
+	MeanA      Float `json:"mean_a"`
+	MeanB      Float `json:"mean_b"`
+	DMean      Float `json:"d_mean"`
+	StdA       Float `json:"std_a"`
+	StdB       Float `json:"std_b"`
+	DStd       Float `json:"d_std"`
+	MinA       Float `json:"min_a"`
+	MinB       Float `json:"min_b"`
+	DMin       Float `json:"d_min"`
+	MaxA       Float `json:"max_a"`
+	MaxB       Float `json:"max_b"`
+	DMax       Float `json:"d_max"`
+	NaNA       int64 `json:"nan_a"`
+	NaNB       int64 `json:"nan_b"`
+	InfA       int64 `json:"inf_a"`
+	InfB       int64 `json:"inf_b"`
+	// HistW1 is the Wasserstein-1 (earth mover's) distance between the
+	// merged histograms, each bucket's mass placed at its midpoint, in the
+	// units of the values: sum over consecutive buckets of the union grid of
+	// |CDF_A - CDF_B| * gap between midpoints. 0 for equal histograms.
+	HistW1 Float `json:"hist_w1"`
+}
+
+// ParseMap parses "old=new" layer mappings (as given to --map).
+func ParseMap(pairs []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, p := range pairs {
+		a, b, ok := strings.Cut(p, "=")
+		a, b = strings.TrimSpace(a), strings.TrimSpace(b)
+		if !ok || a == "" || b == "" {
+			return nil, fmt.Errorf("layer mapping %q: want old=new", p)
+		}
+		if prev, dup := m[a]; dup && prev != b {
+			return nil, fmt.Errorf("layer mapping: %q mapped twice (%q, %q)", a, prev, b)
+		}
+		m[a] = b
+	}
+	return m, nil
+}
+
+// ReadMapFile parses a mapping file: one "old=new" (or "old new") per
+// line; blank lines and lines starting with '#' are ignored.
+func ReadMapFile(r io.Reader) (map[string]string, error) {
+	var pairs []string
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		t := strings.TrimSpace(sc.Text())
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		if !strings.Contains(t, "=") {
+			f := strings.Fields(t)
+			if len(f) != 2 {
+				return nil, fmt.Errorf("mapping file line %d: want old=new or \"old new\"", line)
+			}
+			t = f[0] + "=" + f[1]
+		}
+		pairs = append(pairs, t)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return ParseMap(pairs)
+}
+
+// Diff compares run A (the candidate) with run B (the reference) layer by
+// layer in A's execution order; layers only in B follow in B's order. It
+// streams tensor data batch by batch: memory is bounded by
+// opts.MemoryBudget plus a few bytes per recorded sample, however large the
+// runs are. Shape mismatches and missing layers are reported in the
+// result, not returned as errors.
+func Diff(s *store.Store, runA, runB string, opts DiffOptions) (*DiffReport, error) {
+	la, err := layerSummaries(s, runA)
+	if err != nil {
+		return nil, err
+	}
+	lb, err := layerSummaries(s, runB)
+	if err != nil {
+		return nil, err
+	}
+	if opts.MemoryBudget <= 0 {
+		opts.MemoryBudget = 256 << 20
+	}
+	la, err = findLayers(la, runA, opts.Layers)
+	if err != nil {
+		return nil, err
+	}
+	byA := map[string]store.LayerSummary{}
+	for _, l := range la {
+		byA[l.Path] = l
+	}
+	byB := map[string]store.LayerSummary{}
+	for _, l := range lb {
+		byB[l.Path] = l
+	}
+	allA, _ := layerSummaries(s, runA)
+	for a, b := range opts.Map {
+		if _, err := findLayers(allA, runA, []string{a}); err != nil {
+			return nil, fmt.Errorf("--map %s=%s: %w", a, b, err)
+		}
+		if _, err := findLayers(lb, runB, []string{b}); err != nil {
+			return nil, fmt.Errorf("--map %s=%s: %w", a, b, err)
+		}
+	}
+
+	rep := &DiffReport{
+		RunA: runA, RunB: runB, Pass: true,
+		Thresholds:   Thresholds{Atol: Float(opts.Tol.Atol), Rtol: Float(opts.Tol.Rtol)},
+		Failed:       []string{},
+		LayersOnlyA:  []string{},
+		LayersOnlyB:  []string{},
+		BatchesOnlyA: []int64{},
+		BatchesOnlyB: []int64{},
+		Layers:       []LayerDiff{},
+	}
+	if opts.MinSQNR != nil {
+		v := Float(*opts.MinSQNR)
+		rep.Thresholds.MinSQNR = &v
+	}
+	if opts.MinCosine != nil {
+		v := Float(*opts.MinCosine)
+		rep.Thresholds.MinCosine = &v
+	}
+	batchesA, batchesB := map[int64]bool{}, map[int64]bool{}
+	matchedB := map[string]bool{}
+	for _, a := range la {
+		bname := a.Path
+		if m, ok := opts.Map[a.Path]; ok {
+			bname = m
+		}
+		b, ok := byB[bname]
+		if !ok {
+			rep.LayersOnlyA = append(rep.LayersOnlyA, a.Path)
+			rep.Layers = append(rep.Layers, LayerDiff{Layer: a.Path, Op: a.Op, Order: a.Order,
+				Status: StatusOnlyA, Reasons: []string{}, ShapeA: shapeOf(a)})
+			continue
+		}
+		matchedB[bname] = true
+		ld, err := diffLayer(s, runA, runB, a, b, opts, batchesA, batchesB)
+		if err != nil {
+			return nil, err
+		}
+		if ld.Status == StatusFailed || ld.Status == StatusShapeMismatch {
+			rep.Pass = false
+			rep.Failed = append(rep.Failed, a.Path)
+			if rep.FirstDiverging == nil {
+				p := a.Path
+				rep.FirstDiverging = &p
+			}
+		}
+		rep.Layers = append(rep.Layers, ld)
+	}
+	if len(opts.Layers) == 0 {
+		for _, b := range lb {
+			if matchedB[b.Path] {
+				continue
+			}
+			// A layer of B whose name A uses for another mapping target is
+			// still "only in B".
+			rep.LayersOnlyB = append(rep.LayersOnlyB, b.Path)
+			rep.Layers = append(rep.Layers, LayerDiff{LayerB: b.Path, Op: b.Op, Order: b.Order,
+				Status: StatusOnlyB, Reasons: []string{}, ShapeB: shapeOf(b)})
+		}
+	}
+	for b := range batchesA {
+		if !batchesB[b] {
+			rep.BatchesOnlyA = append(rep.BatchesOnlyA, b)
+		}
+	}
+	for b := range batchesB {
+		if !batchesA[b] {
+			rep.BatchesOnlyB = append(rep.BatchesOnlyB, b)
+		}
+	}
+	slices.Sort(rep.BatchesOnlyA)
+	slices.Sort(rep.BatchesOnlyB)
+	rep.BatchesOnlyACount, rep.BatchesOnlyBCount = len(rep.BatchesOnlyA), len(rep.BatchesOnlyB)
+	rep.BatchesOnlyA = rep.BatchesOnlyA[:min(100, len(rep.BatchesOnlyA))]
+	rep.BatchesOnlyB = rep.BatchesOnlyB[:min(100, len(rep.BatchesOnlyB))]
+	return rep, nil
+}
+
+func shapeOf(l store.LayerSummary) []int {
+	if l.Shape == nil {
+		return []int{}
+	}
+	return l.Shape
+}
+
+// diffLayer compares one matched pair of layers.
+func diffLayer(s *store.Store, runA, runB string, a, b store.LayerSummary, opts DiffOptions, batchesA, batchesB map[int64]bool) (LayerDiff, error) {
+	ld := LayerDiff{Layer: a.Path, LayerB: b.Path, Op: a.Op, Order: a.Order, Reasons: []string{},
+		ShapeA: shapeOf(a), ShapeB: shapeOf(b)}
+	sameShape := slices.Equal(a.Shape, b.Shape)
+	if a.StatsBatches > 0 && b.StatsBatches > 0 {
+		sd, err := diffStats(s, runA, runB, a.Path, b.Path, opts.Batches, batchesA, batchesB)
+		if err != nil {
+			return ld, err
+		}
+		ld.Stats = sd
+	}
+	if sameShape && a.TensorBatches > 0 && b.TensorBatches > 0 {
+		td, err := diffTensors(s, runA, runB, a, b, opts, batchesA, batchesB)
+		if err != nil {
+			return ld, err
+		}
+		ld.Tensor = td
+	}
+	switch {
+	case !sameShape:
+		ld.Status = StatusShapeMismatch
+		ld.Reasons = append(ld.Reasons, fmt.Sprintf("shape %v in %s, %v in %s", a.Shape, runA, b.Shape, runB))
+	case ld.Tensor != nil && ld.Tensor.Samples > 0:
+		ld.Status, ld.Reasons = judgeTensor(ld.Tensor, opts)
+	case ld.Stats != nil && ld.Stats.BatchesA > 0 && ld.Stats.BatchesB > 0:
+		ld.Status, ld.Reasons = judgeStats(ld.Stats, opts)
+	default:
+		ld.Status = StatusNoCommonData
+	}
+	return ld, nil
+}
+
+func judgeTensor(t *TensorDiff, opts DiffOptions) (string, []string) {
+	reasons := []string{}
+	if t.OutsideCount > 0 {
+		reasons = append(reasons, fmt.Sprintf("%d of %d elements outside atol %g + rtol %g * |b| (max abs err %s)",
+			t.OutsideCount, t.N, opts.Tol.Atol, opts.Tol.Rtol, t.MaxAbsErr))
+	}
+	if opts.MinSQNR != nil && !(float64(t.SQNRdB) >= *opts.MinSQNR) {
+		reasons = append(reasons, fmt.Sprintf("sqnr %s dB < %g", t.SQNRdB, *opts.MinSQNR))
+	}
+	if opts.MinCosine != nil && !(float64(t.Cosine) >= *opts.MinCosine) {
+		reasons = append(reasons, fmt.Sprintf("cosine %s < %g", t.Cosine, *opts.MinCosine))
+	}
+	switch {
+	case len(reasons) > 0:
+		return StatusFailed, reasons
+	case t.MaxAbsErr == 0 && t.NonFinite == 0:
+		return StatusEqual, reasons
+	}
+	return StatusOK, reasons
+}
+
+func judgeStats(d *StatsDiff, opts DiffOptions) (string, []string) {
+	reasons := []string{}
+	equal := true
+	for _, c := range []struct {
+		name string
+		a, b Float
+	}{{"mean", d.MeanA, d.MeanB}, {"std", d.StdA, d.StdB}, {"min", d.MinA, d.MinB}, {"max", d.MaxA, d.MaxB}} {
+		x, y := float64(c.a), float64(c.b)
+		// Aggregating the same values in other batch groupings rounds
+		// differently in the last bits; that is not a difference.
+		if x == y || (math.IsNaN(x) && math.IsNaN(y)) || math.Abs(x-y) <= 1e-9*max(math.Abs(x), math.Abs(y)) {
+			continue
+		}
+		equal = false
+		if !(math.Abs(x-y) <= opts.Tol.Atol+opts.Tol.Rtol*math.Abs(y)) {
+			reasons = append(reasons, fmt.Sprintf("%s %s vs %s outside atol %g + rtol %g * |b|", c.name, c.a, c.b, opts.Tol.Atol, opts.Tol.Rtol))
+		}
+	}
+	if d.NaNA != d.NaNB || d.InfA != d.InfB {
+		equal = false
+		reasons = append(reasons, fmt.Sprintf("non-finite counts differ: nan %d vs %d, inf %d vs %d", d.NaNA, d.NaNB, d.InfA, d.InfB))
+	}
+	if d.HistW1 != 0 {
+		equal = false
+	}
+	switch {
+	case len(reasons) > 0:
+		return StatusFailed, reasons
+	case equal:
+		return StatusEqual, reasons
+	}
+	return StatusOK, reasons
+}
+
+// diffStats aggregates both runs' stats rows of a layer and compares them.
+func diffStats(s *store.Store, runA, runB, layerA, layerB string, r store.BatchRange, batchesA, batchesB map[int64]bool) (*StatsDiff, error) {
+	ra, err := s.Stats(runA, layerA, r)
+	if err != nil {
+		return nil, fmt.Errorf("stats of %s/%s: %w", runA, layerA, err)
+	}
+	rb, err := s.Stats(runB, layerB, r)
+	if err != nil {
+		return nil, fmt.Errorf("stats of %s/%s: %w", runB, layerB, err)
+	}
+	countA := map[int64]int64{}
+	for _, x := range ra {
+		countA[x.Batch] = x.Count
+		batchesA[x.Batch] = true
+	}
+	sameSizes := true
+	var commonA, commonB []store.StatsRow
+	inB := map[int64]bool{}
+	for _, x := range rb {
+		batchesB[x.Batch] = true
+		inB[x.Batch] = true
+		if c, ok := countA[x.Batch]; ok {
+			if c != x.Count {
+				sameSizes = false
+			}
+			commonB = append(commonB, x)
+		}
+	}
+	for _, x := range ra {
+		if inB[x.Batch] {
+			commonA = append(commonA, x)
+		}
+	}
+	d := &StatsDiff{}
+	if !sameSizes || len(commonA) == 0 {
+		d.AllBatches = true
+		commonA, commonB = ra, rb
+	}
+	d.BatchesA, d.BatchesB = len(commonA), len(commonB)
+	ga, gb := Aggregate(commonA), Aggregate(commonB)
+	d.MeanA, d.MeanB, d.DMean = Float(ga.Mean), Float(gb.Mean), Float(ga.Mean-gb.Mean)
+	d.StdA, d.StdB, d.DStd = Float(ga.Std), Float(gb.Std), Float(ga.Std-gb.Std)
+	d.MinA, d.MinB, d.DMin = Float(ga.Min), Float(gb.Min), Float(ga.Min-gb.Min)
+	d.MaxA, d.MaxB, d.DMax = Float(ga.Max), Float(gb.Max), Float(ga.Max-gb.Max)
+	d.NaNA, d.NaNB, d.InfA, d.InfB = ga.NaN, gb.NaN, ga.Inf, gb.Inf
+	d.HistW1 = Float(Wasserstein1(ga.Hist, gb.Hist))
+	return d, nil
+}
+
+// Wasserstein1 returns the earth mover's distance between the
+// distributions of two histograms on the shared bfloat16 bucket grid, each
+// bucket's mass at its midpoint (store.KeyMid). Both are normalized to
+// total mass 1. It is 0 for two empty histograms and NaN when only one is
+// empty.
+func Wasserstein1(a, b store.Histogram) float64 {
+	ta, tb := float64(a.Total()), float64(b.Total())
+	if ta == 0 && tb == 0 {
+		return 0
+	}
+	if ta == 0 || tb == 0 {
+		return math.NaN()
+	}
+	var w, ca, cb, prev float64
+	i, j := 0, 0
+	first := true
+	for i < len(a.Keys) || j < len(b.Keys) {
+		var k uint16
+		switch {
+		case j == len(b.Keys) || (i < len(a.Keys) && store.KeyLess(a.Keys[i], b.Keys[j])):
+			k = a.Keys[i]
+		default:
+			k = b.Keys[j]
+		}
+		x := store.KeyMid(k)
+		if !first {
+			w += math.Abs(ca/ta-cb/tb) * (x - prev)
+		}
+		first = false
+		if i < len(a.Keys) && a.Keys[i] == k {
+			ca += float64(a.Counts[i])
+			i++
+		}
+		if j < len(b.Keys) && b.Keys[j] == k {
+			cb += float64(b.Counts[j])
+			j++
+		}
+		prev = x
+	}
+	return w
+}
+
+// rowKey identifies a sample for matching across runs.
+type rowKey struct{ a, b int64 }
+
+// bLoc locates a sample of run B.
+type bLoc struct {
+	batch  int64
+	sample int32
+}
+
+// keyRow is a tensor row without data.
+type keyRow struct {
+	batch  int64
+	sample int32
+	ds     int64
+}
+
+// tensorKeys lists the rows of a layer (batch, sample, dataset index),
+// without keeping data.
+func tensorKeys(s *store.Store, run, layer string, r store.BatchRange) ([]keyRow, error) {
+	var out []keyRow
+	err := s.Tensors(run, layer, r, func(row store.TensorRow) error {
+		out = append(out, keyRow{row.Batch, row.Sample, row.DatasetIndex})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tensors of %s/%s: %w", run, layer, err)
+	}
+	return out, nil
+}
+
+// matchKeys assigns each row its matching key: (dataset index, occurrence)
+// when byIndex, else (batch, sample).
+func matchKeys(rows []keyRow, byIndex bool) []rowKey {
+	keys := make([]rowKey, len(rows))
+	occ := map[int64]int64{}
+	for i, r := range rows {
+		if byIndex {
+			keys[i] = rowKey{r.ds, occ[r.ds]}
+			occ[r.ds]++
+		} else {
+			keys[i] = rowKey{r.batch, int64(r.sample)}
+		}
+	}
+	return keys
+}
+
+// diffTensors compares the tensors of a layer pair of equal shape.
+//
+// Plan: list the rows (no data) of both runs, match them by key, then walk
+// run A's batches in windows; for each window load the run-B batches its
+// samples need (bounded by opts.MemoryBudget), then stream run A's rows of
+// the window and accumulate the error of each against its B row. A's data
+// is never copied; B's is copied once per window.
+func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opts DiffOptions, batchesA, batchesB map[int64]bool) (*TensorDiff, error) {
+	ka, err := tensorKeys(s, runA, a.Path, opts.Batches)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := tensorKeys(s, runB, b.Path, opts.Batches)
+	if err != nil {
+		return nil, err
+	}
+	byIndex := len(ka) > 0 && len(kb) > 0
+	for _, r := range ka {
+		batchesA[r.batch] = true
+		if r.ds < 0 {
+			byIndex = false
+		}
+	}
+	for _, r := range kb {
+		batchesB[r.batch] = true
+		if r.ds < 0 {
+			byIndex = false
+		}
+	}
+	td := &TensorDiff{MatchedBy: "batch_sample"}
+	if byIndex {
+		td.MatchedBy = "dataset_index"
+	}
+	keysA, keysB := matchKeys(ka, byIndex), matchKeys(kb, byIndex)
+	locB := make(map[rowKey]bLoc, len(kb))
+	rowsPerB := map[int64]int64{}
+	for i, k := range keysB {
+		locB[k] = bLoc{kb[i].batch, kb[i].sample}
+		rowsPerB[kb[i].batch]++
+	}
+	// For each A row: its B location, or missing.
+	keyOfA := make(map[bLoc]bLoc, len(ka)) // A (batch, sample) -> B (batch, sample)
+	type aBatch struct {
+		batch int64
+		needs []int64 // B batches
+	}
+	var aBatches []aBatch
+	matchedInB := 0
+	for i, k := range keysA {
+		l, ok := locB[k]
+		if !ok {
+			td.SamplesOnlyA++
+			continue
+		}
+		matchedInB++
+		keyOfA[bLoc{ka[i].batch, ka[i].sample}] = l
+		if len(aBatches) == 0 || aBatches[len(aBatches)-1].batch != ka[i].batch {
+			aBatches = append(aBatches, aBatch{batch: ka[i].batch})
+		}
+		ab := &aBatches[len(aBatches)-1]
+		if !slices.Contains(ab.needs, l.batch) {
+			ab.needs = append(ab.needs, l.batch)
+		}
+	}
+	td.SamplesOnlyB = int64(len(kb) - matchedInB)
+	td.Samples = int64(matchedInB)
+	if matchedInB == 0 {
+		return td, nil
+	}
+	elems := 1
+	for _, d := range a.Shape {
+		elems *= d
+	}
+	rowBytes := int64(elems) * 4
+	bBatchList := make([]int64, 0, len(rowsPerB))
+	for bb := range rowsPerB {
+		bBatchList = append(bBatchList, bb)
+	}
+	slices.Sort(bBatchList)
+
+	acc := ErrorAccumulator{Tol: opts.Tol}
+	cache := map[bLoc][]float32{}
+	var arena []float32
+	for i := 0; i < len(aBatches); {
+		need := map[int64]bool{}
+		var bytes int64
+		j := i
+		for ; j < len(aBatches); j++ {
+			var add int64
+			for _, nb := range aBatches[j].needs {
+				if !need[nb] {
+					add += rowsPerB[nb] * rowBytes
+				}
+			}
+			if j > i && bytes+add > opts.MemoryBudget {
+				break
+			}
+			for _, nb := range aBatches[j].needs {
+				need[nb] = true
+			}
+			bytes += add
+		}
+		// Load the needed B batches, in maximal runs of consecutive
+		// recorded batch numbers.
+		clear(cache)
+		if int64(cap(arena)) < bytes/4 {
+			arena = make([]float32, 0, bytes/4)
+		}
+		arena = arena[:0]
+		for _, rg := range neededRanges(bBatchList, need) {
+			err := s.Tensors(runB, b.Path, rg, func(row store.TensorRow) error {
+				if !need[row.Batch] {
+					return nil
+				}
+				if len(row.Data) != elems {
+					return fmt.Errorf("run %q layer %q batch %d sample %d: %d values, shape %v wants %d",
+						runB, b.Path, row.Batch, row.Sample, len(row.Data), b.Shape, elems)
+				}
+				if len(arena)+elems > cap(arena) { // more rows than counted: stay correct
+					cache[bLoc{row.Batch, row.Sample}] = append([]float32{}, row.Data...)
+					return nil
+				}
+				off := len(arena)
+				arena = append(arena, row.Data...)
+				cache[bLoc{row.Batch, row.Sample}] = arena[off : off+elems : off+elems]
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("tensors of %s/%s: %w", runB, b.Path, err)
+			}
+		}
+		// Stream A over the window.
+		inWindow := map[int64]bool{}
+		for _, ab := range aBatches[i:j] {
+			inWindow[ab.batch] = true
+		}
+		ra := store.BatchRange{From: aBatches[i].batch, To: aBatches[j-1].batch + 1}
+		err := s.Tensors(runA, a.Path, ra, func(row store.TensorRow) error {
+			if !inWindow[row.Batch] {
+				return nil
+			}
+			l, ok := keyOfA[bLoc{row.Batch, row.Sample}]
+			if !ok {
+				return nil
+			}
+			ref, ok := cache[l]
+			if !ok {
+				return fmt.Errorf("run %q layer %q batch %d sample %d: index listed it but it was not read", runB, b.Path, l.batch, l.sample)
+			}
+			if len(row.Data) != len(ref) {
+				return fmt.Errorf("run %q layer %q batch %d sample %d: %d values, shape %v wants %d",
+					runA, a.Path, row.Batch, row.Sample, len(row.Data), a.Shape, len(ref))
+			}
+			acc.Add(row.Data, ref)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("tensors of %s/%s: %w", runA, a.Path, err)
+		}
+		i = j
+	}
+	td.ErrorMetrics = acc.Metrics()
+	return td, nil
+}
+
+// neededRanges groups the needed batches into ranges over the sorted list
+// of recorded batches, each range covering only needed batches.
+func neededRanges(sorted []int64, need map[int64]bool) []store.BatchRange {
+	var out []store.BatchRange
+	start := -1
+	for i, b := range sorted {
+		if need[b] {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 {
+			out = append(out, store.BatchRange{From: sorted[start], To: sorted[i-1] + 1})
+			start = -1
+		}
+	}
+	if start >= 0 {
+		out = append(out, store.BatchRange{From: sorted[start], To: sorted[len(sorted)-1] + 1})
+	}
+	return out
+}

@@ -1,0 +1,377 @@
+package query
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/actrec/actrec/store"
+)
+
+// Export formats.
+const (
+	FormatArrow   = "arrow"   // Arrow IPC file(s), tensors as arrow.fixed_shape_tensor
+	FormatParquet = "parquet" // Parquet file, or Hive-partitioned dataset directory
+	FormatNPZ     = "npz"     // one (n, *shape) float32 array per layer + index arrays
+	FormatNPY     = "npy"     // one layer as one (n, *shape) float32 array
+	FormatCSV     = "csv"     // stats rows
+	FormatJSONL   = "jsonl"   // stats rows, one JSON object per line
+)
+
+// Formats lists the export formats.
+var Formats = []string{FormatArrow, FormatParquet, FormatNPZ, FormatNPY, FormatCSV, FormatJSONL}
+
+// Errors of Export about its output path.
+var (
+	// ErrOutputExists: the output exists and ExportOptions.Force is false.
+	ErrOutputExists = errors.New("output exists (use force to overwrite)")
+	// ErrOutputInStore: the output path is inside the store directory.
+	ErrOutputInStore = errors.New("output path is inside the store directory")
+)
+
+// ExportOptions configure Export.
+type ExportOptions struct {
+	Format string // one of Formats
+	// Out is the output path. For parquet, a path ending in ".parquet" is
+	// one file (one layer); any other path is a directory holding a
+	// Hive-partitioned dataset run=<run>/layer=<layer>/part-0.parquet,
+	// which may already hold other runs. For arrow, a path ending in
+	// ".arrow" is one file (one layer); any other path is a directory with
+	// one <layer>.arrow per layer.
+	Out     string
+	Layers  []string         // default: all layers with data of the format's kind
+	Batches store.BatchRange // default all
+	// Force replaces an existing output (for a dataset directory: the
+	// run's partition).
+	Force bool
+	// Progress, if set, is called with the tensor bytes written so far and
+	// the total.
+	Progress func(done, total int64)
+}
+
+// ExportResult describes what Export wrote.
+type ExportResult struct {
+	Run    string   `json:"run"`
+	Format string   `json:"format"`
+	Out    string   `json:"out"`
+	Files  []string `json:"files"` // files written (relative to Out when Out is a directory)
+	Layers []string `json:"layers"`
+	Rows   int64    `json:"rows"`  // tensor rows or stats rows written
+	Bytes  int64    `json:"bytes"` // tensor data bytes written
+}
+
+// Export writes the data of run to opts.Out in opts.Format. Tensor formats
+// (arrow, parquet, npz, npy) export tensor rows; csv and jsonl export
+// stats rows. Outputs are written to a temporary name and renamed into
+// place, so a failed export leaves no partial output.
+func Export(s *store.Store, run string, opts ExportOptions) (*ExportResult, error) {
+	if !isFormat(opts.Format) {
+		return nil, fmt.Errorf("unknown export format %q (want one of %s)", opts.Format, strings.Join(Formats, ", "))
+	}
+	if opts.Out == "" {
+		return nil, errors.New("export: no output path")
+	}
+	all, err := layerSummaries(s, run)
+	if err != nil {
+		return nil, err
+	}
+	layers, err := findLayers(all, run, opts.Layers)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOutsideStore(s.Dir(), opts.Out); err != nil {
+		return nil, err
+	}
+	res := &ExportResult{Run: run, Format: opts.Format, Out: opts.Out, Files: []string{}, Layers: []string{}}
+	switch opts.Format {
+	case FormatCSV, FormatJSONL:
+		var sel []store.LayerSummary
+		for _, l := range layers {
+			if l.StatsBatches > 0 {
+				sel = append(sel, l)
+			}
+		}
+		if len(sel) == 0 {
+			return nil, fmt.Errorf("run %q: no stats recorded for the selected layers", run)
+		}
+		return res, writeFileAtomic(opts.Out, opts.Force, func(f *os.File) error {
+			return exportStats(s, run, sel, opts, f, res)
+		})
+	}
+	var sel []store.LayerSummary
+	for _, l := range layers {
+		if l.TensorBatches > 0 {
+			sel = append(sel, l)
+		} else if len(opts.Layers) > 0 {
+			return nil, fmt.Errorf("run %q layer %q has no tensors recorded (only stats): %w", run, l.Path, store.ErrNotFound)
+		}
+	}
+	if len(sel) == 0 {
+		return nil, fmt.Errorf("run %q: no tensors recorded for the selected layers: %w", run, store.ErrNotFound)
+	}
+	single := opts.Format == FormatNPY ||
+		(opts.Format == FormatParquet && strings.HasSuffix(opts.Out, ".parquet")) ||
+		(opts.Format == FormatArrow && strings.HasSuffix(opts.Out, ".arrow"))
+	if single && len(sel) > 1 {
+		names := make([]string, len(sel))
+		for i, l := range sel {
+			names[i] = l.Path
+		}
+		return nil, fmt.Errorf("%s output %s holds one layer; choose one with --layer (layers with tensors: %s), or give a directory",
+			opts.Format, opts.Out, strings.Join(names, ", "))
+	}
+	plans, total, err := planTensors(s, run, sel, opts.Batches)
+	if err != nil {
+		return nil, err
+	}
+	pr := &progress{fn: opts.Progress, total: total}
+	for _, p := range plans {
+		res.Layers = append(res.Layers, p.layer.Path)
+		res.Rows += int64(len(p.keys))
+	}
+	res.Bytes = total
+	switch {
+	case opts.Format == FormatNPZ:
+		res.Files = append(res.Files, filepath.Base(opts.Out))
+		return res, writeFileAtomic(opts.Out, opts.Force, func(f *os.File) error {
+			return exportNPZ(s, run, plans, opts.Batches, f, pr)
+		})
+	case opts.Format == FormatNPY:
+		res.Files = append(res.Files, filepath.Base(opts.Out))
+		return res, writeFileAtomic(opts.Out, opts.Force, func(f *os.File) error {
+			return exportNPY(s, run, plans[0], opts.Batches, f, pr)
+		})
+	case single && opts.Format == FormatParquet:
+		res.Files = append(res.Files, filepath.Base(opts.Out))
+		return res, writeFileAtomic(opts.Out, opts.Force, func(f *os.File) error {
+			return exportParquet(s, run, plans[0], opts.Batches, f, pr)
+		})
+	case single && opts.Format == FormatArrow:
+		res.Files = append(res.Files, filepath.Base(opts.Out))
+		return res, writeFileAtomic(opts.Out, opts.Force, func(f *os.File) error {
+			return exportArrow(s, run, plans[0], opts.Batches, f, pr)
+		})
+	case opts.Format == FormatParquet:
+		return res, exportDataset(opts.Out, "run="+hiveEscape(run), opts.Force, func(dir string) error {
+			for _, p := range plans {
+				rel := filepath.Join("layer="+hiveEscape(p.layer.Path), "part-0.parquet")
+				if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(rel)), 0o755); err != nil {
+					return err
+				}
+				f, err := os.Create(filepath.Join(dir, rel))
+				if err != nil {
+					return err
+				}
+				err = exportParquet(s, run, p, opts.Batches, f, pr)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return err
+				}
+				res.Files = append(res.Files, filepath.Join("run="+hiveEscape(run), rel))
+			}
+			return nil
+		})
+	default: // arrow directory
+		return res, exportDir(opts.Out, opts.Force, func(dir string) error {
+			for _, p := range plans {
+				name := hiveEscape(p.layer.Path) + ".arrow"
+				f, err := os.Create(filepath.Join(dir, name))
+				if err != nil {
+					return err
+				}
+				err = exportArrow(s, run, p, opts.Batches, f, pr)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return err
+				}
+				res.Files = append(res.Files, name)
+			}
+			return nil
+		})
+	}
+}
+
+func isFormat(f string) bool {
+	for _, x := range Formats {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// tensorPlan is a layer to export with its rows, listed before writing so
+// that shapes are known up front.
+type tensorPlan struct {
+	layer store.LayerSummary
+	elems int
+	keys  []keyRow
+}
+
+func planTensors(s *store.Store, run string, layers []store.LayerSummary, r store.BatchRange) ([]tensorPlan, int64, error) {
+	var plans []tensorPlan
+	var total int64
+	for _, l := range layers {
+		keys, err := tensorKeys(s, run, l.Path, r)
+		if err != nil {
+			return nil, 0, err
+		}
+		elems := 1
+		for _, d := range l.Shape {
+			elems *= d
+		}
+		plans = append(plans, tensorPlan{layer: l, elems: elems, keys: keys})
+		total += int64(len(keys)) * int64(elems) * 4
+	}
+	return plans, total, nil
+}
+
+// progress reports bytes written.
+type progress struct {
+	fn          func(done, total int64)
+	done, total int64
+}
+
+func (p *progress) add(n int64) {
+	p.done += n
+	if p.fn != nil {
+		p.fn(p.done, p.total)
+	}
+}
+
+// hiveEscape escapes a partition value or file name the way Hive and Spark
+// do: characters that are special in paths or partition syntax, and
+// control characters, become %XX. pyarrow and DuckDB decode it.
+func hiveEscape(v string) string {
+	var sb strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < 0x20 || c == 0x7f || strings.IndexByte("\"#%'*/:=?\\{}[]^", c) >= 0 {
+			fmt.Fprintf(&sb, "%%%02X", c)
+			continue
+		}
+		sb.WriteByte(c)
+	}
+	return sb.String()
+}
+
+// HiveUnescape reverses hiveEscape.
+func HiveUnescape(v string) (string, error) { return url.PathUnescape(v) }
+
+// checkOutsideStore refuses an output path inside the store directory
+// (after resolving symlinks of the longest existing prefix).
+func checkOutsideStore(storeDir, out string) error {
+	sd, err := resolve(storeDir)
+	if err != nil {
+		return err
+	}
+	od, err := resolve(out)
+	if err != nil {
+		return err
+	}
+	if od == sd || strings.HasPrefix(od, sd+string(filepath.Separator)) {
+		return fmt.Errorf("%w: %s is inside %s", ErrOutputInStore, out, storeDir)
+	}
+	return nil
+}
+
+// resolve returns the absolute path of p with the symlinks of its longest
+// existing prefix resolved.
+func resolve(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	cur := abs
+	for {
+		r, err := filepath.EvalSymlinks(cur)
+		if err == nil {
+			return filepath.Join(append([]string{r}, rest...)...), nil
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return abs, nil
+		}
+		rest = append([]string{filepath.Base(cur)}, rest...)
+		cur = parent
+	}
+}
+
+// writeFileAtomic writes path through a temporary file in the same
+// directory, renamed into place on success.
+func writeFileAtomic(path string, force bool, fn func(*os.File) error) error {
+	if _, err := os.Lstat(path); err == nil && !force {
+		return fmt.Errorf("%w: %s", ErrOutputExists, path)
+	} else if err == nil {
+		if fi, _ := os.Stat(path); fi != nil && fi.IsDir() {
+			return fmt.Errorf("%s is a directory; give a file name", path)
+		}
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	err = fn(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// exportDir writes a directory through a temporary sibling directory,
+// renamed into place on success (an existing directory is replaced only
+// with force).
+func exportDir(path string, force bool, fn func(dir string) error) error {
+	if _, err := os.Lstat(path); err == nil && !force {
+		return fmt.Errorf("%w: %s", ErrOutputExists, path)
+	}
+	parent := filepath.Dir(filepath.Clean(path))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	if err := fn(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.RemoveAll(path); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// exportDataset writes the partition directory part (e.g. "run=x") of the
+// dataset root, leaving other partitions of the root alone.
+func exportDataset(root, part string, force bool, fn func(dir string) error) error {
+	if fi, err := os.Stat(root); err == nil && !fi.IsDir() {
+		return fmt.Errorf("%w: %s is a file, not a dataset directory", ErrOutputExists, root)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	return exportDir(filepath.Join(root, part), force, fn)
+}

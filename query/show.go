@@ -1,0 +1,105 @@
+package query
+
+import (
+	"fmt"
+
+	"github.com/actrec/actrec/store"
+)
+
+// ShowOptions select the tensor Show prints.
+type ShowOptions struct {
+	Layer  string
+	Batch  int64
+	Sample int // index of the sample in the batch; default 0
+	// Values is how many leading values of the tensor to return; default 16,
+	// negative for all.
+	Values int
+}
+
+// Tensor is the result of Show (JSON schema: see doc.go).
+type Tensor struct {
+	Run   string `json:"run"`
+	Layer string `json:"layer"`
+	Op    string `json:"op"`
+	Shape []int  `json:"shape"` // per-sample shape
+	Batch int64  `json:"batch"`
+	// Samples is the number of samples of the batch recorded as tensors
+	// (0 if the batch has stats only).
+	Samples      int   `json:"samples"`
+	Sample       int   `json:"sample"`
+	DatasetIndex int64 `json:"dataset_index"`
+	// Stats is the layer's statistics row of the batch (all samples), nil
+	// if none was recorded.
+	Stats *StatsRow `json:"stats"`
+	// Elements is the number of values of the sample's tensor; Values are
+	// its first values in row-major order (nil if the batch has no tensor).
+	Elements int       `json:"elements"`
+	Values   []float32 `json:"values"`
+}
+
+// Show returns the shape, the batch's stats and the first values of the
+// tensor of one sample of one batch of one layer.
+func Show(s *store.Store, run string, opts ShowOptions) (*Tensor, error) {
+	layers, err := layerSummaries(s, run)
+	if err != nil {
+		return nil, err
+	}
+	ls, err := findLayers(layers, run, []string{opts.Layer})
+	if err != nil {
+		return nil, err
+	}
+	l := ls[0]
+	n := opts.Values
+	if n == 0 {
+		n = 16
+	}
+	shape := l.Shape
+	if shape == nil {
+		shape = []int{}
+	}
+	t := &Tensor{Run: run, Layer: l.Path, Op: l.Op, Shape: shape, Batch: opts.Batch, Sample: opts.Sample, DatasetIndex: -1}
+	r := store.BatchRange{From: opts.Batch, To: opts.Batch + 1}
+	if l.StatsBatches > 0 {
+		rows, err := s.Stats(run, l.Path, r)
+		if err != nil {
+			return nil, fmt.Errorf("stats of %s/%s batch %d: %w", run, l.Path, opts.Batch, err)
+		}
+		for _, row := range rows {
+			if row.Batch == opts.Batch {
+				sr := statsRow(l.Path, row, 1)
+				t.Stats = &sr
+			}
+		}
+	}
+	found := false
+	if l.TensorBatches > 0 {
+		err := s.Tensors(run, l.Path, r, func(row store.TensorRow) error {
+			if row.Batch != opts.Batch {
+				return nil
+			}
+			t.Samples++
+			if int(row.Sample) == opts.Sample && !found {
+				found = true
+				t.DatasetIndex = row.DatasetIndex
+				t.Elements = len(row.Data)
+				k := len(row.Data)
+				if n >= 0 {
+					k = min(k, n)
+				}
+				t.Values = append([]float32{}, row.Data[:k]...)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("tensors of %s/%s batch %d: %w", run, l.Path, opts.Batch, err)
+		}
+	}
+	switch {
+	case t.Stats == nil && t.Samples == 0:
+		return nil, fmt.Errorf("run %q layer %q has no data for batch %d: %w", run, l.Path, opts.Batch, store.ErrNotFound)
+	case t.Samples > 0 && !found:
+		return nil, fmt.Errorf("run %q layer %q batch %d has no sample %d (%d samples recorded): %w",
+			run, l.Path, opts.Batch, opts.Sample, t.Samples, store.ErrNotFound)
+	}
+	return t, nil
+}
