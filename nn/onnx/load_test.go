@@ -1,0 +1,211 @@
+package onnx
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/actrec/actrec/nn"
+)
+
+func fixture(name string) string { return filepath.Join("..", "..", "testdata", "onnx", name) }
+
+// maxErr returns max |got-want| and the tolerance 1e-4*max(1, max|want|).
+func maxErr(got, want *nn.Tensor) (float64, float64) {
+	var e, m float64
+	for i := range want.Data {
+		e = math.Max(e, math.Abs(float64(got.Data[i])-float64(want.Data[i])))
+		m = math.Max(m, math.Abs(float64(want.Data[i])))
+	}
+	return e, 1e-4 * math.Max(1, m)
+}
+
+// checkParity runs model on io["input"] and compares the output and every
+// module output present in io (keyed by module path).
+func checkParity(t *testing.T, m *nn.Model, io map[string]*nn.Tensor) float64 {
+	t.Helper()
+	var mu sync.Mutex
+	got := map[string]*nn.Tensor{}
+	h := m.RegisterGlobalHook(func(ctx context.Context, mod nn.ModuleInfo, in []*nn.Tensor, out *nn.Tensor) {
+		if _, ok := io[mod.Path]; ok && mod.Leaf {
+			mu.Lock()
+			got[mod.Path] = out.Clone()
+			mu.Unlock()
+		}
+	})
+	defer h.Remove()
+	out, err := m.Forward(context.Background(), io["input"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got["output"] = out
+	var keys []string
+	for k := range io {
+		if k != "input" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	worst := 0.0
+	for _, k := range keys {
+		g, ok := got[k]
+		if !ok {
+			mi, exists := m.Module(k)
+			t.Errorf("%s: no output captured (module exists: %v, %+v)", k, exists, mi)
+			continue
+		}
+		w := io[k]
+		if !equalShape(g.Shape, w.Shape) {
+			t.Errorf("%s: shape %v, want %v", k, g.Shape, w.Shape)
+			continue
+		}
+		e, tol := maxErr(g, w)
+		if e > tol || math.IsNaN(e) {
+			t.Errorf("%s: max abs error %g > %g", k, e, tol)
+		}
+		if k == "output" {
+			worst = e
+		}
+	}
+	return worst
+}
+
+func equalShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestLoad_Parity(t *testing.T) {
+	for _, name := range []string{"recipe_cnn", "opsnet_opset11", "opsnet_opset13", "opsnet_opset17", "opsnet_external"} {
+		t.Run(name, func(t *testing.T) {
+			m, err := Load(fixture(name + ".onnx"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ioName := name
+			if name == "opsnet_external" {
+				ioName = "opsnet_opset13"
+			}
+			io, err := nn.LoadSafetensors(fixture(ioName + ".io.safetensors"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := checkParity(t, m, io)
+			t.Logf("%s: output max abs error %.3g (%d reference tensors)", name, e, len(io)-1)
+		})
+	}
+}
+
+func TestLoad_RecipeCNNModules(t *testing.T) {
+	m, err := Load(fixture("recipe_cnn.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, mi := range m.Modules() {
+		got = append(got, mi.Path+":"+mi.Op)
+	}
+	want := ":recipe_cnn conv1:Conv2d relu1:ReLU maxpool1:MaxPool2d conv2:Conv2d relu2:ReLU maxpool2:MaxPool2d flatten:Flatten fc1:Linear relu3:ReLU fc2:Linear"
+	if strings.Join(got, " ") != want {
+		t.Errorf("modules\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+	keys := m.StateDictKeys()
+	sort.Strings(keys)
+	if strings.Join(keys, ",") != "conv1.bias,conv1.weight,conv2.bias,conv2.weight,fc1.bias,fc1.weight,fc2.bias,fc2.weight" {
+		t.Errorf("state dict keys %v", keys)
+	}
+	// Any batch size.
+	for _, n := range []int{1, 5} {
+		x := nn.NewTensor(n, 1, 28, 28)
+		y, err := m.Forward(context.Background(), x)
+		if err != nil || !equalShape(y.Shape, []int{n, 10}) {
+			t.Errorf("batch %d: %v %v", n, y, err)
+		}
+	}
+}
+
+func TestLoad_OpsNetModules(t *testing.T) {
+	m, err := Load(fixture("opsnet_opset13.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, mi := range m.Modules() {
+		if mi.Leaf {
+			got = append(got, mi.Path+":"+mi.Op)
+		}
+	}
+	want := "conv:Conv2d relu:ReLU bn:BatchNorm2d leaky:LeakyReLU avgpool.Pad:Pad avgpool.AveragePool:AvgPool2d " +
+		"gelu.Div:Div gelu.Erf:Erf gelu.Add:Add gelu.Mul:Mul gelu.Mul_1:Mul gap:AdaptiveAvgPool2d flatten:Flatten " +
+		"Reshape:Reshape fc:Linear MatMul:MatMul Transpose:Transpose Reshape_1:Reshape Slice:Slice Sub:Sub sigmoid:Sigmoid " +
+		"Mul:Mul tanh:Tanh Add:Add Div:Div hardtanh:Clip Add_1:Add Concat_2:Concat identity:Identity dropout:Dropout fc2:Linear softmax:Softmax"
+	if strings.Join(got, " ") != want {
+		t.Errorf("leaves\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+}
+
+func TestLoad_Errors(t *testing.T) {
+	_, err := Load(fixture("missing.onnx"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	_, err = Decode([]byte("not a model"), LoadOptions{})
+	if !errors.Is(err, ErrNotONNX) {
+		t.Errorf("garbage: %v", err)
+	}
+	data, err := os.ReadFile(fixture("opsnet_external.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Decode(data, LoadOptions{})
+	if err == nil || !strings.Contains(err.Error(), "not loaded from a file") {
+		t.Errorf("external data via Decode: %v", err)
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	for _, name := range []string{"opsnet_opset11.onnx", "opsnet_opset13.onnx", "opsnet_opset17.onnx"} {
+		data, err := os.ReadFile(fixture(name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Decode(data, LoadOptions{})
+		if err != nil {
+			return
+		}
+		// A model that loads must run (or fail with an error) on its input shape.
+		shapes := m.InputShapes()
+		var in []*nn.Tensor
+		for _, s := range shapes {
+			s = clone(s)
+			total := 1
+			for i := range s {
+				if s[i] < 0 {
+					s[i] = 2
+				}
+				total *= s[i]
+			}
+			if total > 1<<16 {
+				return
+			}
+			in = append(in, nn.NewTensor(s...))
+		}
+		m.Forward(context.Background(), in...)
+	})
+}
