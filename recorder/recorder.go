@@ -104,6 +104,10 @@ type Recorder struct {
 	err    error
 	failed atomic.Bool // err != nil, read without the lock on hot paths
 
+	// beforeWrite, if set (tests), runs in the worker before an item is
+	// written; a non-nil error is treated as a writer error.
+	beforeWrite func(*item) error
+
 	nBatches, statsRows, tensorRows, tensorBytes, dropped, droppedItems atomic.Int64
 	budgetAt                                                            atomic.Int64
 }
@@ -583,6 +587,12 @@ func (r *Recorder) write(it *item) {
 	}()
 	if r.failed.Load() {
 		return
+	}
+	if r.beforeWrite != nil {
+		if err := r.beforeWrite(it); err != nil {
+			r.setErr(fmt.Errorf("recorder: %w", err))
+			return
+		}
 	}
 	if it.raw != nil {
 		row := r.computeStats(*it.raw, it.shape)
