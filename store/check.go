@@ -171,4 +171,3 @@ func checkEntry(c *segCache, e entry, seg segment, k entryKey, layer layerRecord
 	}
 	return nil
 }
-

@@ -82,7 +82,7 @@ func (s *Store) salvageRun(tx *bolt.Tx, r *runRecord) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	salvaged := 0
+	batchesBefore := r.Batches
 	for _, f := range files {
 		name := f.Name()
 		if strings.HasSuffix(name, ".tmp") {
@@ -97,7 +97,7 @@ func (s *Store) salvageRun(tx *bolt.Tx, r *runRecord) error {
 		if known && seg.sealed() {
 			continue
 		}
-		n, err := s.salvageSegment(tx, r, layers, seq, seg, known)
+		_, err := s.salvageSegment(tx, r, layers, seq, seg, known)
 		if err != nil {
 			var ce *CorruptionError
 			if errors.As(err, &ce) {
@@ -105,7 +105,6 @@ func (s *Store) salvageRun(tx *bolt.Tx, r *runRecord) error {
 			}
 			return err
 		}
-		salvaged += n
 		if seq >= r.NextSeq {
 			r.NextSeq = seq + 1
 		}
@@ -119,7 +118,7 @@ func (s *Store) salvageRun(tx *bolt.Tx, r *runRecord) error {
 			return err
 		}
 	}
-	if salvaged > 0 {
+	if salvaged := r.Batches - batchesBefore; salvaged > 0 {
 		if r.Info.Meta == nil {
 			r.Info.Meta = map[string]string{}
 		}

@@ -58,6 +58,9 @@ type Writer struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	// hookBeforeCommit, if set (tests), runs after segments are fsynced, before the commit.
+	hookBeforeCommit func()
 }
 
 type pendingEntry struct {
@@ -431,6 +434,9 @@ func (w *Writer) flushLocked(closing bool) error {
 	}
 	if len(w.pending) == 0 && len(w.dirty) == 0 && !w.infoDiry {
 		return nil
+	}
+	if w.hookBeforeCommit != nil {
+		w.hookBeforeCommit()
 	}
 	if err := w.s.update(w.commit); err != nil {
 		if errors.Is(err, ErrLocked) {
