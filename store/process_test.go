@@ -113,7 +113,11 @@ func runChild(mode, dir string) error {
 			time.Sleep(time.Millisecond)
 			if b >= 150 { // enough: wait for the parent to end the recording
 				<-stdinClosed
-				b--
+				if err := w.Close(StateComplete); err != nil {
+					return err
+				}
+				fmt.Printf("done %d\n", b+1)
+				return s.Close()
 			}
 		}
 	}
