@@ -32,10 +32,11 @@ const (
 	ncBlock = 4096 // columns of packed B per block (4 MiB at kcBlock): stays in L3
 )
 
-// kernelFunc computes the mr×nr tile acc = Σ_p a[p*mr+i]*b[p*nr+j] over
-// p < kc from packed panels and stores c[i*ldc+j] = alpha*acc + beta*c[i*ldc+j]
-// (C is not read when beta == 0).
-type kernelFunc func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
+// kernelFunc computes the mr×nr tile acc = Σ_p A(i, p)*b[p*nr+j] over
+// p < kc, where A(i, p) = a[i*rsA+p*csA] (a packed panel has rsA = 1,
+// csA = mr) and b is a packed panel, and stores
+// c[i*ldc+j] = alpha*acc + beta*c[i*ldc+j] (C is not read when beta == 0).
+type kernelFunc func(kc int, a []float32, rsA, csA int, b, c []float32, ldc int, alpha, beta float32)
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices,
 // where op(X) is X, or its transpose if transX is set. op(A) is m×k, op(B)
@@ -151,11 +152,17 @@ func sgemm(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32, a [
 	kcMax := (k + (k+kcBlock-1)/kcBlock - 1) / ((k + kcBlock - 1) / kcBlock)
 	mcMax := min(roundUp(m, mr), mcBlock)
 	ncMax := min(roundUp(n, nr), ncBlock)
-	bufp := getBuf(mcMax*kcMax + kcMax*ncMax + mr*nr)
+	// A untransposed is read in place (its rows are contiguous in p), except
+	// a last panel of fewer than mr rows; Aᵀ is packed.
+	apLen := mcMax * kcMax
+	if !transA {
+		apLen = mr * kcMax
+	}
+	bufp := getBuf(apLen + kcMax*ncMax + mr*nr)
 	buf := *bufp
-	ap := buf[:mcMax*kcMax]
-	bp := buf[mcMax*kcMax : mcMax*kcMax+kcMax*ncMax]
-	tmp := buf[mcMax*kcMax+kcMax*ncMax:]
+	ap := buf[:apLen]
+	bp := buf[apLen : apLen+kcMax*ncMax]
+	tmp := buf[apLen+kcMax*ncMax:]
 
 	for jc := 0; jc < n; jc += ncBlock {
 		nc := min(ncBlock, n-jc)
@@ -168,28 +175,50 @@ func sgemm(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32, a [
 			}
 			for ic := 0; ic < m; ic += mcBlock {
 				mc := min(mcBlock, m-ic)
-				packA(transA, a, lda, ic, pc, mc, kc, ap)
-				macroKernel(kern, mc, nc, kc, alpha, bet, ap, bp, c[ic*ldc+jc:], ldc, tmp)
+				blk := aBlock{a: ap, step: kc, rs: 1, cs: mr}
+				if transA {
+					packA(true, a, lda, ic, pc, mc, kc, ap)
+				} else {
+					blk = aBlock{a: a[ic*lda+pc:], step: lda, rs: lda, cs: 1}
+					if full := mc / mr * mr; full < mc {
+						packA(false, a, lda, ic+full, pc, mc-full, kc, ap)
+						blk.edge = ap
+					}
+				}
+				macroKernel(kern, mc, nc, kc, alpha, bet, blk, bp, c[ic*ldc+jc:], ldc, tmp)
 			}
 		}
 	}
 	bufPool.Put(bufp)
 }
 
-// macroKernel multiplies a packed mc×kc block of A by a packed kc×nc block
-// of B into the mc×nc block of C at c.
-func macroKernel(kern kernelFunc, mc, nc, kc int, alpha, beta float32, ap, bp, c []float32, ldc int, tmp []float32) {
+// aBlock locates the mr-row panels of an mc×kc block of op(A): the panel
+// of rows ir..ir+mr starts at a[ir*step], its element (i, p) at i*rs+p*cs.
+// If edge is not nil, a last panel of fewer than mr rows is there instead,
+// packed and zero-padded (rs = 1, cs = mr).
+type aBlock struct {
+	a            []float32
+	step, rs, cs int
+	edge         []float32
+}
+
+// macroKernel multiplies an mc×kc block of A by a packed kc×nc block of B
+// into the mc×nc block of C at c.
+func macroKernel(kern kernelFunc, mc, nc, kc int, alpha, beta float32, blk aBlock, bp, c []float32, ldc int, tmp []float32) {
 	for jr := 0; jr < nc; jr += nr {
 		nn := min(nr, nc-jr)
 		bpan := bp[jr*kc : (jr+nr)*kc]
 		for ir := 0; ir < mc; ir += mr {
 			mm := min(mr, mc-ir)
-			apan := ap[ir*kc : (ir+mr)*kc]
+			apan, rs, cs := blk.a[ir*blk.step:], blk.rs, blk.cs
+			if mm < mr && blk.edge != nil {
+				apan, rs, cs = blk.edge, 1, mr
+			}
 			if mm == mr && nn == nr {
-				kern(kc, apan, bpan, c[ir*ldc+jr:], ldc, alpha, beta)
+				kern(kc, apan, rs, cs, bpan, c[ir*ldc+jr:], ldc, alpha, beta)
 				continue
 			}
-			kern(kc, apan, bpan, tmp, nr, 1, 0)
+			kern(kc, apan, rs, cs, bpan, tmp, nr, 1, 0)
 			storeTile(mm, nn, alpha, beta, tmp, c[ir*ldc+jr:], ldc)
 		}
 	}

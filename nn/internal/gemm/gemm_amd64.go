@@ -15,19 +15,20 @@ func defaultKernel() kernelFunc {
 }
 
 // kernelAVX2 is the AVX2+FMA micro-kernel (see kernelFunc).
-func kernelAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
-	_ = a[kc*mr-1]
+func kernelAVX2(kc int, a []float32, rsA, csA int, b, c []float32, ldc int, alpha, beta float32) {
+	_ = a[(mr-1)*rsA+(kc-1)*csA]
 	_ = b[kc*nr-1]
 	_ = c[(mr-1)*ldc+nr-1]
-	kernel6x16(kc, &a[0], &b[0], &c[0], ldc, alpha, beta)
+	kernel6x16(kc, &a[0], rsA, csA, &b[0], &c[0], ldc, alpha, beta)
 }
 
-// kernel6x16 computes the 6×16 tile acc = Σ_p a[p*6+i]*b[p*16+j], p < kc,
-// and stores c[i*ldc+j] = alpha*acc + beta*c[i*ldc+j] (C unread if beta == 0).
+// kernel6x16 computes the 6×16 tile acc = Σ_p A(i, p)*b[p*16+j], p < kc,
+// with A(i, p) = a[i*rsA+p*csA], and stores
+// c[i*ldc+j] = alpha*acc + beta*c[i*ldc+j] (C unread if beta == 0).
 // kc must be >= 1.
 //
 //go:noescape
-func kernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+func kernel6x16(kc int, a *float32, rsA, csA int, b, c *float32, ldc int, alpha, beta float32)
 
 // packB16Full copies kc rows of nr = 16 floats, ldb apart in b, to dst.
 func packB16Full(kc int, b []float32, ldb int, dst []float32) {

@@ -3,28 +3,32 @@
 #include "textflag.h"
 
 // One step p of the 6x16 tile: Y12,Y13 = b[p*16:p*16+16];
-// acc row i (Y(2i), Y(2i+1)) += a[p*6+i] * (Y12, Y13).
-#define STEP(aoff, boff) \
+// acc row i (Y(2i), Y(2i+1)) += A(i, p) * (Y12, Y13), where rows 0-2 of A
+// are at AX, AX+R9, AX+2*R9 and rows 3-5 at R8, R8+R9, R8+2*R9; then
+// AX and R8 advance by R10 (the byte step between A columns).
+#define STEP(boff) \
 	VMOVUPS boff(BX), Y12 \
 	VMOVUPS boff+32(BX), Y13 \
-	VBROADCASTSS aoff(AX), Y14 \
+	VBROADCASTSS (AX), Y14 \
 	VFMADD231PS Y12, Y14, Y0 \
 	VFMADD231PS Y13, Y14, Y1 \
-	VBROADCASTSS aoff+4(AX), Y15 \
+	VBROADCASTSS (AX)(R9*1), Y15 \
 	VFMADD231PS Y12, Y15, Y2 \
 	VFMADD231PS Y13, Y15, Y3 \
-	VBROADCASTSS aoff+8(AX), Y14 \
+	VBROADCASTSS (AX)(R9*2), Y14 \
 	VFMADD231PS Y12, Y14, Y4 \
 	VFMADD231PS Y13, Y14, Y5 \
-	VBROADCASTSS aoff+12(AX), Y15 \
+	VBROADCASTSS (R8), Y15 \
 	VFMADD231PS Y12, Y15, Y6 \
 	VFMADD231PS Y13, Y15, Y7 \
-	VBROADCASTSS aoff+16(AX), Y14 \
+	VBROADCASTSS (R8)(R9*1), Y14 \
 	VFMADD231PS Y12, Y14, Y8 \
 	VFMADD231PS Y13, Y14, Y9 \
-	VBROADCASTSS aoff+20(AX), Y15 \
+	VBROADCASTSS (R8)(R9*2), Y15 \
 	VFMADD231PS Y12, Y15, Y10 \
-	VFMADD231PS Y13, Y15, Y11
+	VFMADD231PS Y13, Y15, Y11 \
+	ADDQ R10, AX \
+	ADDQ R10, R8
 
 // Store row (lo, hi) to (R), applying beta from Y13: (lo,hi) += beta*C.
 #define STOREBETA(lo, hi, R) \
@@ -37,14 +41,20 @@
 	VMOVUPS lo, (R) \
 	VMOVUPS hi, 32(R)
 
-// func kernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
-TEXT ·kernel6x16(SB), NOSPLIT, $0-48
+// func kernel6x16(kc int, a *float32, rsA, csA int, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·kernel6x16(SB), NOSPLIT, $0-64
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), DI
-	MOVQ ldc+32(FP), SI
+	MOVQ rsA+16(FP), R9
+	MOVQ csA+24(FP), R10
+	MOVQ b+32(FP), BX
+	MOVQ c+40(FP), DI
+	MOVQ ldc+48(FP), SI
 	SHLQ $2, SI
+	SHLQ $2, R9
+	SHLQ $2, R10
+	LEAQ (AX)(R9*2), R8
+	ADDQ R9, R8
 
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -66,11 +76,10 @@ TEXT ·kernel6x16(SB), NOSPLIT, $0-48
 	JZ   tail
 
 loop4:
-	STEP(0, 0)
-	STEP(24, 64)
-	STEP(48, 128)
-	STEP(72, 192)
-	ADDQ $96, AX
+	STEP(0)
+	STEP(64)
+	STEP(128)
+	STEP(192)
 	ADDQ $256, BX
 	DECQ DX
 	JNZ  loop4
@@ -80,14 +89,13 @@ tail:
 	JZ    done
 
 loop1:
-	STEP(0, 0)
-	ADDQ $24, AX
+	STEP(0)
 	ADDQ $64, BX
 	DECQ CX
 	JNZ  loop1
 
 done:
-	VBROADCASTSS alpha+40(FP), Y12
+	VBROADCASTSS alpha+56(FP), Y12
 	VMULPS Y12, Y0, Y0
 	VMULPS Y12, Y1, Y1
 	VMULPS Y12, Y2, Y2
@@ -107,11 +115,11 @@ done:
 	LEAQ (R8)(SI*2), R9  // row 4
 	LEAQ (R9)(SI*1), R12 // row 5
 
-	MOVL beta+44(FP), DX
+	MOVL beta+60(FP), DX
 	ANDL $0x7fffffff, DX
 	JZ   nobeta
 
-	VBROADCASTSS beta+44(FP), Y13
+	VBROADCASTSS beta+60(FP), Y13
 	STOREBETA(Y0, Y1, DI)
 	STOREBETA(Y2, Y3, R10)
 	STOREBETA(Y4, Y5, R8)

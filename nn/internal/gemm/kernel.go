@@ -1,14 +1,15 @@
 package gemm
 
 // kernelGeneric is the portable micro-kernel (see kernelFunc).
-func kernelGeneric(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
-	a = a[:kc*mr]
+func kernelGeneric(kc int, a []float32, rsA, csA int, b, c []float32, ldc int, alpha, beta float32) {
+	a = a[:(mr-1)*rsA+(kc-1)*csA+1]
 	b = b[:kc*nr]
 	for i := 0; i < mr; i++ {
+		ar := a[i*rsA:]
 		for h := 0; h < nr; h += 8 {
 			var s0, s1, s2, s3, s4, s5, s6, s7 float32
 			for p := 0; p < kc; p++ {
-				ai := a[p*mr+i]
+				ai := ar[p*csA]
 				bb := b[p*nr+h : p*nr+h+8 : p*nr+h+8]
 				s0 += ai * bb[0]
 				s1 += ai * bb[1]
