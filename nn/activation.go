@@ -24,6 +24,19 @@ func sameOutputShape(op string, in [][]int) ([]int, error) {
 	return cloneShape(s), nil
 }
 
+// inPlaceLayer is implemented by layers that can compute their output in
+// the storage of their single input. Model uses it when nothing can observe
+// the input any more (its last reader, no hook on the layer).
+type inPlaceLayer interface {
+	forwardInPlace(x *Tensor) (*Tensor, error)
+}
+
+// inPlace applies f element-wise to x in place.
+func inPlace(x *Tensor, f func(dst, src []float32)) *Tensor {
+	parallel(len(x.Data), elementwiseGrain, func(lo, hi int) { f(x.Data[lo:hi], x.Data[lo:hi]) })
+	return x
+}
+
 // ReLU is max(x, 0) element-wise (PyTorch nn.ReLU). NaN stays NaN.
 type ReLU struct{}
 
@@ -39,6 +52,8 @@ func (r *ReLU) Forward(in ...*Tensor) (*Tensor, error) {
 	}
 	return unary(x, reluSlice), nil
 }
+
+func (r *ReLU) forwardInPlace(x *Tensor) (*Tensor, error) { return inPlace(x, reluSlice), nil }
 
 func reluSlice(dst, src []float32) {
 	dst = dst[:len(src)]
@@ -63,11 +78,15 @@ func (*Sigmoid) Forward(in ...*Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return unary(x, func(dst, src []float32) {
-		for i, v := range src {
-			dst[i] = float32(1 / (1 + math.Exp(-float64(v))))
-		}
-	}), nil
+	return unary(x, sigmoidSlice), nil
+}
+
+func (*Sigmoid) forwardInPlace(x *Tensor) (*Tensor, error) { return inPlace(x, sigmoidSlice), nil }
+
+func sigmoidSlice(dst, src []float32) {
+	for i, v := range src {
+		dst[i] = float32(1 / (1 + math.Exp(-float64(v))))
+	}
 }
 
 // Tanh is the hyperbolic tangent element-wise (PyTorch nn.Tanh).
@@ -83,11 +102,15 @@ func (*Tanh) Forward(in ...*Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return unary(x, func(dst, src []float32) {
-		for i, v := range src {
-			dst[i] = float32(math.Tanh(float64(v)))
-		}
-	}), nil
+	return unary(x, tanhSlice), nil
+}
+
+func (*Tanh) forwardInPlace(x *Tensor) (*Tensor, error) { return inPlace(x, tanhSlice), nil }
+
+func tanhSlice(dst, src []float32) {
+	for i, v := range src {
+		dst[i] = float32(math.Tanh(float64(v)))
+	}
 }
 
 // GELU is the Gaussian error linear unit (PyTorch nn.GELU):
@@ -113,21 +136,24 @@ func (g *GELU) Forward(in ...*Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	return unary(x, g.slice), nil
+}
+
+func (g *GELU) forwardInPlace(x *Tensor) (*Tensor, error) { return inPlace(x, g.slice), nil }
+
+func (g *GELU) slice(dst, src []float32) {
 	if g.Approximate == "tanh" {
 		c := math.Sqrt(2 / math.Pi)
-		return unary(x, func(dst, src []float32) {
-			for i, v := range src {
-				x := float64(v)
-				dst[i] = float32(0.5 * x * (1 + math.Tanh(c*(x+0.044715*x*x*x))))
-			}
-		}), nil
-	}
-	return unary(x, func(dst, src []float32) {
 		for i, v := range src {
 			x := float64(v)
-			dst[i] = float32(0.5 * x * (1 + math.Erf(x/math.Sqrt2)))
+			dst[i] = float32(0.5 * x * (1 + math.Tanh(c*(x+0.044715*x*x*x))))
 		}
-	}), nil
+		return
+	}
+	for i, v := range src {
+		x := float64(v)
+		dst[i] = float32(0.5 * x * (1 + math.Erf(x/math.Sqrt2)))
+	}
 }
 
 // Dropout is the identity at inference (PyTorch nn.Dropout in eval mode).
@@ -148,6 +174,8 @@ func (*Dropout) Forward(in ...*Tensor) (*Tensor, error) {
 	}
 	return x.Clone(), nil
 }
+
+func (*Dropout) forwardInPlace(x *Tensor) (*Tensor, error) { return x, nil }
 
 // Softmax is exp(x)/sum(exp(x)) along dimension Dim (PyTorch nn.Softmax).
 type Softmax struct {

@@ -80,6 +80,14 @@ func (b *BatchNorm2d) Forward(in ...*Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	y := &Tensor{Shape: cloneShape(x.Shape), Data: make([]float32, len(x.Data))}
+	return b.apply(x, y)
+}
+
+func (b *BatchNorm2d) forwardInPlace(x *Tensor) (*Tensor, error) { return b.apply(x, x) }
+
+// apply writes the normalised x into y (which may be x).
+func (b *BatchNorm2d) apply(x, y *Tensor) (*Tensor, error) {
 	if _, err := b.OutputShape(x.Shape); err != nil {
 		return nil, err
 	}
@@ -96,7 +104,6 @@ func (b *BatchNorm2d) Forward(in ...*Tensor) (*Tensor, error) {
 		shift[i] = float32(bi - float64(b.RunningMean.Data[i])*w*inv)
 	}
 	hw := x.Shape[2] * x.Shape[3]
-	y := &Tensor{Shape: cloneShape(x.Shape), Data: make([]float32, len(x.Data))}
 	parallel(x.Shape[0]*c, max(1, elementwiseGrain/(hw+1)), func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			sc, sh := scale[pl%c], shift[pl%c]

@@ -237,6 +237,13 @@ func (b *Builder) Build(out Value) (*Model, error) {
 		m.lastUse[in.value] = len(b.leaves) // nor are the caller's inputs
 	}
 
+	for i := range m.leaves {
+		l := &m.leaves[i]
+		if ip, ok := l.layer.(inPlaceLayer); ok && len(l.in) == 1 && m.lastUse[l.in[0]] == i {
+			l.inPlace = ip
+		}
+	}
+
 	// Containers: first/last leaf, external inputs, output.
 	m.conts = make([]container, len(m.mods))
 	m.starts = make([][]int, len(m.leaves))

@@ -227,7 +227,13 @@ func (m *Model) forwardHooked(ctx context.Context, hs *hookSet, vals []*Tensor) 
 		}
 		args := m.gather(vals, l.in)
 		m.runPre(ctx, hs, l.mod, args)
-		out, err := l.layer.Forward(args...)
+		var out *Tensor
+		var err error
+		if l.inPlace != nil && len(hs.fwd[l.mod])+len(hs.global) == 0 && !m.neededByContainer(l.in[0], li) {
+			out, err = l.inPlace.forwardInPlace(args[0])
+		} else {
+			out, err = l.layer.Forward(args...)
+		}
 		if err != nil {
 			return nil, m.wrap(l.mod, err)
 		}

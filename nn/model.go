@@ -55,6 +55,9 @@ type leaf struct {
 	layer Layer
 	in    []int
 	out   int
+	// inPlace is set if the layer can overwrite its input and is the last
+	// reader of a value that is not a model input.
+	inPlace inPlaceLayer
 }
 
 type container struct {
@@ -196,7 +199,13 @@ func (m *Model) Forward(ctx context.Context, in ...*Tensor) (*Tensor, error) {
 		for _, v := range l.in {
 			args = append(args, vals[v])
 		}
-		out, err := l.layer.Forward(args...)
+		var out *Tensor
+		var err error
+		if l.inPlace != nil {
+			out, err = l.inPlace.forwardInPlace(args[0])
+		} else {
+			out, err = l.layer.Forward(args...)
+		}
 		if err != nil {
 			return nil, m.wrap(l.mod, err)
 		}

@@ -88,6 +88,37 @@ func checkParity(t *testing.T, m *Model, fixture string) {
 	if compared != len(m.Modules()) {
 		t.Errorf("compared %d modules of %d", compared, len(m.Modules()))
 	}
+	h.Remove()
+
+	// Without hooks (layers may then work in place) and with hooks on the
+	// containers only, the results must be the same.
+	for _, mod := range m.Modules() {
+		if mod.Leaf || mod.Path == "" {
+			continue
+		}
+		_, err := m.RegisterForwardHook(mod.Path, func(ctx context.Context, mod ModuleInfo, in []*Tensor, out *Tensor) {
+			if e, tol := maxAbsErr(out.Data, io[mod.Path].Data); e > tol {
+				t.Errorf("container %s alone: max abs err %.3g > %.3g", mod.Path, e, tol)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, hooked := range []bool{true, false} {
+		in := io["input"].Clone()
+		y, err := m.Forward(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, tol := maxAbsErr(y.Data, io["output"].Data); e > tol {
+			t.Errorf("output (container hooks %v): max abs err %.3g > %.3g", hooked, e, tol)
+		}
+		if fmt.Sprint(in.Data) != fmt.Sprint(io["input"].Data) {
+			t.Error("Forward modified its input")
+		}
+		m.hooks.Store(nil)
+	}
 }
 
 func TestParityRecipeCNN(t *testing.T) {
