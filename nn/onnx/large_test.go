@@ -1,0 +1,71 @@
+package onnx
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/actrec/actrec/nn"
+)
+
+// The large parity models (torchvision resnet18 and mobilenet_v2 with random
+// weights) are too big to commit. Generate them with
+//
+//	/usr/bin/python3 scripts/onnx_export.py --large DIR
+//
+// and run the test and benchmarks with ACTREC_ONNX_LARGE=DIR.
+const largeEnv = "ACTREC_ONNX_LARGE"
+
+func largeDir(tb testing.TB) string {
+	dir := os.Getenv(largeEnv)
+	if dir == "" {
+		tb.Skipf("%s is not set: generate the models with `/usr/bin/python3 scripts/onnx_export.py --large DIR` and set %s=DIR", largeEnv, largeEnv)
+	}
+	return dir
+}
+
+func TestLoad_LargeParity(t *testing.T) {
+	dir := largeDir(t)
+	for _, name := range []string{"resnet18", "mobilenet_v2"} {
+		t.Run(name, func(t *testing.T) {
+			m, err := Load(filepath.Join(dir, name+".onnx"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io, err := nn.LoadSafetensors(filepath.Join(dir, name+".io.safetensors"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := checkParity(t, m, io)
+			t.Logf("%s: %d leaves, output max abs error %.3g (%d reference tensors)", name, len(m.Modules()), e, len(io)-1)
+		})
+	}
+}
+
+func BenchmarkResNet18(b *testing.B) {
+	dir := largeDir(b)
+	m, err := Load(filepath.Join(dir, "resnet18.onnx"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, batch := range []int{1, 8} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			x := nn.NewTensor(batch, 3, 224, 224)
+			for i := range x.Data {
+				x.Data[i] = float32(i%255)/255 - 0.5
+			}
+			ctx := context.Background()
+			if _, err := m.Forward(ctx, x); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := m.Forward(ctx, x); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
