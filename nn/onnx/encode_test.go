@@ -147,7 +147,7 @@ func aInts(name string, v ...int64) *attribute {
 	return &attribute{Name: name, Type: attrInts, Ints: v}
 }
 func aFloat(name string, v float32) *attribute { return &attribute{Name: name, Type: attrFloat, F: v} }
-func aStr(name, v string) *attribute            { return &attribute{Name: name, Type: attrString, S: []byte(v)} }
+func aStr(name, v string) *attribute           { return &attribute{Name: name, Type: attrString, S: []byte(v)} }
 
 func floatInit(name string, dims []int64, v ...float32) *tensorProto {
 	return &tensorProto{Name: name, Dims: dims, DataType: dtFloat, FloatData: v}

@@ -119,8 +119,8 @@ func TestOps_OpsetSemantics(t *testing.T) {
 		y := run(t, model(13, in, "z", []*tensorProto{
 			intInit("st", []int64{1}, -1), intInit("en", []int64{1}, math.MinInt64), intInit("ax", []int64{1}, 2), intInit("sp", []int64{1}, -2),
 			intInit("pads", []int64{6}, 0, 1, 0, 0, 0, 1)},
-			node("t", "Transpose", []string{"x"}, []string{"t"}, aInts("perm", 0, 2, 1)), // [2,3,2]
-			node("s", "Slice", []string{"t", "st", "en", "ax", "sp"}, []string{"s"}), // [2,3,1]: column 1
+			node("t", "Transpose", []string{"x"}, []string{"t"}, aInts("perm", 0, 2, 1)),         // [2,3,2]
+			node("s", "Slice", []string{"t", "st", "en", "ax", "sp"}, []string{"s"}),             // [2,3,1]: column 1
 			node("p", "Pad", []string{"s", "pads"}, []string{"z"}, aStr("mode", "constant"))), x) // [2,4,2]
 		// x[b][c][h] = seq; t[b][h][c] = x[b][c][h]; s[b][h][0] = t[b][h][1] = x[b][1][h]
 		want := make([]float32, 0, 16)
