@@ -620,7 +620,12 @@ func (r *Recorder) write(it *item) {
 // tensor_budget_reached_at_batch) and closes the run as complete (or
 // interrupted if an error occurred). It returns the first error of the
 // recording. Close is idempotent.
-func (r *Recorder) Close() error {
+func (r *Recorder) Close() error { return r.CloseAs(store.StateComplete) }
+
+// CloseAs is Close with the state the run ends in when no error occurred, e.g.
+// store.StateInterrupted when the user stopped the recording (Ctrl-C): every
+// queued row is still written.
+func (r *Recorder) CloseAs(state store.RunState) error {
 	r.Detach()
 	r.closeMu.Lock()
 	already := r.closed
@@ -652,7 +657,6 @@ func (r *Recorder) Close() error {
 	if err != nil {
 		r.setErr(fmt.Errorf("recorder: %w", err))
 	}
-	state := store.StateComplete
 	if r.Err() != nil {
 		state = store.StateInterrupted
 	}
