@@ -22,12 +22,16 @@ const (
 	Cosine Metric = "cosine"
 	// RelL2 is the relative L2 error ||a-b|| / ||b|| (0 = identical).
 	RelL2 Metric = "rel_l2"
+	// HistW1 is the Wasserstein-1 distance between the two runs' merged histograms of a
+	// layer, in activation units (0 = same distribution); available for stats-only layers.
+	HistW1 Metric = "w1"
 )
 
 // Metrics lists the valid metrics.
-func Metrics() []Metric { return []Metric{SQNR, Cosine, RelL2} }
+func Metrics() []Metric { return []Metric{SQNR, Cosine, RelL2, HistW1} }
 
-// ParseMetric parses "sqnr", "cosine" or "rel_l2" (also "rel-l2", "rell2", "cos").
+// ParseMetric parses "sqnr", "cosine", "rel_l2" or "w1" (also "rel-l2", "rell2", "cos",
+// "hist_w1").
 func ParseMetric(s string) (Metric, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "sqnr", "":
@@ -36,8 +40,10 @@ func ParseMetric(s string) (Metric, error) {
 		return Cosine, nil
 	case "rel_l2", "rel-l2", "rell2", "relative_l2":
 		return RelL2, nil
+	case "w1", "hist_w1", "wasserstein":
+		return HistW1, nil
 	}
-	return "", fmt.Errorf("unknown metric %q; valid metrics: sqnr, cosine, rel_l2", s)
+	return "", fmt.Errorf("unknown metric %q; valid metrics: sqnr, cosine, rel_l2, w1", s)
 }
 
 // Label is the axis label of the metric, with its unit.
@@ -49,12 +55,14 @@ func (m Metric) Label() string {
 		return "cosine similarity [-1..1]"
 	case RelL2:
 		return "relative L2 error [ratio]"
+	case HistW1:
+		return "histogram W1 distance [activation value]"
 	}
 	return string(m)
 }
 
 // HigherIsBetter reports whether larger values mean closer runs.
-func (m Metric) HigherIsBetter() bool { return m != RelL2 }
+func (m Metric) HigherIsBetter() bool { return m == SQNR || m == Cosine }
 
 // DiffLayer is one compared layer.
 type DiffLayer struct {
@@ -101,7 +109,7 @@ func Diff(d DiffData) (*Figure, error) {
 	var vals []float64
 	for _, l := range d.Layers {
 		// Identical layers (relative L2 = 0) are drawn apart and do not pick the scale.
-		if !math.IsNaN(l.Value) && !math.IsInf(l.Value, 0) && !(d.Metric == RelL2 && l.Value == 0) {
+		if !math.IsNaN(l.Value) && !math.IsInf(l.Value, 0) && !(!d.Metric.HigherIsBetter() && l.Value == 0) {
 			vals = append(vals, l.Value)
 		}
 	}
@@ -109,7 +117,7 @@ func Diff(d DiffData) (*Figure, error) {
 		vals = append(vals, t.Value)
 	}
 	kind := scaleLinear
-	if d.Metric == RelL2 {
+	if !d.Metric.HigherIsBetter() {
 		if k := chooseScale(vals); k == scaleLog || k == scaleLog1p {
 			kind = scaleLog
 		}
@@ -126,7 +134,7 @@ func Diff(d DiffData) (*Figure, error) {
 		lo = math.Min(lo, 0)
 	case Cosine:
 		hi = 1
-	case RelL2:
+	case RelL2, HistW1:
 		if kind == scaleLinear {
 			lo = 0
 		}
@@ -143,7 +151,7 @@ func Diff(d DiffData) (*Figure, error) {
 	if d.Metric == SQNR && lo >= 0 {
 		p.Y.Min = 0
 	}
-	if kind == scaleLinear && d.Metric == RelL2 {
+	if kind == scaleLinear && !d.Metric.HigherIsBetter() {
 		p.Y.Min = 0
 	}
 	// Headroom for the labels above the bars.
@@ -187,7 +195,7 @@ func Diff(d DiffData) (*Figure, error) {
 	}
 	legendW := 1.7 * vg.Inch
 	f := &Figure{Width: width + legendW, Height: 4.5*vg.Inch + vg.Length(min(maxName, 60))*vg.Points(4.5)}
-	f.addWithLegend(p, 0, 0, float64(width/f.Width), 1)
+	f.addWithLegend(p, legendW)
 	return f, nil
 }
 
@@ -236,7 +244,7 @@ func (b *bars) Plot(c draw.Canvas, p *gplot.Plot) {
 	for i, l := range b.d.Layers {
 		x := trX(float64(i))
 		v := l.Value
-		identical := (b.d.Metric == SQNR && math.IsInf(v, 1)) || (b.d.Metric == RelL2 && v == 0) ||
+		identical := (b.d.Metric == SQNR && math.IsInf(v, 1)) || (!b.d.Metric.HigherIsBetter() && v == 0) ||
 			(b.d.Metric == Cosine && v == 1)
 		switch {
 		case identical:

@@ -53,7 +53,7 @@ const DPI = 110
 // (0,0 = bottom left).
 type panel struct {
 	p              *gplot.Plot
-	legend         *gplot.Legend // drawn instead of p when set
+	legend         *gplot.Legend // the legend column of addWithLegend
 	x0, y0, x1, y1 float64
 }
 
@@ -62,23 +62,32 @@ type panel struct {
 type Figure struct {
 	Width, Height vg.Length
 	// Title is the figure's main title (the charts carry their own titles too).
-	Title  string
-	panels []panel
+	Title       string
+	panels      []panel
+	legendWidth vg.Length // > 0: the last panel is a legend column of this width
 }
 
 func (f *Figure) add(p *gplot.Plot, x0, y0, x1, y1 float64) {
 	f.panels = append(f.panels, panel{p: p, x0: x0, y0: y0, x1: x1, y1: y1})
 }
 
-// addWithLegend places p at [x0, x1) and its legend to the right of it, in [x1, 1]; the
-// legend is moved out of the plot so that it never covers data.
-func (f *Figure) addWithLegend(p *gplot.Plot, x0, y0, x1, y1 float64) {
+// addWithLegend makes p the whole figure except a column of width legendW at the right,
+// where its legend is drawn (moved out of the plot so that it never covers data). The
+// legend column keeps its width when the figure is resized.
+func (f *Figure) addWithLegend(p *gplot.Plot, legendW vg.Length) {
 	l := p.Legend
 	l.Top, l.Left = true, true
 	l.YOffs = -vg.Points(28)
 	p.Legend = gplot.NewLegend()
-	f.panels = append(f.panels, panel{p: p, x0: x0, y0: y0, x1: x1, y1: y1},
-		panel{legend: &l, x0: x1, y0: y0, x1: 1, y1: y1})
+	f.legendWidth = legendW
+	f.panels = append(f.panels, panel{p: p, x0: 0, y0: 0, x1: 1, y1: 1},
+		panel{legend: &l, x0: 0, y0: 0, x1: 1, y1: 1})
+}
+
+// SetSize sets the size of the figure; panels keep their relative places (a legend
+// column keeps its width).
+func (f *Figure) SetSize(w, h vg.Length) {
+	f.Width, f.Height = w, h
 }
 
 // Plots returns the charts of the figure in drawing order (for callers that want to
@@ -137,6 +146,15 @@ func (f *Figure) draw(dc draw.Canvas) {
 		dc.FillText(sty, vg.Point{X: dc.Center().X, Y: dc.Max.Y - 4}, f.Title)
 		dc = draw.Crop(dc, 0, 0, 0, -sty.Height(f.Title)-10)
 	}
+	if f.legendWidth > 0 && len(f.panels) == 2 {
+		split := dc.Max.X - min(f.legendWidth, (dc.Max.X-dc.Min.X)/2)
+		main, leg := dc, dc
+		main.Max.X = split
+		leg.Min.X = split
+		drawPlot(f.panels[0].p, draw.Crop(main, 6, -6, 4, -4))
+		f.panels[1].legend.Draw(draw.Crop(leg, 6, -6, 4, -4))
+		return
+	}
 	w := dc.Max.X - dc.Min.X
 	h := dc.Max.Y - dc.Min.Y
 	for _, p := range f.panels {
@@ -146,10 +164,6 @@ func (f *Figure) draw(dc draw.Canvas) {
 			Max: vg.Point{X: dc.Min.X + vg.Length(p.x1)*w, Y: dc.Min.Y + vg.Length(p.y1)*h},
 		}
 		c = draw.Crop(c, 6, -6, 4, -4)
-		if p.legend != nil {
-			p.legend.Draw(c)
-			continue
-		}
 		drawPlot(p.p, c)
 	}
 }
@@ -176,3 +190,7 @@ func drawPlot(p *gplot.Plot, c draw.Canvas) {
 	defer func() { p.Y.Label.Text = label }()
 	p.Draw(draw.Crop(c, h+p.Y.Label.Padding+2, 0, 0, 0))
 }
+
+// LegendWidth is the width of the figure's legend column (0 when the legend is inside
+// the chart or there is none).
+func (f *Figure) LegendWidth() vg.Length { return f.legendWidth }

@@ -235,6 +235,6 @@ func Stats(stats []string, series ...Series) (*Figure, error) {
 	if len(all) > 20 {
 		f.Height += vg.Length(len(all)-20) * vg.Points(12)
 	}
-	f.addWithLegend(p, 0, 0, float64((f.Width-legendW)/f.Width), 1)
+	f.addWithLegend(p, legendW)
 	return f, nil
 }

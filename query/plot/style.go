@@ -80,7 +80,7 @@ func newPlot(title, xLabel, yLabel string) *gplot.Plot {
 		a.Tick.Marker = niceTicks{}
 	}
 	p.X.Tick.Marker = niceTicks{Integer: true}
-	setFont(&p.Legend.TextStyle, 8.5, false)
+	setFont(&p.Legend.TextStyle, 9.5, false)
 	p.Legend.Top = true
 	p.Legend.ThumbnailWidth = vg.Points(18)
 	return p
@@ -116,7 +116,9 @@ func chooseScale(vals []float64) scaleKind {
 			return scaleLinear
 		}
 		n++
-		if v == 0 {
+		// Below 1e-30 is zero for this purpose: a quantile read from the histogram's
+		// zero bucket is that bucket's subnormal midpoint (~5e-41), not 0.
+		if v < 1e-30 {
 			zeros++
 			continue
 		}
@@ -186,10 +188,19 @@ func (logTicks) Ticks(min, max float64) []gplot.Tick {
 		return nil
 	}
 	var ticks []gplot.Tick
-	for e := math.Floor(math.Log10(min)); e <= math.Ceil(math.Log10(max)); e++ {
+	lo, hi := math.Floor(math.Log10(min)), math.Ceil(math.Log10(max))
+	every := math.Max(1, math.Ceil((hi-lo)/8)) // at most ~8 labelled decades
+	for e := lo; e <= hi; e++ {
 		p := math.Pow(10, e)
 		if p >= min*0.9999 && p <= max*1.0001 {
-			ticks = append(ticks, gplot.Tick{Value: p, Label: formatTick(p)})
+			if math.Mod(e, every) == 0 {
+				ticks = append(ticks, gplot.Tick{Value: p, Label: formatTick(p)})
+			} else {
+				ticks = append(ticks, gplot.Tick{Value: p})
+			}
+		}
+		if every > 1 {
+			continue
 		}
 		for i := 2.0; i < 10; i++ {
 			if v := p * i; v >= min && v <= max {
