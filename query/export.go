@@ -30,6 +30,9 @@ var (
 	ErrOutputExists = errors.New("output exists (use force to overwrite)")
 	// ErrOutputInStore: the output path is inside the store directory.
 	ErrOutputInStore = errors.New("output path is inside the store directory")
+	// ErrOneLayer: a single-layer output (npy, a .parquet or .arrow file)
+	// was asked for several layers.
+	ErrOneLayer = errors.New("output holds one layer")
 )
 
 // ExportOptions configure Export.
@@ -120,8 +123,12 @@ func Export(s *store.Store, run string, opts ExportOptions) (*ExportResult, erro
 		for i, l := range sel {
 			names[i] = l.Path
 		}
-		return nil, fmt.Errorf("%s output %s holds one layer; choose one with --layer (layers with tensors: %s), or give a directory",
-			opts.Format, opts.Out, strings.Join(names, ", "))
+		hint := ""
+		if opts.Format != FormatNPY {
+			hint = ", or give a directory"
+		}
+		return nil, fmt.Errorf("%w: %s output %s; choose a layer (layers with tensors: %s)%s",
+			ErrOneLayer, opts.Format, opts.Out, strings.Join(names, ", "), hint)
 	}
 	plans, total, err := planTensors(s, run, sel, opts.Batches)
 	if err != nil {

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/actrec/actrec/query"
+	"github.com/actrec/actrec/store"
+)
+
+// CheckOptions are the options of "actquery check".
+type CheckOptions struct {
+	StoreDir string
+	JSON     bool
+}
+
+func newCheckCommand(g *globalOptions) *cli.Command {
+	var opts CheckOptions
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "verify the index against the segment files (one run, or all)",
+		ArgsUsage: "[RUN]",
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "JSON output (schema actquery.check/v1)", Destination: &opts.JSON}},
+		Action: func(c *cli.Context) error {
+			opts.StoreDir = g.StoreDir
+			return runCheck(c.Context, opts, c.Args().Slice(), c.App.Writer)
+		},
+	}
+}
+
+// checkProblem is one problem in the --json document of check.
+type checkProblem struct {
+	Run    string `json:"run"`
+	Layer  string `json:"layer"`
+	Batch  int64  `json:"batch"`
+	File   string `json:"file"`
+	Offset int64  `json:"offset"`
+	Error  string `json:"error"`
+}
+
+type checkJSON struct {
+	Schema   string         `json:"schema"`
+	Run      string         `json:"run"` // "" = all runs
+	OK       bool           `json:"ok"`
+	Problems []checkProblem `json:"problems"`
+}
+
+func runCheck(_ context.Context, opts CheckOptions, args []string, out io.Writer) error {
+	if len(args) > 1 {
+		return usagef("check takes at most one argument, the run")
+	}
+	run := ""
+	if len(args) == 1 {
+		run = args[0]
+	}
+	s, err := openStore(opts.StoreDir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if run != "" {
+		if _, err := query.GetRun(s, run); err != nil {
+			return err
+		}
+	}
+	problems, err := s.Check(run)
+	if errors.Is(err, store.ErrNotFound) && run != "" {
+		_, err = query.GetRun(s, run)
+	}
+	if err != nil {
+		return err
+	}
+	doc := checkJSON{Schema: schemaCheck, Run: run, OK: len(problems) == 0, Problems: []checkProblem{}}
+	for _, p := range problems {
+		msg := ""
+		if p.Err != nil {
+			msg = p.Err.Error()
+		}
+		doc.Problems = append(doc.Problems, checkProblem{p.Run, p.Layer, p.Batch, p.File, p.Offset, msg})
+	}
+	if opts.JSON {
+		err = writeJSON(out, doc)
+	} else {
+		what := "all runs"
+		if run != "" {
+			what = "run " + run
+		}
+		if len(problems) == 0 {
+			fmt.Fprintf(out, "%s: ok\n", what)
+		} else {
+			fmt.Fprintf(out, "%s: %d %s\n", what, len(problems), plural(len(problems), "problem"))
+			tw := newTable(out)
+			fmt.Fprintln(tw, "RUN\tLAYER\tBATCH\tFILE\tOFFSET\tERROR")
+			for _, p := range doc.Problems {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", p.Run, dash(p.Layer), p.Batch, dash(p.File), p.Offset, p.Error)
+			}
+			err = tw.Flush()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("check: %d %s: %w", len(problems), plural(len(problems), "problem"), errProblems)
+	}
+	return nil
+}
