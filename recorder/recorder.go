@@ -542,12 +542,10 @@ func rowBytes(row *store.StatsRow) int64 {
 	return 256 + int64(len(row.Hist.Keys))*10 + int64(len(row.ChannelMean)+len(row.ChannelMax))*4
 }
 
-var accPool = sync.Pool{New: func() any { return newAccumulator() }}
-
 // computeStats returns the statistics row of data (batch unset).
 func (r *Recorder) computeStats(data []float32, shape []int) store.StatsRow {
 	a := accPool.Get().(*accumulator)
-	a.add(data)
+	accumulate(a, data)
 	row := a.result(r.cfg.Histogram)
 	accPool.Put(a)
 	if r.cfg.ChannelStats && len(shape) >= 3 {

@@ -1,8 +1,11 @@
 package recorder
 
 import (
+	"fmt"
 	"math"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/actrec/actrec/store"
@@ -411,4 +414,80 @@ func channelStats(x []float32, n, c, hw int) (mean, mx []float32) {
 		mean[i] = float32(sums[i] / float64(cnt[i]))
 	}
 	return mean, mx
+}
+
+// absorb adds everything accumulated by b into a and resets b.
+func (a *accumulator) absorb(b *accumulator) {
+	if a.inDense+b.inDense > maxDense {
+		a.fold()
+	}
+	d, e := a.dense, b.dense
+	b.finiteRanges(func(k uint32) { d[k] += e[k] })
+	for r := 0; r < zeroRot; r++ {
+		d[zeroBase+r] += e[zeroBase+r]
+		d[zeroBase+0x8000+r] += e[zeroBase+0x8000+r]
+	}
+	a.inDense += b.inDense
+	if b.big != nil {
+		if a.big == nil {
+			a.big = make([]uint64, 1<<16)
+		}
+		for k, c := range b.big {
+			a.big[k] += c
+		}
+		a.foldedZero[0] += b.foldedZero[0]
+		a.foldedZero[1] += b.foldedZero[1]
+	}
+	a.count += b.count
+	a.nan += b.nan
+	a.inf += b.inf
+	if b.n > 0 {
+		a.merge(b.n, b.mean, b.m2, b.min, b.max)
+	}
+	b.clearDense()
+	b.foldedZero = [2]uint64{}
+	b.resetMoments()
+}
+
+var accPool = sync.Pool{New: func() any { return newAccumulator() }}
+
+// parallelMin is the smallest input that accumulate splits across
+// goroutines.
+const parallelMin = 1 << 16
+
+// accumulate adds data to a, splitting large inputs across up to
+// GOMAXPROCS (at most 8) goroutines whose partial results are merged.
+func accumulate(a *accumulator, data []float32) {
+	w := min(runtime.GOMAXPROCS(0), 8)
+	if len(data) < parallelMin || w < 2 {
+		a.add(data)
+		return
+	}
+	part := (len(data)/w + chunkLen - 1) / chunkLen * chunkLen
+	var wg sync.WaitGroup
+	var parts []*accumulator
+	var failed atomic.Value
+	for lo := part; lo < len(data); lo += part {
+		p := accPool.Get().(*accumulator)
+		parts = append(parts, p)
+		wg.Add(1)
+		go func(x []float32) {
+			defer wg.Done()
+			defer func() {
+				if e := recover(); e != nil {
+					failed.Store(fmt.Sprint(e))
+				}
+			}()
+			p.add(x)
+		}(data[lo:min(lo+part, len(data))])
+	}
+	a.add(data[:part])
+	wg.Wait()
+	if e := failed.Load(); e != nil {
+		panic(e)
+	}
+	for _, p := range parts {
+		a.absorb(p)
+		accPool.Put(p)
+	}
 }

@@ -354,3 +354,24 @@ func TestKernelsAgree(t *testing.T) {
 		}
 	}
 }
+
+// Splitting across goroutines gives the same statistics.
+func TestStatsParallel(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	x := randNormal(r, 3*parallelMin+123, 2, 5)
+	for i := 0; i < len(x); i += 3 {
+		x[i] = 0
+	}
+	x[7] = float32(math.Copysign(0, -1))
+	x[parallelMin+5] = float32(math.NaN())
+	x[2*parallelMin+9] = float32(math.Inf(-1))
+	a := newAccumulator()
+	defer a.release()
+	accumulate(a, x)
+	got := a.result(true)
+	checkStats(t, x, got)
+	want := computeStats(x)
+	if !slices.Equal(got.Hist.Keys, want.Hist.Keys) || !slices.Equal(got.Hist.Counts, want.Hist.Counts) || got.ZeroFrac != want.ZeroFrac {
+		t.Fatal("parallel histogram differs from sequential")
+	}
+}
