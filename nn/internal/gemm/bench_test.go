@@ -70,7 +70,7 @@ func BenchmarkSgemm(b *testing.B) {
 		if s.m*s.n*s.k <= 1<<26 {
 			b.Run(s.name+"/generic", func(b *testing.B) {
 				for b.Loop() {
-					sgemm(kernelGeneric, s.transA, s.transB, s.m, s.n, s.k, 1, o.a, o.lda, o.b, o.ldb, 0, o.c, o.ldc)
+					sgemm(genericKernels, s.transA, s.transB, s.m, s.n, s.k, 1, o.a, o.lda, o.b, o.ldb, 0, o.c, o.ldc)
 				}
 				reportGFLOPS(b, s.m, s.n, s.k)
 			})

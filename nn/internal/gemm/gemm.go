@@ -32,18 +32,24 @@ const (
 	ncBlock = 4096 // columns of packed B per block (4 MiB at kcBlock): stays in L3
 )
 
-// kernelFunc computes the mr×nr tile acc = Σ_p A(i, p)*b[p*nr+j] over
-// p < kc, where A(i, p) = a[i*rsA+p*csA] (a packed panel has rsA = 1,
-// csA = mr) and b is a packed panel, and stores
-// c[i*ldc+j] = alpha*acc + beta*c[i*ldc+j] (C is not read when beta == 0).
-type kernelFunc func(kc int, a []float32, rsA, csA int, b, c []float32, ldc int, alpha, beta float32)
+// microKernels compute tiles of C = alpha*A*B + beta*C from an A panel
+// (element (i, p) at a[i*rsA+p*csA]) and a packed B panel (element (p, j)
+// at b[p*nr+j]), over p < kc. When beta == 0, C is not read.
+type microKernels struct {
+	// full computes tiles consecutive full mr×nr tiles: tile t reads the A
+	// panel at a[t*aStep:] and writes c[t*mr*ldc:].
+	full func(tiles, kc int, a []float32, aStep, rsA, csA int, b, c []float32, ldc int, alpha, beta float32)
+	// edge computes and writes the first rows (< mr) rows of a tile whose A
+	// panel is packed (rsA = 1, csA = mr).
+	edge func(rows, kc int, a, b, c []float32, ldc int, alpha, beta float32)
+}
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices,
 // where op(X) is X, or its transpose if transX is set. op(A) is m×k, op(B)
 // is k×n and C is m×n. When beta == 0, C is not read (NaNs in it vanish).
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	sgemm(defaultKernel(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemm(defaultKernels(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // SgemmParallel is Sgemm splitting the work over up to threads goroutines
@@ -54,14 +60,14 @@ func SgemmParallel(threads int, transA, transB bool, m, n, k int, alpha float32,
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	sgemmParallel(defaultKernel(), threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemmParallel(defaultKernels(), threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // minParallelWork is the m*n*k below which SgemmParallel stays serial:
 // starting goroutines costs more than it saves.
 const minParallelWork = 64 * 64 * 64
 
-func sgemmParallel(kern kernelFunc, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemmParallel(kern microKernels, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	// Split C into a tm×tn grid of independent blocks whose boundaries lie
 	// on the serial tile grid (multiples of mr rows, nr columns), so every
 	// element of C sees exactly the same operations as in Sgemm.
@@ -139,7 +145,7 @@ func getBuf(size int) *[]float32 {
 	return &s
 }
 
-func sgemm(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemm(kern microKernels, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -175,12 +181,14 @@ func sgemm(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32, a [
 			}
 			for ic := 0; ic < m; ic += mcBlock {
 				mc := min(mcBlock, m-ic)
+				full := mc / mr * mr
 				blk := aBlock{a: ap, step: kc, rs: 1, cs: mr}
 				if transA {
 					packA(true, a, lda, ic, pc, mc, kc, ap)
+					blk.edge = ap[full*kc:]
 				} else {
 					blk = aBlock{a: a[ic*lda+pc:], step: lda, rs: lda, cs: 1}
-					if full := mc / mr * mr; full < mc {
+					if full < mc {
 						packA(false, a, lda, ic+full, pc, mc-full, kc, ap)
 						blk.edge = ap
 					}
@@ -194,8 +202,8 @@ func sgemm(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32, a [
 
 // aBlock locates the mr-row panels of an mc×kc block of op(A): the panel
 // of rows ir..ir+mr starts at a[ir*step], its element (i, p) at i*rs+p*cs.
-// If edge is not nil, a last panel of fewer than mr rows is there instead,
-// packed and zero-padded (rs = 1, cs = mr).
+// A last panel of fewer than mr rows is at edge instead, packed and
+// zero-padded (rs = 1, cs = mr).
 type aBlock struct {
 	a            []float32
 	step, rs, cs int
@@ -204,22 +212,29 @@ type aBlock struct {
 
 // macroKernel multiplies an mc×kc block of A by a packed kc×nc block of B
 // into the mc×nc block of C at c.
-func macroKernel(kern kernelFunc, mc, nc, kc int, alpha, beta float32, blk aBlock, bp, c []float32, ldc int, tmp []float32) {
+func macroKernel(kern microKernels, mc, nc, kc int, alpha, beta float32, blk aBlock, bp, c []float32, ldc int, tmp []float32) {
+	tiles := mc / mr
+	rows := mc - tiles*mr // of the edge panel
+	aStep := mr * blk.step
 	for jr := 0; jr < nc; jr += nr {
-		nn := min(nr, nc-jr)
 		bpan := bp[jr*kc : (jr+nr)*kc]
-		for ir := 0; ir < mc; ir += mr {
-			mm := min(mr, mc-ir)
-			apan, rs, cs := blk.a[ir*blk.step:], blk.rs, blk.cs
-			if mm < mr && blk.edge != nil {
-				apan, rs, cs = blk.edge, 1, mr
+		if nn := nc - jr; nn < nr {
+			// Last, partial column panel: compute each tile into tmp.
+			for t := 0; t < tiles; t++ {
+				kern.full(1, kc, blk.a[t*aStep:], aStep, blk.rs, blk.cs, bpan, tmp, nr, 1, 0)
+				storeTile(mr, nn, alpha, beta, tmp, c[t*mr*ldc+jr:], ldc)
 			}
-			if mm == mr && nn == nr {
-				kern(kc, apan, rs, cs, bpan, c[ir*ldc+jr:], ldc, alpha, beta)
-				continue
+			if rows > 0 {
+				kern.edge(rows, kc, blk.edge, bpan, tmp, nr, 1, 0)
+				storeTile(rows, nn, alpha, beta, tmp, c[tiles*mr*ldc+jr:], ldc)
 			}
-			kern(kc, apan, rs, cs, bpan, tmp, nr, 1, 0)
-			storeTile(mm, nn, alpha, beta, tmp, c[ir*ldc+jr:], ldc)
+			continue
+		}
+		if tiles > 0 {
+			kern.full(tiles, kc, blk.a, aStep, blk.rs, blk.cs, bpan, c[jr:], ldc, alpha, beta)
+		}
+		if rows > 0 {
+			kern.edge(rows, kc, blk.edge, bpan, c[tiles*mr*ldc+jr:], ldc, alpha, beta)
 		}
 	}
 }

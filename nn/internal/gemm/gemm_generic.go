@@ -2,7 +2,7 @@
 
 package gemm
 
-func defaultKernel() kernelFunc { return kernelGeneric }
+func defaultKernels() microKernels { return genericKernels }
 
 // packB16Full copies kc rows of nr = 16 floats, ldb apart in b, to dst.
 func packB16Full(kc int, b []float32, ldb int, dst []float32) {

@@ -133,7 +133,7 @@ func impls() []struct {
 } {
 	generic := func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 		checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-		sgemm(kernelGeneric, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		sgemm(genericKernels, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	}
 	par3 := func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 		SgemmParallel(3, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)

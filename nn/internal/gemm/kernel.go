@@ -1,10 +1,24 @@
 package gemm
 
-// kernelGeneric is the portable micro-kernel (see kernelFunc).
-func kernelGeneric(kc int, a []float32, rsA, csA int, b, c []float32, ldc int, alpha, beta float32) {
-	a = a[:(mr-1)*rsA+(kc-1)*csA+1]
+// genericKernels are the portable micro-kernels.
+var genericKernels = microKernels{full: fullGeneric, edge: edgeGeneric}
+
+func fullGeneric(tiles, kc int, a []float32, aStep, rsA, csA int, b, c []float32, ldc int, alpha, beta float32) {
+	for t := 0; t < tiles; t++ {
+		kernelGeneric(mr, kc, a[t*aStep:], rsA, csA, b, c[t*mr*ldc:], ldc, alpha, beta)
+	}
+}
+
+func edgeGeneric(rows, kc int, a, b, c []float32, ldc int, alpha, beta float32) {
+	kernelGeneric(rows, kc, a, 1, mr, b, c, ldc, alpha, beta)
+}
+
+// kernelGeneric computes the first rows rows of an mr×nr tile:
+// c[i*ldc+j] = alpha*Σ_p a[i*rsA+p*csA]*b[p*nr+j] + beta*c[i*ldc+j].
+func kernelGeneric(rows, kc int, a []float32, rsA, csA int, b, c []float32, ldc int, alpha, beta float32) {
+	a = a[:(rows-1)*rsA+(kc-1)*csA+1]
 	b = b[:kc*nr]
-	for i := 0; i < mr; i++ {
+	for i := 0; i < rows; i++ {
 		ar := a[i*rsA:]
 		for h := 0; h < nr; h += 8 {
 			var s0, s1, s2, s3, s4, s5, s6, s7 float32
