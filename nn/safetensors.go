@@ -70,16 +70,23 @@ func dtypeSize(dt string) int {
 // about the file's content are *FormatError values carrying the path and
 // byte offset.
 func LoadSafetensors(path string) (map[string]*Tensor, error) {
+	sd, _, err := LoadSafetensorsWithMetadata(path)
+	return sd, err
+}
+
+// LoadSafetensorsWithMetadata is LoadSafetensors that also returns the
+// file's "__metadata__" map (nil if absent).
+func LoadSafetensorsWithMetadata(path string) (map[string]*Tensor, map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("nn: load safetensors: %w", err)
+		return nil, nil, fmt.Errorf("nn: load safetensors: %w", err)
 	}
-	sd, _, err := DecodeSafetensors(data)
+	sd, meta, err := DecodeSafetensors(data)
 	var fe *FormatError
 	if errors.As(err, &fe) {
 		fe.File = path
 	}
-	return sd, err
+	return sd, meta, err
 }
 
 // DecodeSafetensors decodes a safetensors file held in memory and returns
