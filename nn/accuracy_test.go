@@ -43,10 +43,10 @@ func TestShippedModelsAccuracy(t *testing.T) {
 	for _, version := range []string{"v1", "v2", "v1-int8"} {
 		t.Run(version, func(t *testing.T) {
 			var want struct {
-				Accuracy     float64       `json:"accuracy"`
-				Correct      int           `json:"correct"`
-				Total        int           `json:"total"`
-				File         string        `json:"file"`
+				Accuracy     float64        `json:"accuracy"`
+				Correct      int            `json:"correct"`
+				Total        int            `json:"total"`
+				File         string         `json:"file"`
 				First8Logits [8][10]float64 `json:"first8_logits"`
 			}
 			if err := json.Unmarshal(acc[version], &want); err != nil {
