@@ -2,6 +2,7 @@ package query
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"unsafe"
@@ -57,14 +58,42 @@ func primitive[T float32 | int32 | int64](t arrow.DataType, v []T) arrow.Array {
 	return array.MakeFromData(d)
 }
 
+// parquetSchema is tensorSchema with the tensor as list<float32>:
+// pqarrow writes no fixed-size lists (and Parquet has none). The per-sample
+// shape is in the schema metadata (actrec.shape, JSON).
+func parquetSchema(run string, l store.LayerSummary) (*arrow.Schema, error) {
+	shape := l.Shape
+	if shape == nil {
+		shape = []int{}
+	}
+	js, err := json.Marshal(shape)
+	if err != nil {
+		return nil, err
+	}
+	md := arrow.NewMetadata([]string{"actrec.run", "actrec.layer", "actrec.op", "actrec.shape"}, []string{run, l.Path, l.Op, string(js)})
+	return arrow.NewSchema([]arrow.Field{
+		{Name: "batch", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "sample", Type: arrow.PrimitiveTypes.Int32},
+		{Name: "dataset_index", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "tensor", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float32)},
+	}, &md), nil
+}
+
 // tensorChunks streams the tensor rows of a layer in record batches of
 // about chunkBytes, calling emit with each. The record is only valid
-// during emit (its buffers are reused).
-func tensorChunks(s *store.Store, run string, p tensorPlan, r store.BatchRange, pr *progress, emit func(arrow.RecordBatch) error) error {
+// during emit (its buffers are reused). With asList the tensor column is
+// a list<float32> (parquetSchema), else arrow.fixed_shape_tensor.
+func tensorChunks(s *store.Store, run string, p tensorPlan, r store.BatchRange, asList bool, pr *progress, emit func(arrow.RecordBatch) error) error {
 	schema, tt, err := tensorSchema(run, p.layer)
 	if err != nil {
 		return err
 	}
+	if asList {
+		if schema, err = parquetSchema(run, p.layer); err != nil {
+			return err
+		}
+	}
+	var offsets []int32
 	rowsPer := max(1, chunkBytes/max(1, p.elems*4))
 	var (
 		batches []int64
@@ -78,9 +107,22 @@ func tensorChunks(s *store.Store, run string, p tensorPlan, r store.BatchRange, 
 		}
 		n := len(batches)
 		vals := primitive(arrow.PrimitiveTypes.Float32, values)
-		ld := array.NewData(tt.StorageType(), n, []*memory.Buffer{nil}, []arrow.ArrayData{vals.Data()}, 0, 0)
-		storage := array.MakeFromData(ld)
-		ext := array.NewExtensionArrayWithStorage(tt, storage)
+		var ld arrow.ArrayData
+		var storage, ext arrow.Array
+		if asList {
+			offsets = offsets[:0]
+			for i := 0; i <= n; i++ {
+				offsets = append(offsets, int32(i*p.elems))
+			}
+			ld = array.NewData(schema.Field(3).Type, n, []*memory.Buffer{nil, memory.NewBufferBytes(byteView(offsets))}, []arrow.ArrayData{vals.Data()}, 0, 0)
+			storage = array.MakeFromData(ld)
+			ext = storage
+			storage.Retain()
+		} else {
+			ld = array.NewData(tt.StorageType(), n, []*memory.Buffer{nil}, []arrow.ArrayData{vals.Data()}, 0, 0)
+			storage = array.MakeFromData(ld)
+			ext = array.NewExtensionArrayWithStorage(tt, storage)
+		}
 		cols := []arrow.Array{
 			primitive(arrow.PrimitiveTypes.Int64, batches),
 			primitive(arrow.PrimitiveTypes.Int32, samples),
@@ -131,7 +173,7 @@ func exportArrow(s *store.Store, run string, p tensorPlan, r store.BatchRange, w
 	if err != nil {
 		return err
 	}
-	if err := tensorChunks(s, run, p, r, pr, fw.Write); err != nil {
+	if err := tensorChunks(s, run, p, r, false, pr, fw.Write); err != nil {
 		fw.Close()
 		return err
 	}
@@ -142,11 +184,10 @@ func exportArrow(s *store.Store, run string, p tensorPlan, r store.BatchRange, w
 }
 
 // exportParquet writes one layer as a Parquet file: uncompressed, without
-// dictionary encoding (float tensors do not compress or repeat), the Arrow
-// schema stored so that Arrow readers get the fixed_shape_tensor type back
-// (other readers see the tensor as a list<float>).
+// dictionary encoding (float tensors neither compress nor repeat), the
+// tensor as list<float> (the shape in the actrec.shape metadata).
 func exportParquet(s *store.Store, run string, p tensorPlan, r store.BatchRange, w io.Writer, pr *progress) error {
-	schema, _, err := tensorSchema(run, p.layer)
+	schema, err := parquetSchema(run, p.layer)
 	if err != nil {
 		return err
 	}
@@ -160,7 +201,13 @@ func exportParquet(s *store.Store, run string, p tensorPlan, r store.BatchRange,
 	if err != nil {
 		return err
 	}
-	if err := tensorChunks(s, run, p, r, pr, fw.Write); err != nil {
+	md := schema.Metadata()
+	for i, k := range md.Keys() {
+		if err := fw.AppendKeyValueMetadata(k, md.Values()[i]); err != nil {
+			return err
+		}
+	}
+	if err := tensorChunks(s, run, p, r, true, pr, fw.Write); err != nil {
 		fw.Close()
 		return err
 	}
