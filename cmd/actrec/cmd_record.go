@@ -31,6 +31,7 @@ type recordOptions struct {
 	BatchSize    int
 	Limit        int
 	Layers       []string
+	TensorLayers []string // layers whose sampled tensors are kept on top of --mode
 	Mode         string
 	Every        int64
 	Samples      string
@@ -59,6 +60,7 @@ func recordCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-size", Value: 64, Usage: "samples per forward pass"},
 			&cli.IntFlag{Name: "limit", Usage: "record at most this many batches (0: the whole input)"},
 			&cli.StringSliceFlag{Name: "layers", Usage: "layers to record: paths, globs (relu*, layer1.*), op:<Op>, or all (default all; repeatable or comma-separated)"},
+			&cli.StringSliceFlag{Name: "tensor-layers", Usage: "also keep the sampled tensors of these layers (stats and tensors), e.g. relu1,maxpool2,fc1"},
 			&cli.StringFlag{Name: "mode", Value: "stats", Usage: "what to keep per layer: stats, tensors or both"},
 			&cli.Int64Flag{Name: "every", Usage: "record every Nth batch only (0 or 1: every batch)"},
 			&cli.StringFlag{Name: "samples", Usage: "indices of the samples of each batch whose tensors are kept, e.g. 0,2 (default: all)"},
@@ -87,7 +89,7 @@ func recordCommand() *cli.Command {
 			o := recordOptions{
 				Store: c.String("store"), Run: c.String("run"), Model: c.String("model"), Weights: c.String("weights"),
 				Input: c.String("input"), BatchSize: c.Int("batch-size"), Limit: c.Int("limit"),
-				Layers: splitList(c.StringSlice("layers")), Mode: c.String("mode"), Every: c.Int64("every"),
+				Layers: splitList(c.StringSlice("layers")), TensorLayers: splitList(c.StringSlice("tensor-layers")), Mode: c.String("mode"), Every: c.Int64("every"),
 				Samples: c.String("samples"), SampleCount: c.Int("sample-count"), Seed: c.Uint64("seed"),
 				MaxBytes: maxBytes, Compression: c.String("compression"), QueueMem: queue, Drop: c.Bool("drop"),
 				Tags: c.StringSlice("tag"), ChannelStats: c.Bool("channel-stats"), Progress: c.String("progress"),
@@ -122,6 +124,9 @@ func buildConfig(o recordOptions) (recorder.Config, error) {
 		return cfg, usagef("--mode: %v", err)
 	}
 	cfg.Mode = mode
+	for _, l := range o.TensorLayers {
+		cfg.Overrides = append(cfg.Overrides, recorder.LayerMode{Select: l, Mode: mode | recorder.ModeTensors})
+	}
 	if o.Every < 0 {
 		return cfg, usagef("--every %d: must be >= 0", o.Every)
 	}
@@ -238,7 +243,7 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 	if err := rec.Attach(lm.Model, full); err != nil {
 		return nil, err
 	}
-	res := &recordResult{Run: name, Layers: len(selectedLayers(lm.Model, cfg))}
+	res := &recordResult{Run: name}
 
 	// Calibration: a few forward passes with recording disabled, to report the overhead.
 	per := prod(lm.Input)
@@ -309,7 +314,7 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 	}
 	res.Counters = rec.Stats()
 	if sum, err := st.Run(name); err == nil {
-		res.Bytes = sum.Bytes
+		res.Bytes, res.Layers = sum.Bytes, sum.Layers
 	}
 	printSummary(out, res, lm, inPath, st.Dir())
 	if cerr != nil {
@@ -321,20 +326,6 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 	return res, nil
 }
 
-// selectedLayers counts the leaves a configuration records (for the summary).
-func selectedLayers(m *nn.Model, cfg recorder.Config) []string {
-	var out []string
-	for _, mi := range m.Modules() {
-		if mi.Leaf {
-			out = append(out, mi.Path)
-		}
-	}
-	if len(cfg.Layers) == 0 {
-		return out
-	}
-	return cfg.Layers
-}
-
 func printSummary(w io.Writer, r *recordResult, lm *loadedModel, input, dir string) {
 	state := "complete"
 	if r.Interrupted {
@@ -343,7 +334,7 @@ func printSummary(w io.Writer, r *recordResult, lm *loadedModel, input, dir stri
 	fmt.Fprintf(w, "run        %s (%s)\n", r.Run, state)
 	fmt.Fprintf(w, "model      %s %s, weights %s\n", lm.Name, lm.Version, shortHash(lm.WeightsHash))
 	fmt.Fprintf(w, "input      %s: %d batches, %d samples\n", input, r.Batches, r.Samples)
-	fmt.Fprintf(w, "recorded   %d stats rows, %d tensor rows (%s of tensors)", r.Counters.StatsRows, r.Counters.TensorRows, humanBytes(r.Counters.TensorBytes))
+	fmt.Fprintf(w, "recorded   %d layers: %d stats rows, %d tensor rows (%s of tensors)", r.Layers, r.Counters.StatsRows, r.Counters.TensorRows, humanBytes(r.Counters.TensorBytes))
 	if r.Counters.Dropped > 0 {
 		fmt.Fprintf(w, ", %d batches dropped", r.Counters.Dropped)
 	}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/actrec/actrec/store"
+)
+
+func testOptions(t *testing.T) recordOptions {
+	t.Helper()
+	return recordOptions{Store: filepath.Join(t.TempDir(), "store"), Model: "recipe-cnn", BatchSize: 16, Limit: 3,
+		Mode: "stats", Compression: "none", Progress: "none", Seed: 1}
+}
+
+func TestRecord_Defaults(t *testing.T) {
+	o := testOptions(t)
+	o.Run = "r1"
+	o.Mode = "both"
+	o.Samples = "0,2"
+	o.Layers = []string{"relu1", "maxpool2", "fc1"}
+	o.Tags = []string{"team=a", "exp=1"}
+	var out, errw bytes.Buffer
+	res, err := runRecord(context.Background(), o, &out, &errw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Batches != 3 || res.Samples != 48 {
+		t.Fatalf("batches %d samples %d", res.Batches, res.Samples)
+	}
+	for _, want := range []string{"run        r1 (complete)", "3 layers: 9 stats rows, 18 tensor rows", "model      recipe-cnn v1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	st, err := store.OpenReadOnly(o.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	run, err := st.Run("r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.State != store.StateComplete || run.Model != "recipe-cnn" || run.ModelVersion != "v1" ||
+		run.Tags["team"] != "a" || !strings.HasPrefix(run.WeightsHash, "sha256:") || !strings.Contains(run.Input, "t10k-images") {
+		t.Fatalf("run info %+v", run.RunInfo)
+	}
+	layers, err := st.Layers("r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(layers) != 3 || layers[0].Path != "relu1" || layers[2].Path != "fc1" {
+		t.Fatalf("layers %+v", layers)
+	}
+	var ds []int64
+	err = st.Tensors("r1", "maxpool2", store.BatchRange{}, func(r store.TensorRow) error {
+		ds = append(ds, r.DatasetIndex)
+		if len(r.Data) != 64*5*5 {
+			t.Fatalf("tensor of %d values", len(r.Data))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{0, 2, 16, 18, 32, 34}
+	if len(ds) != len(want) {
+		t.Fatalf("dataset indices %v, want %v", ds, want)
+	}
+	for i := range want {
+		if ds[i] != want[i] {
+			t.Fatalf("dataset indices %v, want %v", ds, want)
+		}
+	}
+}
+
+func TestRecord_Errors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*recordOptions)
+		code int
+		want string
+	}{
+		{"unknown model", func(o *recordOptions) { o.Model = "resnet" }, exitUsage, "unknown model \"resnet\": valid models are recipe-cnn, paritynet"},
+		{"unknown layer", func(o *recordOptions) { o.Layers = []string{"relu9"} }, exitFailure, "relu1"},
+		{"bad mode", func(o *recordOptions) { o.Mode = "all" }, exitUsage, "--mode"},
+		{"bad compression", func(o *recordOptions) { o.Compression = "gzip" }, exitUsage, "want none, lz4 or zstd"},
+		{"missing input", func(o *recordOptions) { o.Input = "/nonexistent/x.npy" }, exitInput, "/nonexistent/x.npy"},
+		{"bad weights version", func(o *recordOptions) { o.Weights = "v9" }, exitUsage, "shipped versions are v1, v2, v1-int8"},
+		{"bad tag", func(o *recordOptions) { o.Tags = []string{"novalue"} }, exitUsage, "want k=v"},
+		{"escaping run name", func(o *recordOptions) { o.Run = "a\x00b" }, exitStore, "invalid name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOptions(t)
+			tc.mod(&o)
+			_, err := runRecord(context.Background(), o, &bytes.Buffer{}, &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+			if tc.code != exitFailure && exitCode(err) != tc.code {
+				t.Fatalf("exit code %d, want %d (err %v)", exitCode(err), tc.code, err)
+			}
+		})
+	}
+}
+
+func TestRecord_RunExists(t *testing.T) {
+	o := testOptions(t)
+	o.Run = "same"
+	o.Limit = 1
+	if _, err := runRecord(context.Background(), o, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runRecord(context.Background(), o, &bytes.Buffer{}, &bytes.Buffer{})
+	if !errors.Is(err, store.ErrRunExists) || exitCode(err) != exitStore {
+		t.Fatalf("second record: %v (exit %d)", err, exitCode(err))
+	}
+}
+
+func TestRecord_CancelledMarksInterrupted(t *testing.T) {
+	o := testOptions(t)
+	o.Run = "cut"
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := runRecord(ctx, o, &bytes.Buffer{}, &bytes.Buffer{})
+	if !errors.Is(err, errInterrupted) || exitCode(err) != exitInterrupted {
+		t.Fatalf("err %v", err)
+	}
+	if !res.Interrupted {
+		t.Fatal("result not interrupted")
+	}
+	st, _ := store.OpenReadOnly(o.Store)
+	defer st.Close()
+	run, err := st.Run("cut")
+	if err != nil || run.State != store.StateInterrupted {
+		t.Fatalf("run %+v, %v", run, err)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "100": 100, "1k": 1024, "256MB": 256 << 20, "1.5GiB": 3 << 29} {
+		got, err := parseBytes(in)
+		if err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	if _, err := parseBytes("12 parsecs"); err == nil {
+		t.Error("parseBytes accepted an unknown unit")
+	}
+}
+
+func TestLayersAndModels(t *testing.T) {
+	var b bytes.Buffer
+	if err := runLayers(&b, "recipe-cnn", 64); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"conv1     Conv2d     [64 32 26 26]", "maxpool2  MaxPool2d  [64 64 5 5]", "fc2       Linear     [64 10]"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("layers output lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	if err := runLayers(&b, "paritynet", 1); err != nil || !strings.Contains(b.String(), "  block.add") {
+		t.Fatalf("paritynet layers: %v\n%s", err, b.String())
+	}
+	b.Reset()
+	if err := runModels(&b); err != nil || !strings.Contains(b.String(), "recipe-cnn  1x28x28") {
+		t.Fatalf("models: %v\n%s", err, b.String())
+	}
+}
+
+// TestMain lets the test binary act as the actrec command for subprocess tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("ACTREC_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestRecord_SIGINT stops a real actrec process with SIGINT mid-run: it exits 130, the run is
+// marked interrupted, and every batch it reports is readable.
+func TestRecord_SIGINT(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	cmd := exec.Command(os.Args[0], "record", "--store", dir, "--run", "sig", "--batch-size", "8", "--progress", "plain")
+	cmd.Env = append(os.Environ(), "ACTREC_TEST_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = &bytes.Buffer{}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the run has committed some batches, then interrupt.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if st, err := store.OpenReadOnly(dir); err == nil {
+			run, err := st.Run("sig")
+			st.Close()
+			if err == nil && run.Batches >= 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no batches committed in time; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("exit: %v; stderr:\n%s", err, stderr.String())
+	}
+	st, err := store.OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	run, err := st.Run("sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.State != store.StateInterrupted || run.Batches < 2 || run.Batches >= 1250 {
+		t.Fatalf("state %s batches %d", run.State, run.Batches)
+	}
+	rows, err := st.Stats("sig", "fc2", store.BatchRange{})
+	if err != nil || int64(len(rows)) != int64(run.Batches) {
+		t.Fatalf("fc2 has %d stats rows for %d batches (%v)", len(rows), run.Batches, err)
+	}
+}
