@@ -1,0 +1,94 @@
+// Package query reads an actrec store: it lists runs and layers, returns and
+// aggregates statistics, shows tensors, diffs two runs and exports them for
+// notebooks, DuckDB and Spark. It only reads; open the store with
+// store.OpenReadOnly (every function here works while a run is being
+// recorded: it sees what the writer has committed).
+//
+// # Functions
+//
+//   - ListRuns, GetRun, Layers: the index, without touching tensor data.
+//   - Stats: per-batch statistics rows, or one row per layer aggregated over
+//     batches with Aggregate: count-weighted mean, pooled (population) std,
+//     min of mins, max of maxes, merged histograms (store.Histogram.Merge)
+//     and percentiles read from the merged histogram — never averaged
+//     percentiles.
+//   - Show: shape, stats and the first values of one sample's tensor.
+//   - Diff: two runs layer by layer (see below).
+//   - Export: arrow, parquet, npz, npy (tensors) and csv, jsonl (stats).
+//
+// Unknown runs and layers give a *NotFoundError (wrapping
+// store.ErrNotFound) that lists the closest existing names by edit
+// distance. Corrupt store files surface as *store.CorruptionError naming
+// the file and offset.
+//
+// # Diff
+//
+// Run A is the candidate, run B the reference. Layers are matched by path,
+// or through DiffOptions.Map (A path -> B path, see ParseMap and
+// ReadMapFile), and reported in A's execution order, then the layers only
+// in B. Samples are matched by dataset index (the k-th occurrence of an
+// index in A with the k-th in B), so runs with different batch sizes
+// compare; when a run has no dataset indices (-1) samples are matched by
+// (batch, sample).
+//
+// For layers with tensors in both runs the error metrics are computed in
+// float64 in one streaming pass (ErrorAccumulator): max and mean absolute
+// error, RMSE, relative L2 error ||a-b||/||b||, cosine similarity, SQNR in
+// dB 10*log10(sum b^2 / sum (a-b)^2) (+Inf when equal) and the fraction of
+// elements with |a-b| > atol + rtol*|b|. For layers with stats the
+// per-batch stats are aggregated per run (over the batches both runs have
+// when those hold the same number of elements, else over all batches of
+// each run) and compared: deltas of mean, std, min and max, NaN/Inf counts,
+// and the Wasserstein-1 distance between the merged histograms on the
+// shared bfloat16 bucket grid (Wasserstein1).
+//
+// A layer's status is equal, ok (within the thresholds), failed,
+// shape_mismatch (counted as failed; the rest of the layers are still
+// compared), only_a, only_b or no_common_data. With zero thresholds any
+// difference fails. The first diverging layer is the first failed or
+// shape-mismatched layer of A in execution order.
+//
+// Memory stays bounded: Diff lists the rows of a layer (batch, sample,
+// dataset index: a few bytes per sample) and then walks run A in windows of
+// batches, holding only the run-B rows those batches need
+// (DiffOptions.MemoryBudget, default 256 MiB); run A's data is read in
+// place from the store's memory map.
+//
+// # Export layouts
+//
+// Tensor exports hold, per layer, rows (batch int64, sample int32,
+// dataset_index int64, tensor):
+//
+//   - arrow: an Arrow IPC file per layer; tensor is the canonical extension
+//     arrow.fixed_shape_tensor (storage fixed_size_list<float32>, metadata
+//     {"shape":[...]}). Schema metadata actrec.run, actrec.layer, actrec.op.
+//   - parquet: one file per layer (uncompressed, no dictionary); tensor is
+//     list<float32> (Parquet has no fixed-size list), the shape is in the
+//     key-value metadata actrec.shape. A directory output is a Hive
+//     partitioned dataset run=<run>/layer=<layer>/part-0.parquet, partition
+//     values escaped as in Hive (%XX for / = : and other special
+//     characters); exporting another run adds its partition.
+//   - npz: per layer "<layer>" float32 (n, *shape) and "<layer>.batch",
+//     "<layer>.sample", "<layer>.dataset_index" int64 (n,); npy: one layer.
+//     NPY format 1.0, data 64-byte aligned, npz entries stored
+//     uncompressed (package query/npy).
+//   - csv, jsonl: stats rows with columns run, layer, batch, count, mean,
+//     std, min, max, l2, zero_frac, nan, inf, p01, p05, p25, p50, p75, p95,
+//     p99, hist_buckets. CSV writes non-finite numbers as nan, inf, -inf;
+//     JSON as the strings "NaN", "+Inf", "-Inf" (see Float).
+//
+// Outputs are written under a temporary name and renamed into place; an
+// existing output is refused without ExportOptions.Force
+// (ErrOutputExists) and an output inside the store directory always
+// (ErrOutputInStore).
+//
+// # JSON
+//
+// Result types carry JSON tags; their field names are the stable --json
+// schema of cmd/actquery, documented in cmd/actquery/JSON.md.
+//
+// # Concurrency
+//
+// Functions are safe to call concurrently on one *store.Store (the store
+// is). ErrorAccumulator values are not; merge per-goroutine accumulators.
+package query
