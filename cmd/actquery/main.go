@@ -52,6 +52,8 @@ var commands = []func(g *globalOptions) *cli.Command{
 	newShowCommand,
 	newDiffCommand,
 	newExportCommand,
+	newPlotCommand,
+	newReportCommand,
 	newCheckCommand,
 	newRmCommand,
 }

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/actrec/actrec/query"
+	"github.com/actrec/actrec/query/plot"
+	"github.com/actrec/actrec/query/report"
+	"github.com/actrec/actrec/store"
+)
+
+// PlotOptions are the options of "actquery plot".
+type PlotOptions struct {
+	StoreDir string
+	Layers   []string
+	Stats    []string // default mean
+	Hist     bool
+	Diff     bool
+	Metric   string // diff metric: sqnr|cosine|rel_l2|w1 (default sqnr, or w1 without tensors)
+	Batches  string
+	Out      string
+	Force    bool
+	// Bins and Columns tune --hist (0 = defaults: 96 value bins, at most 160 columns).
+	Bins, Columns int
+	DiffFlags
+}
+
+// DiffFlags are the comparison flags shared by plot --diff and report (as in diff).
+type DiffFlags struct {
+	Map       []string
+	MapFile   string
+	Atol      float64
+	Rtol      float64
+	MinSQNR   *float64
+	MinCosine *float64
+}
+
+func diffFlagList(d *DiffFlags, maps *cli.StringSlice, minSQNR, minCos *float64) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "map", Usage: "layer renamed from A to B, as old=new (repeatable)", Destination: maps},
+		&cli.StringFlag{Name: "map-file", Usage: "file of old=new lines (# comments)", Destination: &d.MapFile},
+		&cli.Float64Flag{Name: "atol", Usage: "absolute tolerance: an element fails when |a-b| > atol + rtol*|b|", Destination: &d.Atol},
+		&cli.Float64Flag{Name: "rtol", Usage: "relative tolerance (see --atol)", Destination: &d.Rtol},
+		&cli.Float64Flag{Name: "min-sqnr", Usage: "fail a layer whose SQNR (dB) is below this (drawn as a line)", DefaultText: "none", Destination: minSQNR},
+		&cli.Float64Flag{Name: "min-cosine", Usage: "fail a layer whose cosine similarity is below this (drawn as a line)", DefaultText: "none", Destination: minCos},
+	}
+}
+
+func (d *DiffFlags) setFrom(c *cli.Context, maps *cli.StringSlice, minSQNR, minCos *float64) {
+	d.Map = maps.Value()
+	if c.IsSet("min-sqnr") {
+		d.MinSQNR = minSQNR
+	}
+	if c.IsSet("min-cosine") {
+		d.MinCosine = minCos
+	}
+}
+
+// queryOptions turns the flags into query.DiffOptions.
+func (d DiffFlags) queryOptions() (query.DiffOptions, error) {
+	m, err := query.ParseMap(d.Map)
+	if err != nil {
+		return query.DiffOptions{}, usageError{err}
+	}
+	if d.MapFile != "" {
+		f, err := os.Open(d.MapFile)
+		if err != nil {
+			return query.DiffOptions{}, usageError{err}
+		}
+		fm, err := query.ReadMapFile(f)
+		f.Close()
+		if err != nil {
+			return query.DiffOptions{}, usageError{fmt.Errorf("%s: %w", d.MapFile, err)}
+		}
+		for k, v := range m { // --map wins over the file
+			fm[k] = v
+		}
+		m = fm
+	}
+	if d.Atol < 0 || d.Rtol < 0 {
+		return query.DiffOptions{}, usagef("--atol and --rtol must not be negative")
+	}
+	return query.DiffOptions{Map: m, Tol: query.Tolerance{Atol: d.Atol, Rtol: d.Rtol},
+		MinSQNR: d.MinSQNR, MinCosine: d.MinCosine}, nil
+}
+
+func newPlotCommand(g *globalOptions) *cli.Command {
+	var opts PlotOptions
+	var layers, stats, maps cli.StringSlice
+	var minSQNR, minCos float64
+	flags := []cli.Flag{
+		&cli.StringSliceFlag{Name: "layer", Usage: "layer to plot (repeatable; several are overlaid)", Destination: &layers},
+		&cli.StringSliceFlag{Name: "stat", Usage: "statistic over batches: " + strings.Join(plot.StatNames(), "|") +
+			" or any pNN (repeatable, same unit)", DefaultText: "mean", Destination: &stats},
+		&cli.BoolFlag{Name: "hist", Usage: "histogram heat map over batches and the merged histogram (one run, one layer)", Destination: &opts.Hist},
+		&cli.BoolFlag{Name: "diff", Usage: "per-layer comparison of RUN_A (candidate) with RUN_B (reference) as bars", Destination: &opts.Diff},
+		&cli.StringFlag{Name: "metric", Usage: "--diff metric: sqnr|cosine|rel_l2|w1", DefaultText: "sqnr, or w1 for stats-only runs", Destination: &opts.Metric},
+		&cli.StringFlag{Name: "batches", Usage: "batch range A:B", Destination: &opts.Batches},
+		&cli.StringFlag{Name: "out", Usage: "output FILE.png or FILE.svg (required)", Destination: &opts.Out},
+		&cli.BoolFlag{Name: "force", Usage: "overwrite an existing output", Destination: &opts.Force},
+		&cli.IntFlag{Name: "bins", Usage: "--hist: value bins", DefaultText: "96", Destination: &opts.Bins},
+		&cli.IntFlag{Name: "columns", Usage: "--hist: at most this many batch columns (neighbouring batches merged)", DefaultText: "160", Destination: &opts.Columns},
+	}
+	flags = append(flags, diffFlagList(&opts.DiffFlags, &maps, &minSQNR, &minCos)...)
+	return &cli.Command{
+		Name:  "plot",
+		Usage: "draw a stat over batches, a histogram heat map, or a per-layer diff (PNG or SVG)",
+		Description: "actquery plot RUN [RUN...] --layer L [--layer L2] [--stat S] --out FILE.png|.svg\n" +
+			"   a statistic over batches; several runs and layers are overlaid (legend run/layer)\n" +
+			"actquery plot RUN --layer L --hist --out FILE\n" +
+			"   the layer's activation histogram per batch as a heat map (colour = log10 fraction of\n" +
+			"   the batch's elements) above the whole-run merged histogram, in one picture\n" +
+			"actquery plot --diff RUN_A RUN_B [--metric sqnr|cosine|rel_l2|w1] --out FILE\n" +
+			"   the metric per layer in execution order; the first diverging layer in red,\n" +
+			"   --min-sqnr / --min-cosine drawn as dashed lines\n" +
+			"The format follows the extension of --out. An existing output is refused without --force;\n" +
+			"an output inside the store is refused.",
+		ArgsUsage: "RUN [RUN...]",
+		Flags:     flags,
+		Action: func(c *cli.Context) error {
+			opts.StoreDir = g.StoreDir
+			opts.Layers = layers.Value()
+			opts.Stats = stats.Value()
+			opts.DiffFlags.setFrom(c, &maps, &minSQNR, &minCos)
+			return runPlot(c.Context, opts, c.Args().Slice(), c.App.Writer)
+		},
+	}
+}
+
+// noStatsError is a layer recorded without statistics; it counts as "not found".
+type noStatsError struct{ err error }
+
+func (e noStatsError) Error() string        { return e.err.Error() }
+func (e noStatsError) Unwrap() error        { return e.err }
+func (e noStatsError) Is(target error) bool { return target == store.ErrNotFound }
+
+func runPlot(_ context.Context, opts PlotOptions, args []string, out io.Writer) error {
+	if opts.Out == "" {
+		return usagef("plot needs --out FILE.png or FILE.svg")
+	}
+	format, err := plot.FormatFromPath(opts.Out)
+	if err != nil {
+		return usageError{err}
+	}
+	modes := 0
+	for _, m := range []bool{opts.Hist, opts.Diff} {
+		if m {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return usagef("--hist and --diff are exclusive")
+	}
+	br, err := query.ParseBatchRange(opts.Batches)
+	if err != nil {
+		return usageError{err}
+	}
+	switch {
+	case opts.Diff:
+		if len(args) != 2 {
+			return usagef("plot --diff takes two runs, RUN_A and RUN_B")
+		}
+		if len(opts.Stats) > 0 {
+			return usagef("--stat does not apply to --diff")
+		}
+	case opts.Hist:
+		if len(args) != 1 || len(opts.Layers) != 1 {
+			return usagef("plot --hist takes one run and one --layer")
+		}
+		if len(opts.Stats) > 0 {
+			return usagef("--stat does not apply to --hist")
+		}
+	default:
+		if len(args) == 0 {
+			return usagef("plot takes at least one run")
+		}
+		if len(opts.Layers) == 0 {
+			return usagef("plot needs --layer (repeatable)")
+		}
+		if len(opts.Stats) == 0 {
+			opts.Stats = []string{"mean"}
+		}
+		for _, st := range opts.Stats {
+			if _, err := plot.ParseStat(st); err != nil {
+				return usageError{err}
+			}
+		}
+	}
+	var metric plot.Metric
+	if opts.Metric != "" {
+		if !opts.Diff {
+			return usagef("--metric applies to --diff only")
+		}
+		if metric, err = plot.ParseMetric(opts.Metric); err != nil {
+			return usageError{err}
+		}
+	}
+
+	s, err := openStore(opts.StoreDir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := checkOutput(opts.StoreDir, opts.Out, opts.Force); err != nil {
+		return err
+	}
+
+	var fig *plot.Figure
+	switch {
+	case opts.Diff:
+		qo, err := opts.DiffFlags.queryOptions()
+		if err != nil {
+			return err
+		}
+		qo.Batches, qo.Layers = br, opts.Layers
+		rep, err := query.Diff(s, args[0], args[1], qo)
+		if err != nil {
+			return err
+		}
+		if metric == "" {
+			metric = report.DefaultMetric(rep)
+		}
+		if fig, err = plot.Diff(report.DiffChartData(rep, metric)); err != nil {
+			return err
+		}
+	default:
+		var series []plot.Series
+		for _, run := range args {
+			ls, err := report.ResolveLayers(s, run, opts.Layers)
+			if err != nil {
+				return err
+			}
+			for _, l := range ls {
+				sr, err := report.LoadSeries(s, run, l, br)
+				if errors.Is(err, plot.ErrNoStats) {
+					return noStatsError{err}
+				}
+				if err != nil {
+					return err
+				}
+				series = append(series, sr)
+			}
+		}
+		if opts.Hist {
+			fig, err = plot.Hist(series[0], plot.HistOptions{ValueBins: opts.Bins, MaxColumns: opts.Columns})
+		} else {
+			fig, err = plot.Stats(opts.Stats, series...)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	var buf bytes.Buffer
+	if err := fig.Render(&buf, format); err != nil {
+		return err
+	}
+	if err := writeOutput(opts.Out, opts.Force, buf.Bytes()); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "wrote %s (%s, %s)\n", opts.Out, format, humanBytes(int64(buf.Len())))
+	return nil
+}
+
+// checkOutput refuses an output inside the store directory, and an existing output
+// without force (before any work is done).
+func checkOutput(storeDir, out string, force bool) error {
+	sd, err := resolvePath(storeDir)
+	if err != nil {
+		return err
+	}
+	od, err := resolvePath(out)
+	if err != nil {
+		return err
+	}
+	if od == sd || strings.HasPrefix(od, sd+string(filepath.Separator)) {
+		return fmt.Errorf("%w: %s is inside %s", query.ErrOutputInStore, out, storeDir)
+	}
+	if fi, err := os.Stat(out); err == nil {
+		if fi.IsDir() {
+			return usagef("%s is a directory; give a file name", out)
+		}
+		if !force {
+			return fmt.Errorf("%w: %s", query.ErrOutputExists, out)
+		}
+	}
+	return nil
+}
+
+// resolvePath returns the absolute path of p with the symlinks of its longest existing
+// prefix resolved.
+func resolvePath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	cur := abs
+	for {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(append([]string{r}, rest...)...), nil
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return abs, nil
+		}
+		rest = append([]string{filepath.Base(cur)}, rest...)
+		cur = parent
+	}
+}
+
+// writeOutput writes data to path through a temporary file in the same directory renamed
+// into place, so that a failed write never leaves a truncated picture or report.
+func writeOutput(path string, force bool, data []byte) error {
+	if _, err := os.Lstat(path); err == nil && !force {
+		return fmt.Errorf("%w: %s", query.ErrOutputExists, path)
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp, 0o644)
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, werr)
+	}
+	return nil
+}
