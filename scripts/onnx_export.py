@@ -99,14 +99,15 @@ def scope_path(node_name):
 
 
 def capture(model, x):
-    """Outputs of every leaf module called exactly once, keyed by path, plus "output"."""
+    """Outputs of every module called exactly once, keyed by path, plus "output"."""
     outs, calls, handles = {}, {}, []
     for path, mod in model.named_modules():
-        if path == "" or len(list(mod.children())) > 0:
+        if path == "":
             continue
 
         def hook(m, inp, out, path=path):
-            outs[path] = out.detach().clone()
+            if isinstance(out, torch.Tensor):
+                outs[path] = out.detach().clone()
             calls[path] = calls.get(path, 0) + 1
 
         handles.append(mod.register_forward_hook(hook))
@@ -133,27 +134,36 @@ def reference(model, x):
     return {k: v.float() for k, v in ref.items()}, worst
 
 
-def clear_keys(model_proto, ref):
-    """Keep the module outputs whose ONNX counterpart is exactly one (non-Constant) node.
+def clear_keys(model_proto, ref, model):
+    """Keep the module outputs that the Go model has under the same path.
 
-    Convolutions whose weights were renamed by the exporter had a BatchNorm folded into them:
-    their ONNX output is not the PyTorch module's output, so they are left out.
+    A PyTorch module maps to the ONNX nodes whose scope is its path or lies below it (one node:
+    a Go leaf, several: a Go container whose output is its last node's). It is kept if that last
+    node's output leaves the group (it is the module's output). Convolutions and linear layers
+    whose weights were renamed by the exporter had a BatchNorm folded into them: their output is
+    not the PyTorch module's, so they are left out.
     """
-    per_scope = {}
-    for n in model_proto.graph.node:
-        if n.op_type == "Constant" or "/" not in n.name:
-            continue
-        per_scope.setdefault(scope_path(n.name), []).append(n)
+    mods = dict(model.named_modules())
+    nodes = [n for n in model_proto.graph.node if n.op_type != "Constant" and "/" in n.name]
+    scopes = [scope_path(n.name) for n in nodes]
+    graph_outputs = {o.name for o in model_proto.graph.output}
     keep = {}
     for k, v in ref.items():
         if k in ("input", "output"):
             keep[k] = v
             continue
-        nodes = per_scope.get(k, [])
-        if len(nodes) != 1:
+        group = [i for i, s in enumerate(scopes) if s == k or s.startswith(k + ".")]
+        if not group:
             continue
-        n = nodes[0]
-        if n.op_type in ("Conv", "Gemm") and (len(n.input) < 2 or n.input[1] != k + ".weight"):
+        last = nodes[group[-1]]
+        inside = {nodes[i].name for i in group}
+        out = last.output[0]
+        used_outside = out in graph_outputs or any(
+            out in n.input for n in model_proto.graph.node if n.name not in inside)
+        if not used_outside:
+            continue
+        if isinstance(mods.get(k), (nn.Conv2d, nn.Linear)) and (
+                len(group) != 1 or len(last.input) < 2 or last.input[1] != k + ".weight"):
             continue
         keep[k] = v
     return keep
@@ -226,7 +236,7 @@ def small(outdir):
     p = os.path.join(outdir, "recipe_cnn.onnx")
     m = export(cnn, torch.randn(4, 1, 28, 28), p, 13)
     ref, worst = reference(cnn, x)
-    ref = clear_keys(m, ref)
+    ref = clear_keys(m, ref, cnn)
     ref["input"] = x
     safetensors_io.save(os.path.join(outdir, "recipe_cnn.io.safetensors"), ref)
     print("recipe_cnn: keys", sorted(ref), "f32 err", worst)
@@ -243,7 +253,7 @@ def small(outdir):
         m = export(ops, torch.randn(2, 3, 8, 8, generator=gen), p, opset)
         m = add_identity_dropout(m, opset)
         onnx.save(m, p)
-        r = clear_keys(m, ref)
+        r = clear_keys(m, ref, ops)
         r["input"] = x
         safetensors_io.save(os.path.join(outdir, name + ".io.safetensors"), r)
         print(name, "ops", sorted({n.op_type for n in m.graph.node}))
@@ -271,7 +281,7 @@ def large(outdir, threads, bench_only=False):
             x = torch.randn(1, 3, 224, 224)
             m = export(model, torch.randn(1, 3, 224, 224), os.path.join(outdir, name + ".onnx"), 13)
             ref, worst = reference(model, x)
-            ref = clear_keys(m, ref)
+            ref = clear_keys(m, ref, model)
             ref["input"] = x
             safetensors_io.save(os.path.join(outdir, name + ".io.safetensors"), ref)
             print(name, "keys", len(ref), "f32 err", worst)

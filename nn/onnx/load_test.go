@@ -33,7 +33,7 @@ func checkParity(t *testing.T, m *nn.Model, io map[string]*nn.Tensor) float64 {
 	var mu sync.Mutex
 	got := map[string]*nn.Tensor{}
 	h := m.RegisterGlobalHook(func(ctx context.Context, mod nn.ModuleInfo, in []*nn.Tensor, out *nn.Tensor) {
-		if _, ok := io[mod.Path]; ok && mod.Leaf {
+		if _, ok := io[mod.Path]; ok && mod.Path != "" {
 			mu.Lock()
 			got[mod.Path] = out.Clone()
 			mu.Unlock()
@@ -206,6 +206,57 @@ func FuzzLoad(f *testing.F) {
 			}
 			in = append(in, nn.NewTensor(s...))
 		}
+		ls, err := m.Shapes(shapesOf(in)...)
+		if err != nil {
+			return
+		}
+		for _, l := range ls {
+			if n, err := shapeSize(l.Shape); err != nil || n > 1<<20 {
+				return
+			}
+		}
 		m.Forward(context.Background(), in...)
 	})
+}
+
+// The exported RecipeCNN must compute what nn.RecipeCNN computes with the
+// same weights, and its state dict must load into it.
+func TestLoad_RecipeCNNMatchesGoModel(t *testing.T) {
+	weights := filepath.Join("..", "..", "testdata", "models", "recipe-cnn-v1.safetensors")
+	sd, err := nn.LoadSafetensors(weights)
+	if err != nil {
+		t.Skipf("no shipped weights: %v", err)
+	}
+	om, err := Load(fixture("recipe_cnn.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gm, err := nn.RecipeCNN(1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gm.LoadStateDict(om.StateDict()); err != nil {
+		t.Fatalf("ONNX state dict into nn.RecipeCNN: %v", err)
+	}
+	for k, v := range sd {
+		e, tol := maxErr(om.StateDict()[k], v)
+		if e != 0 {
+			t.Skipf("recipe_cnn.onnx was not exported from %s (%s differs by %g, tol %g); rerun scripts/onnx_export.py", weights, k, e, tol)
+		}
+	}
+	io, err := nn.LoadSafetensors(fixture("recipe_cnn.io.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := gm.Forward(context.Background(), io["input"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := om.Forward(context.Background(), io["input"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, tol := maxErr(got, want); e > tol {
+		t.Errorf("ONNX vs nn.RecipeCNN: max abs error %g > %g", e, tol)
+	}
 }

@@ -371,6 +371,11 @@ func readSpatial(c *converter, n *nodeProto, a *attrs, kernel []int64, x []int) 
 	default:
 		return s, fmt.Errorf("auto_pad %q is not supported", autoPad)
 	}
+	// Padding wider than the input only adds windows of padding; refusing it
+	// also bounds the work per output element by the input size.
+	if len(x) == 4 && (s.pad[0] > x[2] || s.pad[1] > x[3]) {
+		return s, fmt.Errorf("pads %v larger than the input %v are not supported", s.pad, x)
+	}
 	return s, nil
 }
 
@@ -884,6 +889,9 @@ var dataMovement = map[string]bool{
 	"Slice": true, "Reshape": true, "Flatten": true, "Transpose": true,
 }
 
+// maxFoldElements bounds the size of a tensor computed at load time.
+const maxFoldElements = 1 << 26
+
 // fold evaluates a node whose inputs are all known at load time.
 func (c *converter) fold(n *nodeProto) {
 	for _, in := range n.Inputs {
@@ -1124,8 +1132,12 @@ func (c *converter) foldNode(n *nodeProto) (*constant, bool) {
 	for _, t := range ins {
 		shapes = append(shapes, t.Shape)
 	}
-	if _, err := layer.OutputShape(shapes...); err != nil {
+	outShape, err := layer.OutputShape(shapes...)
+	if err != nil {
 		return fail("%v", err)
+	}
+	if sz, err := shapeSize(outShape); err != nil || sz > maxFoldElements {
+		return fail("load-time result of shape %v is too large (limit %d elements)", outShape, maxFoldElements)
 	}
 	out, err := layer.Forward(ins...)
 	if err != nil {
