@@ -20,6 +20,7 @@ package gemm
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Micro-kernel tile and cache blocking sizes (float32 elements).
@@ -63,34 +64,45 @@ func SgemmParallel(threads int, transA, transB bool, m, n, k int, alpha float32,
 	sgemmParallel(defaultKernels(), threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// minParallelWork is the m*n*k below which SgemmParallel stays serial:
-// starting goroutines costs more than it saves.
-const minParallelWork = 64 * 64 * 64
+// Parallel split parameters (m*n*k counts multiply-adds).
+const (
+	// minParallelWork: below it SgemmParallel stays on the calling
+	// goroutine; starting goroutines costs more than it saves.
+	minParallelWork = 64 * 64 * 64
+	// chunksPerThread: C is cut into up to this many blocks per goroutine,
+	// taken from a shared counter, so a goroutine whose core is busy with
+	// other work holds up at most a small block (the machine may be shared).
+	chunksPerThread = 4
+	// minChunkWork is the least work per block.
+	minChunkWork = 32 * 64 * 64
+)
 
 func sgemmParallel(kern microKernels, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	// Split C into a tm×tn grid of independent blocks whose boundaries lie
+	// C is cut into a tm×tn grid of independent blocks whose boundaries lie
 	// on the serial tile grid (multiples of mr rows, nr columns), so every
 	// element of C sees exactly the same operations as in Sgemm.
 	mTiles := (m + mr - 1) / mr
 	nTiles := (n + nr - 1) / nr
-	if threads > mTiles*nTiles {
-		threads = mTiles * nTiles
-	}
-	if threads <= 1 || m*n*k < minParallelWork {
+	work := m * n * k
+	if threads <= 1 || work < minParallelWork || mTiles*nTiles < 2 {
 		sgemm(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	tm, tn := splitGrid(threads, mTiles, nTiles)
-	var wg sync.WaitGroup
-	for bi := 0; bi < tm; bi++ {
-		i0 := bi * mTiles / tm * mr
-		i1 := min((bi+1)*mTiles/tm*mr, m)
-		for bj := 0; bj < tn; bj++ {
+	chunks := min(threads*chunksPerThread, max(threads, work/minChunkWork), mTiles*nTiles)
+	tm, tn := splitGrid(chunks, mTiles, nTiles)
+	total := tm * tn
+	var next atomic.Int64
+	worker := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= total {
+				return
+			}
+			bi, bj := i/tn, i%tn
+			i0 := bi * mTiles / tm * mr
+			i1 := min((bi+1)*mTiles/tm*mr, m)
 			j0 := bj * nTiles / tn * nr
 			j1 := min((bj+1)*nTiles/tn*nr, n)
-			if i0 >= i1 || j0 >= j1 {
-				continue
-			}
 			// Sub-matrices of op(A), op(B) and C for rows i0:i1, columns j0:j1.
 			aOff := i0 * lda
 			if transA {
@@ -100,19 +112,24 @@ func sgemmParallel(kern microKernels, threads int, transA, transB bool, m, n, k 
 			if transB {
 				bOff = j0 * ldb
 			}
-			wg.Add(1)
-			go func(mm, nn int, a, b, c []float32) {
-				defer wg.Done()
-				sgemm(kern, transA, transB, mm, nn, k, alpha, a, lda, b, ldb, beta, c, ldc)
-			}(i1-i0, j1-j0, a[aOff:], b[bOff:], c[i0*ldc+j0:])
+			sgemm(kern, transA, transB, i1-i0, j1-j0, k, alpha, a[aOff:], lda, b[bOff:], ldb, beta, c[i0*ldc+j0:], ldc)
 		}
 	}
+	var wg sync.WaitGroup
+	for w := 1; w < min(threads, total); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			worker()
+		}()
+	}
+	worker()
 	wg.Wait()
 }
 
 // splitGrid picks tm*tn <= threads blocks for an mTiles×nTiles tile grid,
-// minimising the largest block (in tiles), preferring splits along n (each
-// block then packs less of B, the larger operand in the common shapes).
+// minimising the largest block (in tiles), preferring splits along n (a
+// split along m makes every block pack the same rows of B again).
 func splitGrid(threads, mTiles, nTiles int) (tm, tn int) {
 	best := -1
 	for t := threads; t >= 1 && best < 0; t-- {
