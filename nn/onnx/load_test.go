@@ -3,6 +3,7 @@ package onnx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -259,4 +260,67 @@ func TestLoad_RecipeCNNMatchesGoModel(t *testing.T) {
 	if e, tol := maxErr(got, want); e > tol {
 		t.Errorf("ONNX vs nn.RecipeCNN: max abs error %g > %g", e, tol)
 	}
+}
+
+func TestLoad_ConcurrentForward(t *testing.T) {
+	m, err := Load(fixture("opsnet_opset17.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io, err := nn.LoadSafetensors(fixture("opsnet_opset17.io.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				y, err := m.Forward(context.Background(), io["input"])
+				if err != nil {
+					errs <- err
+					return
+				}
+				if e, tol := maxErr(y, io["output"]); e > tol {
+					errs <- fmt.Errorf("max abs error %g > %g", e, tol)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func Example() {
+	m, err := Load(filepath.Join("..", "..", "testdata", "onnx", "recipe_cnn.onnx"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	shapes, err := m.Shapes([]int{8, 1, 28, 28})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, s := range shapes {
+		fmt.Printf("%-9s %-9s %v\n", s.Path, s.Op, s.Shape)
+	}
+	// Output:
+	//           recipe_cnn [8 10]
+	// conv1     Conv2d    [8 32 26 26]
+	// relu1     ReLU      [8 32 26 26]
+	// maxpool1  MaxPool2d [8 32 13 13]
+	// conv2     Conv2d    [8 64 11 11]
+	// relu2     ReLU      [8 64 11 11]
+	// maxpool2  MaxPool2d [8 64 5 5]
+	// flatten   Flatten   [8 1600]
+	// fc1       Linear    [8 128]
+	// relu3     ReLU      [8 128]
+	// fc2       Linear    [8 10]
 }
