@@ -72,6 +72,9 @@ type DiffLayer struct {
 	// Note says why there is no value ("only in A", "shape mismatch", "stats only"); shown
 	// under the layer's slot.
 	Note string
+	// Failed marks a layer the comparison failed (e.g. beyond --atol/--rtol); it is drawn
+	// like a layer beyond a threshold.
+	Failed bool
 }
 
 // Threshold is a horizontal reference line (e.g. the --min-sqnr gate).
@@ -99,7 +102,7 @@ func (m Metric) beyond(v, t float64) bool {
 }
 
 // Diff draws the per-layer metric of d as bars in execution order. The first diverging
-// layer is red and labelled; other layers beyond any threshold are amber; thresholds are
+// layer is red and labelled; other failed layers (Failed, or beyond a threshold) are amber; thresholds are
 // dashed lines. Identical layers (SQNR +Inf, relative L2 0, cosine 1) are drawn as a
 // full-height light grey bar labelled "identical"; layers without a value show their Note.
 func Diff(d DiffData) (*Figure, error) {
@@ -177,9 +180,13 @@ func Diff(d DiffData) (*Figure, error) {
 		p.Add(&hline{y: t.Value, label: t.Label, style: draw.LineStyle{
 			Color: red, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(5), vg.Points(3)}}})
 	}
-	p.Legend.Add("within thresholds", swatch(blue))
-	if len(d.Thresholds) > 0 {
-		p.Legend.Add("beyond a threshold", swatch(amber))
+	anyFailed := len(d.Thresholds) > 0
+	for _, l := range d.Layers {
+		anyFailed = anyFailed || l.Failed
+	}
+	p.Legend.Add("passed", swatch(blue))
+	if anyFailed {
+		p.Legend.Add("failed", swatch(amber))
 	}
 	if d.FirstDiverging != "" {
 		p.Legend.Add("first diverging layer", swatch(red))
@@ -218,6 +225,9 @@ type bars struct {
 func (b *bars) barColor(l DiffLayer) color.Color {
 	if l.Layer == b.d.FirstDiverging {
 		return red
+	}
+	if l.Failed {
+		return amber
 	}
 	for _, t := range b.d.Thresholds {
 		if b.d.Metric.beyond(l.Value, t.Value) {

@@ -1,6 +1,7 @@
 package plot
 
 import (
+	"image/color"
 	"math"
 
 	gplot "gonum.org/v1/plot"
@@ -140,7 +141,10 @@ func (h *hline) Plot(c draw.Canvas, p *gplot.Plot) {
 		sty.Color = h.style.Color
 		sty.XAlign = draw.XRight
 		sty.YAlign = draw.YBottom
-		c.FillText(sty, vg.Point{X: c.Max.X - 3, Y: y + 2}, h.label)
+		pt := vg.Point{X: c.Max.X - 3, Y: y + 2}
+		r := sty.Rectangle(h.label).Add(pt)
+		fillRect(c, r.Min.X-2, r.Min.Y-1, r.Max.X+2, r.Max.Y+1, color.NRGBA{0xff, 0xff, 0xff, 0xdd})
+		c.FillText(sty, pt, h.label)
 	}
 }
 

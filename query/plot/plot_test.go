@@ -5,6 +5,7 @@ import (
 	"errors"
 	"image/png"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -327,6 +328,28 @@ func TestFormatFromPath(t *testing.T) {
 	for _, bad := range []string{"a.pdf", "noext", "a.png.txt"} {
 		if _, err := FormatFromPath(bad); err == nil {
 			t.Errorf("FormatFromPath(%q) accepted", bad)
+		}
+	}
+}
+
+// TestRegroupHistUniform checks that splitting bfloat16 buckets over display bins leaves
+// no comb: a uniform distribution gives flat display bins.
+func TestRegroupHistUniform(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	c := map[uint16]uint64{}
+	const n = 1 << 20
+	for range n {
+		k, _ := store.HistogramKey(float32(0.5 + rng.Float64()*3))
+		c[k]++
+	}
+	d, err := RegroupHist([]store.StatsRow{{Hist: store.HistogramFromCounts(c)}}, HistOptions{ValueBins: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := float64(n) / 64
+	for i, v := range d.Merged[1:63] { // edge bins hold the partial buckets at the ends
+		if math.Abs(v-want) > 0.04*want {
+			t.Errorf("bin %d holds %.0f, want %.0f ± 4%%", i+1, v, want)
 		}
 	}
 }

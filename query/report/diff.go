@@ -35,7 +35,8 @@ func DiffChartData(r *query.DiffReport, m plot.Metric) plot.DiffData {
 		if l.LayerB != "" && l.Layer != "" && l.LayerB != l.Layer {
 			name = l.Layer + "→" + l.LayerB
 		}
-		dl := plot.DiffLayer{Layer: name, Value: math.NaN()}
+		dl := plot.DiffLayer{Layer: name, Value: math.NaN(),
+			Failed: l.Status == query.StatusFailed || l.Status == query.StatusShapeMismatch}
 		if l.Layer == d.FirstDiverging && name != l.Layer {
 			d.FirstDiverging = name
 		}
