@@ -43,18 +43,21 @@ func (o PoolOptions) normalise(op string, dilation bool) (PoolOptions, error) {
 	return o, nil
 }
 
-// poolOut is PyTorch's pooling output size (pooling_output_shape).
+// poolOut is PyTorch's pooling output size (pooling_output_shape): with
+// ceil_mode the last window may run past the input, but must start inside
+// the input or its left padding.
 func poolOut(in, k, s, p, d int, ceil bool) int {
 	num := in + 2*p - d*(k-1) - 1
-	if num < 0 {
-		return 0
-	}
-	out := num/s + 1
 	if ceil {
-		out = (num+s-1)/s + 1
-		if (out-1)*s >= in+p {
-			out--
-		}
+		num += s - 1
+	}
+	out := num / s
+	if num%s != 0 && num < 0 {
+		out-- // floor division
+	}
+	out++
+	if ceil && (out-1)*s >= in+p {
+		out--
 	}
 	return out
 }

@@ -507,3 +507,29 @@ func TestFlattenShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolOutputSize checks poolOut against sizes printed by PyTorch 1.13
+// (torch.nn.MaxPool2d(k, s, p, dilation=d, ceil_mode=c) on an n×n input;
+// 0 = PyTorch raises an error).
+func TestPoolOutputSize(t *testing.T) {
+	tests := []struct {
+		in, k, s, p, d int
+		ceil           bool
+		want           int
+	}{
+		{4, 3, 3, 0, 2, true, 1},
+		{4, 3, 3, 0, 2, false, 0},
+		{5, 2, 2, 0, 1, true, 3},
+		{4, 2, 2, 1, 1, true, 3},
+		{6, 3, 2, 1, 1, true, 4},
+		{7, 3, 2, 1, 1, true, 4},
+		{28, 2, 2, 0, 1, false, 14},
+		{3, 3, 3, 1, 1, true, 2},
+	}
+	for _, tc := range tests {
+		got := max(poolOut(tc.in, tc.k, tc.s, tc.p, tc.d, tc.ceil), 0)
+		if got != tc.want {
+			t.Errorf("poolOut%+v = %d, want %d", tc, got, tc.want)
+		}
+	}
+}
