@@ -117,6 +117,7 @@ type converter struct {
 	used     map[string]bool // value names consumed by a node or the graph output
 	problems []Problem
 	folding  bool // converting a node whose inputs are all constant
+	dry      bool // checking the attributes of a node downstream of a failure
 }
 
 func decode(data []byte, src *dataSource, opts LoadOptions) (*nn.Model, error) {
@@ -374,14 +375,8 @@ func (c *converter) tensorOf(name string) *nn.Tensor {
 // addNode converts a node whose output depends on the model's inputs into a
 // module of the model.
 func (c *converter) addNode(n *nodeProto, path string) {
-	for _, in := range n.Inputs {
-		if c.poisoned[in] {
-			if _, ok := converters[n.OpType]; !ok {
-				c.problem(n, "operator %s is not supported", n.OpType)
-			}
-			c.poison(n)
-			return
-		}
+	if c.skipPoisoned(n) {
+		return
 	}
 	layer, data, ok := c.layerFor(n)
 	if !ok {
@@ -426,6 +421,39 @@ func (c *converter) addNode(n *nodeProto, path string) {
 		}
 		c.poisoned[o] = true
 	}
+}
+
+// skipPoisoned reports whether a node reads the output of a node that could
+// not be converted. Such a node is not converted either, but its operator and
+// (if its converter accepts it without knowing input shapes) its attributes
+// are still checked, so that one error lists as many problems as possible.
+func (c *converter) skipPoisoned(n *nodeProto) bool {
+	poisoned := false
+	for _, in := range n.Inputs {
+		poisoned = poisoned || c.poisoned[in]
+	}
+	if !poisoned {
+		return false
+	}
+	c.poison(n)
+	conv, ok := converters[n.OpType]
+	if !ok {
+		c.problem(n, "operator %s is not supported", n.OpType)
+		return true
+	}
+	if conv == nil {
+		return true
+	}
+	a := newAttrs(n)
+	c.dry = true
+	_, _, err := conv(c, n, a)
+	c.dry = false
+	if err == nil {
+		for _, e := range a.check() {
+			c.problem(n, "%s", e)
+		}
+	}
+	return true
 }
 
 func symShape(s1, s2 []int) string {

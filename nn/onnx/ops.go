@@ -70,7 +70,7 @@ func input(n *nodeProto, i int) string {
 }
 
 func (c *converter) isData(name string) bool {
-	return c.rt[name] != nil || (c.folding && c.consts[name] != nil)
+	return c.rt[name] != nil || (c.folding && c.consts[name] != nil) || (c.dry && c.poisoned[name])
 }
 
 // data requires input i to be present; it is a Forward input of the layer.
@@ -894,14 +894,8 @@ const maxFoldElements = 1 << 26
 
 // fold evaluates a node whose inputs are all known at load time.
 func (c *converter) fold(n *nodeProto) {
-	for _, in := range n.Inputs {
-		if c.poisoned[in] {
-			if _, ok := converters[n.OpType]; !ok {
-				c.problem(n, "operator %s is not supported", n.OpType)
-			}
-			c.poison(n)
-			return
-		}
+	if c.skipPoisoned(n) {
+		return
 	}
 	if len(n.Outputs) == 0 || n.Outputs[0] == "" {
 		c.problem(n, "node without output")

@@ -246,6 +246,7 @@ func TestOps_UnsupportedListsAll(t *testing.T) {
 	want := []string{
 		`node "/b/Foo" (Foo): operator Foo is not supported`,
 		`node "/d/Conv" (Conv): asymmetric pads [0 0 1 1] are not supported`,
+		`node "/e/LeakyRelu" (LeakyRelu): attribute "beta" is not supported`,
 		`node "/f/Relu" (Relu): attribute "bogus" is not supported`,
 	}
 	for _, w := range want {
