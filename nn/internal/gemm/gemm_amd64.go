@@ -4,6 +4,8 @@ package gemm
 
 import "golang.org/x/sys/cpu"
 
+//go:generate go run gen_asm.go
+
 // hasAVX2FMA reports whether the AVX2+FMA micro-kernel can run here.
 var hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
