@@ -287,17 +287,38 @@ func (b *bars) Plot(c draw.Canvas, p *gplot.Plot) {
 		}
 		fillRect(c, x-halfW, y0, x+halfW, y1, b.barColor(l))
 		if l.Layer == b.d.FirstDiverging {
-			lab := textStyle(8.5, true)
-			lab.Color = red
-			lab.XAlign = draw.XLeft
-			lab.YAlign = draw.YBottom
-			yl := math.Max(float64(y0), float64(y1))
-			if yl > float64(c.Max.Y)-30 {
-				yl = float64(c.Max.Y) - 30
-			}
-			lab.Rotation = math.Pi / 6
-			c.FillText(lab, vg.Point{X: x - halfW, Y: vg.Length(yl) + 3}, "first divergence: "+l.Layer)
+			b.label(c, x, y0, y1, "first divergence: "+l.Layer)
 		}
+	}
+}
+
+// label writes txt vertically along the bar at x from y0 (base) to y1 (value): inside the
+// bar in white when it is long enough, else beyond its end in red.
+func (b *bars) label(c draw.Canvas, x, y0, y1 vg.Length, txt string) {
+	lab := textStyle(8.5, true)
+	lab.Rotation = math.Pi / 2
+	lab.YAlign = draw.YCenter
+	w := lab.Width(txt)
+	lo, hi := min(y0, y1), max(y0, y1)
+	lo, hi = max(lo, c.Min.Y), min(hi, c.Max.Y)
+	switch {
+	case hi-lo >= w+8:
+		lab.Color = white
+		if y1 >= y0 { // bar grows upwards: text from its top down
+			lab.XAlign = draw.XRight
+			c.FillText(lab, vg.Point{X: x, Y: hi - 4}, txt)
+		} else {
+			lab.XAlign = draw.XLeft
+			c.FillText(lab, vg.Point{X: x, Y: lo + 4}, txt)
+		}
+	case y1 >= y0:
+		lab.Color = red
+		lab.XAlign = draw.XLeft
+		c.FillText(lab, vg.Point{X: x, Y: hi + 3}, txt)
+	default:
+		lab.Color = red
+		lab.XAlign = draw.XRight
+		c.FillText(lab, vg.Point{X: x, Y: lo - 3}, txt)
 	}
 }
 

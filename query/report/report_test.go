@@ -234,6 +234,17 @@ func TestLoadSeriesTensorOnlyLayer(t *testing.T) {
 	}
 }
 
+func TestReportStatsOnlyDiffUsesW1(t *testing.T) {
+	dir := buildStore(t, testRun{name: "a", batches: 4, noTensors: true}, testRun{name: "b", noise: 0.5, batches: 4, noTensors: true})
+	s := openStore(t, dir)
+	b := writeReport(t, s, "b", Options{RunB: "a"})
+	d := parseHTML(t, b)
+	checkSelfContained(t, b, d)
+	if !bytes.Contains(b, []byte("histogram W1 distance per layer")) {
+		t.Errorf("stats-only diff chart does not use the histogram W1 distance")
+	}
+}
+
 // TestReportScreenshot renders the two-run report with headless Chromium, when installed,
 // and checks the screenshot is a real picture. ACTREC_REPORT_SCREENSHOT names where to
 // keep the PNG.
