@@ -9,6 +9,7 @@ Default mode writes into testdata/onnx/ (committed, small):
                                Shape/Gather/Unsqueeze/Concat -> Reshape, Gemm, MatMul, Transpose,
                                Slice, Add/Sub/Mul/Div, Sigmoid, Tanh, Clip, Concat, Softmax, plus
                                Identity, Dropout and Constant nodes inserted after export.
+  tinyformer_opset{13,17}.onnx  TinyFormer (below), a pre-norm transformer block on (N, 5, 8).
   opsnet_external.onnx, .data opsnet_opset13 with its initializers in an external data file.
   <model>.io.safetensors       "input" (batch 2 or 3; exported with another batch size), "output", and the output of every PyTorch leaf
                                module whose ONNX counterpart is one node (key = module path, which
@@ -70,6 +71,42 @@ class OpsNet(nn.Module):
         t = a.permute(0, 2, 3, 1).reshape(a.size(0), -1)[:, :16]  # Transpose, Reshape, Slice
         z = (y - m) * s.sigmoid(m) / (1.5 + s.tanh(y)) + s.hardtanh(y)
         return s.softmax(s.fc2(torch.cat([z, m, t], dim=1)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: LayerNorm, multi-head self-attention, MLP with GELU."""
+
+    def __init__(s, d=16, heads=2):
+        super().__init__()
+        s.heads = heads
+        s.ln1 = nn.LayerNorm(d)
+        s.qkv = nn.Linear(d, 3 * d)
+        s.softmax = nn.Softmax(dim=-1)
+        s.proj = nn.Linear(d, d)
+        s.ln2 = nn.LayerNorm(d)
+        s.mlp = nn.Sequential(nn.Linear(d, 32), nn.GELU(), nn.Linear(32, d))
+
+    def forward(s, x):  # (B, L, D)
+        b, n, d = x.shape
+        q, k, v = s.qkv(s.ln1(x)).chunk(3, dim=-1)
+        q, k, v = (t.reshape(b, n, s.heads, d // s.heads).transpose(1, 2) for t in (q, k, v))
+        a = s.softmax(q @ k.transpose(-2, -1) / (d // s.heads) ** 0.5)
+        x = x + s.proj((a @ v).transpose(1, 2).reshape(b, n, d))
+        return x + s.mlp(s.ln2(x))
+
+
+class TinyFormer(nn.Module):
+    """(N, 5, 8) -> (N, 4): exercises MatMul on 3-D/4-D tensors, LayerNormalization (opset 17)
+    or its ReduceMean/Sub/Pow/Sqrt/Div pattern (before 17), Slice, Transpose, ReduceMean."""
+
+    def __init__(s):
+        super().__init__()
+        s.embed = nn.Linear(8, 16)
+        s.block = Block()
+        s.head = nn.Linear(16, 4)
+
+    def forward(s, x):
+        return s.head(s.block(s.embed(x)).mean(dim=1))
 
 
 def init_bn(model, gen):
@@ -266,6 +303,23 @@ def small(outdir):
         print(name, "keys", sorted(r), "f32 err", worst)
 
 
+def tinyformer(outdir):
+    gen = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    tf = TinyFormer().eval()
+    x = torch.randn(3, 5, 8, generator=gen)
+    ref, worst = reference(tf, x)
+    for opset in (13, 17):
+        name = f"tinyformer_opset{opset}"
+        p = os.path.join(outdir, name + ".onnx")
+        m = export(tf, torch.randn(2, 5, 8, generator=gen), p, opset)
+        r = clear_keys(m, ref, tf)
+        r["input"] = x
+        safetensors_io.save(os.path.join(outdir, name + ".io.safetensors"), r)
+        print(name, "ops", sorted({n.op_type for n in m.graph.node}))
+        print(name, "keys", sorted(r), "f32 err", worst)
+
+
 def large(outdir, threads, bench_only=False):
     import torchvision
     os.makedirs(outdir, exist_ok=True)
@@ -319,6 +373,7 @@ def main():
         large(a.large, a.threads, a.bench_only)
     else:
         small(a.out)
+        tinyformer(a.out)
 
 
 if __name__ == "__main__":

@@ -71,20 +71,24 @@
 // # Operators
 //
 // Default domain, opsets MinOpset (11) to MaxOpset (21); tested with PyTorch
-// exports at opsets 11, 13 and 17. SupportedOps lists them: Conv (2-D,
+// exports at opsets 11, 13 and 17 (a CNN, an operator zoo, a transformer
+// block, torchvision resnet18 and mobilenet_v2). SupportedOps lists them: Conv (2-D,
 // symmetric or SAME padding), Gemm, MatMul, Add, Sub, Mul, Div, Pow, Relu,
 // LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Gelu, Erf (so the
 // exported GELU pattern Div-Erf-Add-Mul-Mul), Sqrt, Exp, Log, Neg, Abs,
 // Reciprocal, Floor, Ceil, MaxPool and AveragePool (2-D, symmetric padding),
 // GlobalAveragePool, BatchNormalization (inference), Flatten, Reshape
 // (allowzero), Transpose, Concat, Slice, Gather, Unsqueeze, Squeeze, Pad
-// (constant mode), Softmax and LogSoftmax (with the axis semantics of
+// (constant mode), ReduceMean, ReduceSum, ReduceMax, ReduceMin,
+// GlobalMaxPool, LayerNormalization, Softmax and LogSoftmax (with the axis semantics of
 // opsets before and since 13), Identity, Dropout (inference), Cast (to
 // float), and at load time Constant, Shape, Size and ConstantOfShape.
 // Version differences handled: Clip min/max as attributes (before 11) or
 // inputs, Dropout ratio as attribute (before 12) or input, Unsqueeze and
-// Squeeze axes as attribute (before 13) or input, Softmax's default axis and
-// 2-D coercion (before 13), Shape start/end (15), Reshape allowzero (14).
+// Squeeze axes as attribute (before 13) or input, reduction axes as
+// attribute or input (13 for ReduceSum, 18 for the others), Softmax's default
+// axis and 2-D coercion (before 13), Shape start/end (15), Reshape allowzero
+// (14).
 //
 // An operator, attribute or input form outside this set fails at load time
 // with an *UnsupportedError that lists every problem with its node name;

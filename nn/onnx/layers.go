@@ -1217,3 +1217,212 @@ func (b *batchNorm) Forward(in ...*nn.Tensor) (*nn.Tensor, error) {
 	}
 	return y, nil
 }
+
+// ---- reductions and normalisation ----
+
+type reduceKind int
+
+const (
+	reduceMean reduceKind = iota
+	reduceSum
+	reduceMax
+	reduceMin
+)
+
+// reduce is ReduceMean/Sum/Max/Min over axes fixed at load time (sorted,
+// non-negative, for inputs of the given rank).
+type reduce struct {
+	op       string
+	kind     reduceKind
+	axes     []int
+	rank     int
+	keepDims bool
+}
+
+func (r *reduce) Op() string { return r.op }
+
+func (r *reduce) OutputShape(in ...[]int) ([]int, error) {
+	if len(in) != 1 {
+		return nil, fmt.Errorf("onnx: %s: got %d inputs, want 1", r.op, len(in))
+	}
+	x := in[0]
+	if len(x) != r.rank {
+		return nil, shapeErr(r.op, fmt.Sprintf("rank %d", r.rank), x)
+	}
+	var out []int
+	j := 0
+	for d, v := range x {
+		if j < len(r.axes) && r.axes[j] == d {
+			j++
+			if r.kind >= reduceMax && v == 0 {
+				return nil, shapeErr(r.op, fmt.Sprintf("dimension %d not empty", d), x)
+			}
+			if r.keepDims {
+				out = append(out, 1)
+			}
+			continue
+		}
+		out = append(out, v)
+	}
+	if out == nil {
+		out = []int{}
+	}
+	return out, nil
+}
+
+func (r *reduce) Forward(in ...*nn.Tensor) (*nn.Tensor, error) {
+	if err := checkInputs(r.op, 1, in); err != nil {
+		return nil, err
+	}
+	x := in[0]
+	s, err := r.OutputShape(x.Shape)
+	if err != nil {
+		return nil, err
+	}
+	n, _ := shapeSize(s)
+	acc := make([]float64, n)
+	switch r.kind {
+	case reduceMax:
+		for i := range acc {
+			acc[i] = math.Inf(-1)
+		}
+	case reduceMin:
+		for i := range acc {
+			acc[i] = math.Inf(1)
+		}
+	}
+	// Output strides for the input's dimensions (0 on reduced axes).
+	rank := len(x.Shape)
+	ostr := make([]int, rank)
+	stride := 1
+	red := make([]bool, rank)
+	for _, a := range r.axes {
+		red[a] = true
+	}
+	count := 1
+	for d := rank - 1; d >= 0; d-- {
+		if red[d] {
+			count *= x.Shape[d]
+			continue
+		}
+		ostr[d] = stride
+		stride *= x.Shape[d]
+	}
+	idx := make([]int, rank)
+	o := 0
+	for _, v := range x.Data {
+		f := float64(v)
+		switch r.kind {
+		case reduceMean, reduceSum:
+			acc[o] += f
+		case reduceMax:
+			if f > acc[o] || math.IsNaN(f) {
+				acc[o] = f
+			}
+		case reduceMin:
+			if f < acc[o] || math.IsNaN(f) {
+				acc[o] = f
+			}
+		}
+		for d := rank - 1; d >= 0; d-- {
+			idx[d]++
+			o += ostr[d]
+			if idx[d] < x.Shape[d] {
+				break
+			}
+			o -= ostr[d] * x.Shape[d]
+			idx[d] = 0
+		}
+	}
+	y := &nn.Tensor{Shape: s, Data: make([]float32, n)}
+	for i, v := range acc {
+		if r.kind == reduceMean {
+			v /= float64(count)
+		}
+		y.Data[i] = float32(v)
+	}
+	return y, nil
+}
+
+// layerNorm is LayerNormalization (opset 17) over the dimensions from axis
+// on: y = (x - mean) / sqrt(var + eps) * weight + bias.
+type layerNorm struct {
+	axis         int // non-negative
+	eps          float64
+	weight, bias *nn.Tensor // bias may be nil
+	params       []nn.Param
+}
+
+func (l *layerNorm) Op() string         { return "LayerNorm" }
+func (l *layerNorm) Params() []nn.Param { return l.params }
+
+func (l *layerNorm) OutputShape(in ...[]int) ([]int, error) {
+	if len(in) != 1 {
+		return nil, fmt.Errorf("onnx: LayerNormalization: got %d inputs, want 1", len(in))
+	}
+	x := in[0]
+	if l.axis >= len(x) || !equalTail(x[l.axis:], l.weight.Shape) || l.bias != nil && !equalTail(x[l.axis:], l.bias.Shape) {
+		return nil, shapeErr("LayerNorm", fmt.Sprintf("[... %v]", l.weight.Shape), x)
+	}
+	return clone(x), nil
+}
+
+// equalTail reports whether a parameter of shape p broadcasts exactly over
+// the normalised dimensions s (leading 1s allowed).
+func equalTail(s, p []int) bool {
+	n := 1
+	for _, d := range s {
+		n *= d
+	}
+	m := 1
+	for _, d := range p {
+		m *= d
+	}
+	if n != m || len(p) > len(s) {
+		return false
+	}
+	for i := range p {
+		if p[len(p)-1-i] != s[len(s)-1-i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *layerNorm) Forward(in ...*nn.Tensor) (*nn.Tensor, error) {
+	if err := checkInputs("LayerNorm", 1, in); err != nil {
+		return nil, err
+	}
+	x := in[0]
+	if _, err := l.OutputShape(x.Shape); err != nil {
+		return nil, err
+	}
+	inner := len(l.weight.Data)
+	y := &nn.Tensor{Shape: clone(x.Shape), Data: make([]float32, len(x.Data))}
+	if inner == 0 {
+		return y, nil
+	}
+	for o := 0; o+inner <= len(x.Data); o += inner {
+		row := x.Data[o : o+inner]
+		var mean float64
+		for _, v := range row {
+			mean += float64(v)
+		}
+		mean /= float64(inner)
+		var variance float64
+		for _, v := range row {
+			d := float64(v) - mean
+			variance += d * d
+		}
+		variance /= float64(inner)
+		inv := 1 / math.Sqrt(variance+l.eps)
+		for i, v := range row {
+			r := (float64(v) - mean) * inv * float64(l.weight.Data[i])
+			if l.bias != nil {
+				r += float64(l.bias.Data[i])
+			}
+			y.Data[o+i] = float32(r)
+		}
+	}
+	return y, nil
+}

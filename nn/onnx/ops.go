@@ -45,6 +45,9 @@ func init() {
 		"Concat": convConcat, "Identity": convIdentity, "Dropout": convDropout,
 		"Unsqueeze": convUnsqueeze, "Squeeze": convSqueeze, "Slice": convSlice,
 		"Gather": convGather, "Pad": convPad, "Cast": convCast,
+		"ReduceMean": convReduce(reduceMean), "ReduceSum": convReduce(reduceSum),
+		"ReduceMax": convReduce(reduceMax), "ReduceMin": convReduce(reduceMin),
+		"LayerNormalization": convLayerNorm, "GlobalMaxPool": convGlobalMaxPool,
 		// Folded at load time only (see fold).
 		"Constant": nil, "Shape": nil, "Size": nil, "ConstantOfShape": nil,
 	}
@@ -878,6 +881,86 @@ func convCast(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error) 
 		return &identity{op: "Cast"}, []string{x}, nil
 	}
 	return nil, nil, fmt.Errorf("cast to %s is not supported (tensors are float32)", dataTypeName(to))
+}
+
+func convReduce(kind reduceKind) convFunc {
+	return func(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error) {
+		x, err := c.data(n, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		r := &reduce{op: n.OpType, kind: kind, rank: len(c.shapeOf(x)), keepDims: a.int("keepdims", 1) != 0}
+		// Axes are an input since opset 18 (13 for ReduceSum).
+		var axes []int64
+		if c.opset >= 18 || kind == reduceSum && c.opset >= 13 {
+			if axes, err = c.intsIn(n, 1, "axes", true); err != nil {
+				return nil, nil, err
+			}
+		} else {
+			axes = a.ints("axes")
+		}
+		noop := c.opset >= 13 && a.int("noop_with_empty_axes", 0) != 0
+		if len(axes) == 0 {
+			if noop {
+				return &identity{op: n.OpType}, []string{x}, nil
+			}
+			for d := range r.rank {
+				axes = append(axes, int64(d))
+			}
+		}
+		if r.axes, err = normAxes(axes, r.rank); err != nil {
+			return nil, nil, err
+		}
+		return r, []string{x}, nil
+	}
+}
+
+func convLayerNorm(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error) {
+	x, err := c.data(n, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := len(c.shapeOf(x))
+	axis := int(a.int("axis", -1))
+	if axis < -r || axis >= r {
+		return nil, nil, fmt.Errorf("axis %d out of range for rank %d", axis, r)
+	}
+	if axis < 0 {
+		axis += r
+	}
+	if st := a.int("stash_type", 1); st != 1 {
+		return nil, nil, fmt.Errorf("stash_type %d is not supported", st)
+	}
+	for _, o := range n.Outputs[1:] {
+		if o != "" && c.used[o] {
+			return nil, nil, errors.New("the Mean and InvStdDev outputs are not supported")
+		}
+	}
+	l := &layerNorm{axis: axis, eps: float64(a.float("epsilon", 1e-5))}
+	if l.weight, err = c.floatIn(n, 1, "Scale", false); err != nil {
+		return nil, nil, err
+	}
+	if l.bias, err = c.floatIn(n, 2, "B", true); err != nil {
+		return nil, nil, err
+	}
+	l.params = append(c.param(input(n, 1), "weight"), c.param(input(n, 2), "bias")...)
+	return l, []string{x}, nil
+}
+
+func convGlobalMaxPool(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error) {
+	x, err := c.data(n, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := len(c.shapeOf(x))
+	if r < 3 {
+		return nil, nil, fmt.Errorf("input rank %d, want >= 3", r)
+	}
+	l := &reduce{op: "GlobalMaxPool", kind: reduceMax, rank: r, keepDims: true}
+	for d := 2; d < r; d++ {
+		l.axes = append(l.axes, d)
+	}
+	return l, []string{x}, nil
 }
 
 // ---- load-time evaluation ----

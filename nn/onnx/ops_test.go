@@ -151,6 +151,14 @@ func TestOps_OpsetSemantics(t *testing.T) {
 		}
 		near(t, y, []int{2, 2, 2}, want)
 	})
+	t.Run("ReduceMax keepdims=0, ReduceSum axes input, GlobalMaxPool", func(t *testing.T) {
+		y := run(t, model(13, in, "y", nil, node("r", "ReduceMax", []string{"x"}, []string{"y"}, aInts("axes", 1), aInt("keepdims", 0))), x)
+		near(t, y, []int{2, 3}, []float32{x.Data[3], x.Data[4], x.Data[5], x.Data[9], x.Data[10], x.Data[11]})
+		y = run(t, model(13, in, "y", []*tensorProto{intInit("ax", []int64{1}, -1)}, node("r", "ReduceSum", []string{"x", "ax"}, []string{"y"})), x)
+		near(t, y, []int{2, 2, 1}, []float32{x.Data[0] + x.Data[1] + x.Data[2], x.Data[3] + x.Data[4] + x.Data[5], x.Data[6] + x.Data[7] + x.Data[8], x.Data[9] + x.Data[10] + x.Data[11]})
+		y = run(t, model(13, in, "y", nil, node("r", "GlobalMaxPool", []string{"x"}, []string{"y"})), x)
+		near(t, y, []int{2, 2, 1}, []float32{x.Data[2], x.Data[5], x.Data[8], x.Data[11]})
+	})
 	t.Run("Mul broadcasts a per-channel constant", func(t *testing.T) {
 		y := run(t, model(13, in, "y", []*tensorProto{floatInit("k", []int64{2, 1}, 2, -1)},
 			node("m", "Mul", []string{"k", "x"}, []string{"y"})), x)
