@@ -312,3 +312,48 @@ func TestNodePaths(t *testing.T) {
 		t.Errorf("paths\n got %v\nwant %v", got, want)
 	}
 }
+
+func TestLoad_OutputChoice(t *testing.T) {
+	data := encodeModel(&modelProto{
+		IRVersion: 8, Opsets: []opsetID{{Version: 13}},
+		Graph: &graphProto{
+			Inputs:  []*valueInfo{vinfo("x", -1, 3)},
+			Outputs: []*valueInfo{{Name: "a"}, {Name: "b"}},
+			Nodes: []*nodeProto{
+				node("relu", "Relu", []string{"x"}, []string{"a"}),
+				node("neg", "Neg", []string{"a"}, []string{"b"}),
+			},
+		},
+	})
+	if _, err := Decode(data, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "LoadOptions.Output") {
+		t.Fatalf("two outputs without a choice: %v", err)
+	}
+	if _, err := Decode(data, LoadOptions{Output: "c"}); err == nil || !strings.Contains(err.Error(), `"c" is not a graph output`) {
+		t.Fatalf("unknown output: %v", err)
+	}
+	m, err := Decode(data, LoadOptions{Output: "b", Name: "two"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := m.Forward(context.Background(), &nn.Tensor{Shape: []int{1, 3}, Data: []float32{-1, 0, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, y, []int{1, 3}, []float32{0, 0, -2})
+	if m.Name() != "two" {
+		t.Errorf("name %q", m.Name())
+	}
+}
+
+func TestOps_Opset18ReduceAxesInput(t *testing.T) {
+	x := &nn.Tensor{Shape: []int{2, 2, 3}, Data: seq(12, 0.25)}
+	y := run(t, model(18, []*valueInfo{vinfo("x", -1, 2, 3)}, "y", []*tensorProto{intInit("ax", []int64{1}, 1)},
+		node("r", "ReduceMean", []string{"x", "ax"}, []string{"y"}, aInt("keepdims", 0))), x)
+	want := make([]float32, 6)
+	for b := range 2 {
+		for k := range 3 {
+			want[b*3+k] = (x.Data[b*6+k] + x.Data[b*6+3+k]) / 2
+		}
+	}
+	near(t, y, []int{2, 3}, want)
+}
