@@ -58,10 +58,7 @@ func (r *ReLU) forwardInPlace(x *Tensor) (*Tensor, error) { return inPlace(x, re
 func reluSlice(dst, src []float32) {
 	dst = dst[:len(src)]
 	for i, v := range src {
-		if v < 0 {
-			v = 0
-		}
-		dst[i] = v
+		dst[i] = max(v, 0) // branch-free; NaN stays NaN
 	}
 }
 

@@ -36,13 +36,19 @@ func BenchmarkRecipeCNN(b *testing.B) {
 	}
 }
 
-// BenchmarkRecipeCNNLayers times each layer of RecipeCNN at batch 64.
+// BenchmarkRecipeCNNLayers times each layer of RecipeCNN at batch 1 and 64.
 func BenchmarkRecipeCNNLayers(b *testing.B) {
+	for _, batch := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchLayers(b, batch) })
+	}
+}
+
+func benchLayers(b *testing.B, batch int) {
 	m, err := RecipeCNN(3, 10)
 	if err != nil {
 		b.Fatal(err)
 	}
-	x := NewTensor(64, 3, 28, 28)
+	x := NewTensor(batch, 3, 28, 28)
 	r := rand.New(rand.NewPCG(0, 0))
 	for i := range x.Data {
 		x.Data[i] = r.Float32()

@@ -137,15 +137,9 @@ func (p *MaxPool2d) Forward(in ...*Tensor) (*Tensor, error) {
 							if ix < 0 || ix >= w {
 								continue
 							}
-							if v := src[iy*w+ix]; v > m || v != v {
-								m = v
-								if v != v {
-									goto done
-								}
-							}
+							m = max(m, src[iy*w+ix]) // NaN propagates
 						}
 					}
-				done:
 					dst[oy*wo+ox] = m
 				}
 			}
@@ -154,27 +148,13 @@ func (p *MaxPool2d) Forward(in ...*Tensor) (*Tensor, error) {
 	return y, nil
 }
 
-func max4(a, b, c, d float32) float32 {
-	m := a
-	if b > m || b != b {
-		m = b
-	}
-	if c > m || c != c {
-		m = c
-	}
-	if d > m || d != d {
-		m = d
-	}
-	return m
-}
-
 func maxPool2x2(src, dst []float32, w, ho, wo int) {
 	for oy := 0; oy < ho; oy++ {
 		r0 := src[2*oy*w : 2*oy*w+w]
 		r1 := src[(2*oy+1)*w : (2*oy+1)*w+w]
 		d := dst[oy*wo : (oy+1)*wo]
 		for ox := range d {
-			d[ox] = max4(r0[2*ox], r0[2*ox+1], r1[2*ox], r1[2*ox+1])
+			d[ox] = max(r0[2*ox], r0[2*ox+1], r1[2*ox], r1[2*ox+1]) // NaN propagates
 		}
 	}
 }
