@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/actrec/actrec/nn"
 	"github.com/actrec/actrec/store"
@@ -15,27 +17,7 @@ import (
 // writing to a real store in a temporary directory. Overhead of x is
 // (x - plain) / plain in ns/op.
 func BenchmarkOverhead(b *testing.B) {
-	stats := func() Config { return DefaultConfig() }
-	samples := func() Config {
-		c := DefaultConfig()
-		c.Overrides = []LayerMode{{Select: "relu1", Mode: ModeBoth}, {Select: "maxpool2", Mode: ModeBoth}, {Select: "fc1", Mode: ModeBoth}}
-		c.Samples = SamplePolicy{Indices: []int{0, 2}}
-		return c
-	}
-	inWorkers := func() Config {
-		c := DefaultConfig()
-		c.StatsInWorkers = true
-		return c
-	}
-	cases := []struct {
-		name string
-		cfg  func() Config
-	}{
-		{"plain", nil},
-		{"stats-all-layers", stats},
-		{"stats+samples-0,2-relu1,maxpool2,fc1", samples},
-		{"stats-in-workers-all-layers", inWorkers},
-	}
+	cases := append([]overheadConfig{{"plain", nil}}, overheadConfigs()...)
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			m, err := nn.RecipeCNN(3, 10)
@@ -82,6 +64,118 @@ func BenchmarkOverhead(b *testing.B) {
 	}
 }
 
+// BenchmarkOverheadInterleaved measures the same configurations as
+// BenchmarkOverhead, but alternates a plain forward pass of an identical
+// model with a recorded one (waiting for the writer to finish the batch, so
+// that the background work is charged to the recorded pass) and reports
+// overhead-% = (recorded - plain) / plain. Interleaving makes the figure
+// robust to the load of a shared machine.
+func BenchmarkOverheadInterleaved(b *testing.B) {
+	for _, c := range overheadConfigs() {
+		b.Run(c.name, func(b *testing.B) {
+			plain, err := nn.RecipeCNN(3, 10)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := nn.RecipeCNN(3, 10)
+			if err != nil {
+				b.Fatal(err)
+			}
+			st, err := store.Open(b.TempDir(), store.DefaultOptions())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			r, err := New(st, store.RunInfo{Name: "bench"}, c.cfg())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
+				b.Fatal(err)
+			}
+			x := input(64, 1)
+			ctx := context.Background()
+			var tPlain, tRec, cPlain, cRec time.Duration
+			for i := 0; i < 2; i++ {
+				plain.Forward(ctx, x)
+				m.Forward(ctx, x)
+				r.q.waitEmpty()
+			}
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				// Alternate the order to cancel cache and frequency effects.
+				for j := 0; j < 2; j++ {
+					if (i+j)%2 == 0 {
+						t0, c0 := time.Now(), cpuTime()
+						if _, err := plain.Forward(ctx, x); err != nil {
+							b.Fatal(err)
+						}
+						tPlain += time.Since(t0)
+						cPlain += cpuTime() - c0
+					} else {
+						t0, c0 := time.Now(), cpuTime()
+						if _, err := m.Forward(ctx, x); err != nil {
+							b.Fatal(err)
+						}
+						r.q.waitEmpty()
+						tRec += time.Since(t0)
+						cRec += cpuTime() - c0
+					}
+				}
+			}
+			b.StopTimer()
+			if err := r.Close(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(tPlain.Nanoseconds())/float64(b.N), "plain-ns/op")
+			b.ReportMetric(float64(tRec.Nanoseconds())/float64(b.N), "recorded-ns/op")
+			b.ReportMetric(100*float64(tRec-tPlain)/float64(tPlain), "overhead-%")
+			b.ReportMetric(100*float64(cRec-cPlain)/float64(cPlain), "cpu-overhead-%")
+		})
+	}
+}
+
+// cpuTime returns the CPU time (user + system) used by the process so far,
+// all threads included: unlike wall time it does not grow with the load
+// other processes put on a shared machine.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+type overheadConfig struct {
+	name string
+	cfg  func() Config
+}
+
+func overheadConfigs() []overheadConfig {
+	return []overheadConfig{
+		// Hooks on every layer that record nothing after batch 0: the cost
+		// of nn's hooked forward path (no in-place layers, no buffer reuse)
+		// plus the recorder's per-hook bookkeeping.
+		{"hooks-only-all-layers", func() Config {
+			c := DefaultConfig()
+			c.Batches = BatchPolicy{Ranges: "0"}
+			return c
+		}},
+		{"stats-all-layers", func() Config { return DefaultConfig() }},
+		{"stats+samples-0,2-relu1,maxpool2,fc1", func() Config {
+			c := DefaultConfig()
+			c.Overrides = []LayerMode{{Select: "relu1", Mode: ModeBoth}, {Select: "maxpool2", Mode: ModeBoth}, {Select: "fc1", Mode: ModeBoth}}
+			c.Samples = SamplePolicy{Indices: []int{0, 2}}
+			return c
+		}},
+		{"stats-in-workers-all-layers", func() Config {
+			c := DefaultConfig()
+			c.StatsInWorkers = true
+			return c
+		}},
+	}
+}
+
 // BenchmarkHookParts separates the synchronous costs of a hook on the
 // relu1 output of a batch of 64 (32×26×26 per sample, 5.5 MB): computing
 // the statistics in place versus copying the output for a worker.
@@ -107,16 +201,23 @@ func BenchmarkHookParts(b *testing.B) {
 // BenchmarkLongRecording records 10,000 batches through the framework-free
 // entry point with an 8 MiB queue and reports the peak heap in use.
 func BenchmarkLongRecording(b *testing.B) {
-	for b.Loop() {
-		peak := longRecording(b, 10000, 8<<20)
-		b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("batches=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				peak, live, sys := longRecording(b, n, 8<<20)
+				b.ReportMetric(float64(peak)/(1<<20), "peak-heapinuse-MB")
+				b.ReportMetric(float64(live)/(1<<20), "peak-live-MB")
+				b.ReportMetric(float64(sys)/(1<<20), "sys-MB")
+			}
+		})
 	}
 }
 
 // longRecording records batches of a [64 1024] output (stats + samples 0
 // and 2) with a queue of capBytes and returns the peak HeapInuse sampled
-// after every batch.
-func longRecording(tb testing.TB, batches int, capBytes int64) uint64 {
+// every 100 batches, the peak live heap (HeapAlloc right after a GC, every
+// 1000 batches) and Sys at the end.
+func longRecording(tb testing.TB, batches int, capBytes int64) (peak, live, sys uint64) {
 	opts := store.DefaultOptions()
 	opts.NoSync = true
 	opts.MaxBufferBytes = 4 << 20
@@ -139,7 +240,6 @@ func longRecording(tb testing.TB, batches int, capBytes int64) uint64 {
 	x := nn.NewTensor(64, 1024)
 	copy(x.Data, benchData(len(x.Data), false))
 	var ms runtime.MemStats
-	var peak uint64
 	for i := 0; i < batches; i++ {
 		if err := r.Record(context.Background(), "x", Batch{Index: int64(i)}, x); err != nil {
 			tb.Fatal(err)
@@ -148,6 +248,11 @@ func longRecording(tb testing.TB, batches int, capBytes int64) uint64 {
 			runtime.ReadMemStats(&ms)
 			peak = max(peak, ms.HeapInuse)
 		}
+		if i%1000 == 999 {
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			live = max(live, ms.HeapAlloc)
+		}
 	}
 	if err := r.Close(); err != nil {
 		tb.Fatal(err)
@@ -155,5 +260,49 @@ func longRecording(tb testing.TB, batches int, capBytes int64) uint64 {
 	if n := r.Stats().StatsRows; n != int64(batches) {
 		tb.Fatal(fmt.Sprintf("%d stats rows, want %d", n, batches))
 	}
-	return peak
+	runtime.ReadMemStats(&ms)
+	return peak, live, ms.Sys
+}
+
+// BenchmarkStatsRecipeBatch computes the statistics of the outputs of all
+// ten layers of RecipeCNN(3,10) for one batch of 64 (4.3 M elements), on
+// one goroutine, and reports the cost relative to one plain forward pass
+// measured interleaved in CPU time (stats-vs-forward-%).
+func BenchmarkStatsRecipeBatch(b *testing.B) {
+	m, err := nn.RecipeCNN(3, 10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var outs []*nn.Tensor
+	h := m.RegisterGlobalHook(func(_ context.Context, mi nn.ModuleInfo, _ []*nn.Tensor, out *nn.Tensor) {
+		if mi.Leaf {
+			outs = append(outs, &nn.Tensor{Shape: out.Shape, Data: append([]float32(nil), out.Data...)})
+		}
+	})
+	x := input(64, 1)
+	if _, err := m.Forward(context.Background(), x); err != nil {
+		b.Fatal(err)
+	}
+	h.Remove()
+	elems := 0
+	for _, o := range outs {
+		elems += len(o.Data)
+	}
+	a := newAccumulator()
+	var cStats, cFwd time.Duration
+	for b.Loop() {
+		c0 := cpuTime()
+		for _, o := range outs {
+			a.add(o.Data)
+			a.result(true)
+		}
+		c1 := cpuTime()
+		if _, err := m.Forward(context.Background(), x); err != nil {
+			b.Fatal(err)
+		}
+		cStats += c1 - c0
+		cFwd += cpuTime() - c1
+	}
+	b.ReportMetric(float64(cStats.Nanoseconds())/float64(b.N)/float64(elems), "stats-cpu-ns/elem")
+	b.ReportMetric(100*float64(cStats)/float64(cFwd), "stats-vs-forward-%")
 }

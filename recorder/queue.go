@@ -94,6 +94,15 @@ func (q *queue) done(n int64) {
 	q.mu.Unlock()
 }
 
+// waitEmpty waits until every pushed item has been written (done).
+func (q *queue) waitEmpty() {
+	q.mu.Lock()
+	for q.used > 0 {
+		q.notFull.Wait()
+	}
+	q.mu.Unlock()
+}
+
 // close wakes everyone; pending items are still popped.
 func (q *queue) close() {
 	q.mu.Lock()

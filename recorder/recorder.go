@@ -463,7 +463,7 @@ func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor) error {
 		if r.cfg.StatsInWorkers {
 			it.raw = getBuf(len(out.Data))
 			copy(*it.raw, out.Data)
-			it.shape = out.Shape
+			it.shape = slices.Clone(out.Shape)
 			it.bytes += int64(4 * len(out.Data))
 		} else {
 			row := r.computeStats(out.Data, out.Shape)

@@ -628,3 +628,20 @@ func TestRecorderDetachAndDisable(t *testing.T) {
 		t.Errorf("recorded batches %v, want [0 2 4]", got)
 	}
 }
+
+// The heap stays within the queue cap plus a constant however long the
+// recording: the live heap (after GC) over 3000 batches with an 8 MiB queue
+// and a store buffering up to 4 MiB stays below cap + 24 MiB, and the
+// HeapInuse peak (garbage included) below cap + 96 MiB.
+func TestRecorderMemoryBounded(t *testing.T) {
+	const capBytes = 8 << 20
+	peak, live, _ := longRecording(t, 3000, capBytes)
+	t.Logf("peak HeapInuse %.1f MiB, peak live heap %.1f MiB with a %d MiB queue",
+		float64(peak)/(1<<20), float64(live)/(1<<20), capBytes>>20)
+	if limit := uint64(capBytes + 24<<20); live > limit {
+		t.Errorf("peak live heap %d bytes > queue cap + 24 MiB", live)
+	}
+	if limit := uint64(capBytes + 96<<20); peak > limit {
+		t.Errorf("peak HeapInuse %d bytes > queue cap + 96 MiB", peak)
+	}
+}

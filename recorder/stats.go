@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -58,6 +59,7 @@ func newAccumulator() *accumulator {
 // release returns the dense array to the pool; a must not be used afterwards.
 func (a *accumulator) release() {
 	if a.dense != nil {
+		a.clearDense()
 		densePool.Put(a.dense)
 		a.dense = nil
 	}
@@ -249,31 +251,48 @@ func (a *accumulator) merge(nb int64, meanb, m2b float64, mn, mx float32) {
 	a.n += nb
 }
 
-// finiteRanges calls fn for the dense key ranges [lo, hi] (inclusive, in
-// value order within each range) that can hold finite values, given the
-// running min and max; negative keys are visited from most negative up.
-func (a *accumulator) finiteRanges(fn func(k uint32)) {
+// keyRanges returns the inclusive dense index ranges that can hold finite
+// values given the running min and max: negative keys [nlo, nhi] and
+// positive keys [plo, phi]; an empty range has lo > hi.
+func (a *accumulator) keyRanges() (nlo, nhi, plo, phi uint32) {
+	nlo, nhi, plo, phi = 1, 0, 1, 0
 	if a.n == 0 {
 		return
 	}
 	_, neg := a.zeroCounts()
 	if a.min < 0 || neg > 0 || a.foldedZero[1] > 0 {
-		top := uint32(0x8000)
+		nlo, nhi = 0x8000, 0x8000
 		if a.min < 0 {
-			top = math.Float32bits(a.min) >> 16
-		}
-		for k := int(top); k >= 0x8000; k-- {
-			fn(uint32(k))
+			nhi = math.Float32bits(a.min) >> 16
 		}
 	}
 	if a.max >= 0 {
-		top := math.Float32bits(a.max) >> 16
+		plo, phi = 0, math.Float32bits(a.max)>>16
 		if a.max == 0 {
-			top = 0
+			phi = 0
 		}
-		for k := uint32(0); k <= top; k++ {
-			fn(k)
+	}
+	return
+}
+
+// drain calls fn(k, c) for every nonzero dense count c in [lo, hi], in
+// ascending key order, and zeroes it. Runs of zero counts are skipped
+// eight at a time.
+func drain(d *[denseLen]uint32, lo, hi uint32, fn func(k, c uint32)) {
+	k := lo
+	for k <= hi {
+		if k&7 == 0 && k+7 <= hi {
+			u := (*[4]uint64)(unsafe.Pointer(&d[k]))
+			if u[0]|u[1]|u[2]|u[3] == 0 {
+				k += 8
+				continue
+			}
 		}
+		if c := d[k]; c != 0 {
+			d[k] = 0
+			fn(k, c)
+		}
+		k++
 	}
 }
 
@@ -286,10 +305,10 @@ func (a *accumulator) zeroCounts() (pos, neg uint64) {
 	return pos, neg
 }
 
-// clearDense zeroes every dense slot that add may have touched.
-func (a *accumulator) clearDense() {
+// clearAux zeroes the dense slots outside the finite ranges (zero dummies,
+// NaN and Inf keys). The finite ranges are zeroed by drain.
+func (a *accumulator) clearAux() {
 	d := a.dense
-	a.finiteRanges(func(k uint32) { d[k] = 0 })
 	if a.nan+a.inf > 0 {
 		clear(d[0x7f80:0x8000])
 		clear(d[0xff80:0x10000])
@@ -299,17 +318,28 @@ func (a *accumulator) clearDense() {
 	a.inDense = 0
 }
 
+// clearDense zeroes every dense slot that add may have touched.
+func (a *accumulator) clearDense() {
+	nlo, nhi, plo, phi := a.keyRanges()
+	nop := func(k, c uint32) {}
+	drain(a.dense, nlo, nhi, nop)
+	drain(a.dense, plo, phi, nop)
+	a.clearAux()
+}
+
 // fold moves the dense counts into uint64 totals.
 func (a *accumulator) fold() {
 	if a.big == nil {
 		a.big = make([]uint64, 1<<16)
 	}
-	d := a.dense
-	a.finiteRanges(func(k uint32) { a.big[k] += uint64(d[k]) })
+	nlo, nhi, plo, phi := a.keyRanges()
+	add := func(k, c uint32) { a.big[k] += uint64(c) }
+	drain(a.dense, nlo, nhi, add)
+	drain(a.dense, plo, phi, add)
 	p, n := a.zeroCounts()
 	a.foldedZero[0] += p
 	a.foldedZero[1] += n
-	a.clearDense()
+	a.clearAux()
 }
 
 // result returns the statistics of everything added since the last result
@@ -327,13 +357,9 @@ func (a *accumulator) result(withHist bool) store.StatsRow {
 		r.Min, r.Max = float64(a.min), float64(a.max)
 		n := float64(a.n)
 		r.L2 = math.Sqrt(a.m2 + n*a.mean*a.mean)
-	}
-	if a.n > 0 || a.big != nil {
-		r.Hist = a.sparse()
 		var zeros uint64
-		pos, neg := a.zeroCounts()
-		zeros = pos + neg + a.foldedZero[0] + a.foldedZero[1]
-		r.ZeroFrac = float64(zeros) / float64(a.n)
+		r.Hist, zeros = a.sparse()
+		r.ZeroFrac = float64(zeros) / n
 		for i, q := range store.Quantiles {
 			v := r.Hist.Quantile(q)
 			r.Percentiles[i] = math.Min(math.Max(v, r.Min), r.Max)
@@ -342,36 +368,74 @@ func (a *accumulator) result(withHist bool) store.StatsRow {
 			r.Hist = store.Histogram{}
 		}
 	}
-	a.clearDense()
+	a.clearAux()
 	a.foldedZero = [2]uint64{}
 	a.resetMoments()
 	return r
 }
 
-// sparse converts the dense (and folded) counts to a histogram.
-func (a *accumulator) sparse() store.Histogram {
-	d := a.dense
+// sparse converts the dense (and folded) counts to a histogram, zeroing the
+// dense finite ranges, and returns the number of ±0 values.
+func (a *accumulator) sparse() (h store.Histogram, zeros uint64) {
+	if a.big != nil {
+		a.fold()
+	}
 	pos, neg := a.zeroCounts()
 	pos += a.foldedZero[0]
 	neg += a.foldedZero[1]
-	var h store.Histogram
-	a.finiteRanges(func(k uint32) {
-		c := uint64(d[k])
-		if a.big != nil {
-			c += a.big[k]
+	nlo, nhi, plo, phi := a.keyRanges()
+	if a.big != nil {
+		for k := int(nhi); k >= int(nlo); k-- {
+			c := a.big[k]
+			if k == 0x8000 {
+				c += neg
+			}
+			if c != 0 {
+				h.Keys = append(h.Keys, uint16(k))
+				h.Counts = append(h.Counts, c)
+			}
 		}
-		switch k {
-		case 0:
-			c += pos
-		case 0x8000:
-			c += neg
+		for k := plo; k <= phi; k++ {
+			c := a.big[k]
+			if k == 0 {
+				c += pos
+			}
+			if c != 0 {
+				h.Keys = append(h.Keys, uint16(k))
+				h.Counts = append(h.Counts, c)
+			}
 		}
-		if c != 0 {
-			h.Keys = append(h.Keys, uint16(k))
-			h.Counts = append(h.Counts, c)
-		}
+		return h, pos + neg
+	}
+	// Negative keys: collected ascending (least negative first), reversed.
+	drain(a.dense, nlo, nhi, func(k, c uint32) {
+		h.Keys = append(h.Keys, uint16(k))
+		h.Counts = append(h.Counts, uint64(c))
 	})
-	return h
+	if neg > 0 {
+		if len(h.Keys) > 0 && h.Keys[0] == 0x8000 {
+			h.Counts[0] += neg
+		} else {
+			h.Keys = append([]uint16{0x8000}, h.Keys...)
+			h.Counts = append([]uint64{neg}, h.Counts...)
+		}
+	}
+	slices.Reverse(h.Keys)
+	slices.Reverse(h.Counts)
+	nNeg := len(h.Keys)
+	if pos > 0 {
+		h.Keys = append(h.Keys, 0)
+		h.Counts = append(h.Counts, pos)
+	}
+	drain(a.dense, plo, phi, func(k, c uint32) {
+		if k == 0 && pos > 0 {
+			h.Counts[nNeg] += uint64(c)
+			return
+		}
+		h.Keys = append(h.Keys, uint16(k))
+		h.Counts = append(h.Counts, uint64(c))
+	})
+	return h, pos + neg
 }
 
 // channelStats returns the per-channel mean and max of finite values of an
@@ -422,7 +486,10 @@ func (a *accumulator) absorb(b *accumulator) {
 		a.fold()
 	}
 	d, e := a.dense, b.dense
-	b.finiteRanges(func(k uint32) { d[k] += e[k] })
+	nlo, nhi, plo, phi := b.keyRanges()
+	add := func(k, c uint32) { d[k] += c }
+	drain(e, nlo, nhi, add)
+	drain(e, plo, phi, add)
 	for r := 0; r < zeroRot; r++ {
 		d[zeroBase+r] += e[zeroBase+r]
 		d[zeroBase+0x8000+r] += e[zeroBase+0x8000+r]
@@ -444,7 +511,7 @@ func (a *accumulator) absorb(b *accumulator) {
 	if b.n > 0 {
 		a.merge(b.n, b.mean, b.m2, b.min, b.max)
 	}
-	b.clearDense()
+	b.clearAux()
 	b.foldedZero = [2]uint64{}
 	b.resetMoments()
 }

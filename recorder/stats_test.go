@@ -375,3 +375,21 @@ func TestStatsParallel(t *testing.T) {
 		t.Fatal("parallel histogram differs from sequential")
 	}
 }
+
+// BenchmarkKernelsL1 runs the kernels on one L1-resident chunk and reports
+// CPU time per element (robust to the load of a shared machine).
+func BenchmarkKernelsL1(b *testing.B) {
+	x := benchData(chunkLen, true)
+	h := new([denseLen]uint32)
+	run := func(b *testing.B, fn func()) {
+		c0 := cpuTime()
+		for b.Loop() {
+			fn()
+		}
+		b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N)/chunkLen, "cpu-ns/elem")
+	}
+	b.Run("hist", func(b *testing.B) { run(b, func() { histChunk(h, x) }) })
+	b.Run("hist-go", func(b *testing.B) { run(b, func() { histChunkGo(h, x) }) })
+	b.Run("moments", func(b *testing.B) { run(b, func() { momentsFast(x, 0) }) })
+	b.Run("moments-go", func(b *testing.B) { run(b, func() { momentsGo(x, 0) }) })
+}
