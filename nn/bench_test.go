@@ -78,3 +78,31 @@ func benchLayers(b *testing.B, batch int) {
 		})
 	}
 }
+
+// BenchmarkRecipeCNNHooked is BenchmarkRecipeCNN at batch 64 with a global
+// no-op hook (every module reported, no in-place work): the cost of the
+// hook machinery itself.
+func BenchmarkRecipeCNNHooked(b *testing.B) {
+	m, err := RecipeCNN(3, 10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := NewTensor(64, 3, 28, 28)
+	r := rand.New(rand.NewPCG(0, 0))
+	for i := range x.Data {
+		x.Data[i] = r.Float32()
+	}
+	calls := 0
+	h := m.RegisterGlobalHook(func(context.Context, ModuleInfo, []*Tensor, *Tensor) { calls++ })
+	defer h.Remove()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Forward(ctx, x); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if calls == 0 {
+		b.Fatal("hook not called")
+	}
+}

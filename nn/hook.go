@@ -229,7 +229,7 @@ func (m *Model) forwardHooked(ctx context.Context, hs *hookSet, vals []*Tensor) 
 		m.runPre(ctx, hs, l.mod, args)
 		var out *Tensor
 		var err error
-		if l.inPlace != nil && len(hs.fwd[l.mod])+len(hs.global) == 0 && !m.neededByContainer(l.in[0], li) {
+		if l.inPlace != nil && len(hs.fwd[l.mod])+len(hs.global) == 0 && !m.neededByContainer(l.in[0], li, true) {
 			out, err = l.inPlace.forwardInPlace(args[0])
 		} else {
 			out, err = l.layer.Forward(args...)
@@ -257,16 +257,19 @@ func (m *Model) forwardHooked(ctx context.Context, hs *hookSet, vals []*Tensor) 
 // container's hooks (its external inputs) until the container has ended.
 func (m *Model) releaseHooked(vals []*Tensor, li int, l *leaf) {
 	for _, v := range l.in {
-		if m.lastUse[v] == li && !m.neededByContainer(v, li) {
+		if m.lastUse[v] == li && !m.neededByContainer(v, li, false) {
 			vals[v] = nil
 		}
 	}
 }
 
-func (m *Model) neededByContainer(v, li int) bool {
+// neededByContainer reports whether v is an external input of a container
+// open at leaf li (whose hooks will still report it); with closing, also of
+// a container whose last leaf is li.
+func (m *Model) neededByContainer(v, li int, closing bool) bool {
 	for ci := range m.conts {
 		c := &m.conts[ci]
-		if c.ext == nil || c.last <= li || c.first > li {
+		if c.ext == nil || c.first > li || c.last < li || (c.last == li && !closing) {
 			continue
 		}
 		for _, e := range c.ext {

@@ -389,3 +389,32 @@ func TestLoadStateDictErrors(t *testing.T) {
 		t.Error("LoadStateDict did not copy the values")
 	}
 }
+
+// TestContainerHookSeesInputOfInPlaceLayer: a container whose last layer
+// could work in place on the container's input must still report that
+// input unmodified.
+func TestContainerHookSeesInputOfInPlaceLayer(t *testing.T) {
+	b := NewBuilder("m")
+	x := b.Input("x", -1, 2)
+	fc, _ := NewLinear(LinearOptions{InFeatures: 2, OutFeatures: 2})
+	copy(fc.Weight.Data, []float32{1, 0, 0, 1})
+	h := b.Add("fc", fc, x)
+	h = b.Add("block.relu", NewReLU(), h)
+	m, err := b.Build(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in, out []float32
+	if _, err := m.RegisterForwardHook("block", func(_ context.Context, _ ModuleInfo, i []*Tensor, o *Tensor) {
+		in, out = append([]float32(nil), i[0].Data...), append([]float32(nil), o.Data...)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	x0, _ := FromSlice([]float32{-1, 2}, 1, 2)
+	if _, err := m.Forward(context.Background(), x0); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(in) != "[-1 2]" || fmt.Sprint(out) != "[0 2]" {
+		t.Errorf("block hook saw in %v out %v, want [-1 2] and [0 2]", in, out)
+	}
+}
