@@ -14,7 +14,7 @@ import (
 // LoadOptions configures Load. The zero value is the default.
 type LoadOptions struct {
 	// Name is the model name (nn.Model.Name). Default: the file name without
-	// its extension.
+	// its extension (Decode: the graph's name, else "onnx").
 	Name string
 	// Dims gives sizes to named symbolic input dimensions (ONNX dim_param)
 	// other than dimension 0, which is always the dynamic batch dimension.
@@ -53,7 +53,9 @@ func (e *UnsupportedError) Error() string {
 	return b.String()
 }
 
-// ErrNotONNX is returned (wrapped) for data that does not decode as an ONNX model.
+// ErrNotONNX is returned (wrapped) for data that does not decode as an ONNX
+// model: protobuf corruption, initializers whose data does not match their
+// dims and type, a graph that uses a value before defining it.
 var ErrNotONNX = errors.New("not a valid ONNX model")
 
 // Supported opset versions of the default ("" / "ai.onnx") domain.
@@ -180,14 +182,14 @@ func (c *converter) convert(mp *modelProto) (*nn.Model, error) {
 	// Initializers.
 	for _, t := range g.Initializers {
 		if t.Name == "" {
-			return nil, errors.New("initializer without a name")
+			return nil, fmt.Errorf("%w: initializer without a name", ErrNotONNX)
 		}
 		if _, dup := c.consts[t.Name]; dup {
-			return nil, fmt.Errorf("initializer %q defined twice", t.Name)
+			return nil, fmt.Errorf("%w: initializer %q defined twice", ErrNotONNX, t.Name)
 		}
 		k, err := decodeTensor(t, c.src)
 		if err != nil {
-			return nil, fmt.Errorf("initializer %q: %w", t.Name, err)
+			return nil, fmt.Errorf("%w: initializer %q: %w", ErrNotONNX, t.Name, err)
 		}
 		c.consts[t.Name] = k
 		c.inits[t.Name] = true
@@ -200,10 +202,10 @@ func (c *converter) convert(mp *modelProto) (*nn.Model, error) {
 			continue
 		}
 		if in.Name == "" {
-			return nil, errors.New("graph input without a name")
+			return nil, fmt.Errorf("%w: graph input without a name", ErrNotONNX)
 		}
 		if c.rt[in.Name] != nil {
-			return nil, fmt.Errorf("graph input %q declared twice", in.Name)
+			return nil, fmt.Errorf("%w: graph input %q declared twice", ErrNotONNX, in.Name)
 		}
 		inputs = append(inputs, in)
 		shape, ok := c.inputShape(in)
@@ -221,7 +223,7 @@ func (c *converter) convert(mp *modelProto) (*nn.Model, error) {
 		c.rt[in.Name] = &rtValue{v: v, s1: s1, s2: s2}
 	}
 	if len(inputs) == 0 {
-		return nil, errors.New("the graph has no inputs")
+		return nil, fmt.Errorf("%w: the graph has no inputs", ErrNotONNX)
 	}
 
 	// Structure: defined-before-use, unique outputs, consumers.
@@ -243,7 +245,7 @@ func (c *converter) convert(mp *modelProto) (*nn.Model, error) {
 				continue
 			}
 			if !defined[in] {
-				return nil, fmt.Errorf("node %q: input %q is not defined before use (the graph must be topologically sorted)", nodeLabel(n), in)
+				return nil, fmt.Errorf("%w: node %q: input %q is not defined before use (the graph must be topologically sorted)", ErrNotONNX, nodeLabel(n), in)
 			}
 			c.used[in] = true
 			if runtime[in] && n.OpType != "Shape" && n.OpType != "Size" {
@@ -255,7 +257,7 @@ func (c *converter) convert(mp *modelProto) (*nn.Model, error) {
 				continue
 			}
 			if defined[out] {
-				return nil, fmt.Errorf("node %q: output %q is defined twice", nodeLabel(n), out)
+				return nil, fmt.Errorf("%w: node %q: output %q is defined twice", ErrNotONNX, nodeLabel(n), out)
 			}
 			defined[out] = true
 			runtime[out] = isRuntime[i]

@@ -324,3 +324,68 @@ func Example() {
 	// relu3     ReLU      [8 128]
 	// fc2       Linear    [8 10]
 }
+
+// mutated parses a fixture, applies fn and re-encodes it.
+func mutated(t *testing.T, name string, fn func(m *modelProto)) []byte {
+	t.Helper()
+	m, err := parseModel(readFixture(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn(m)
+	return encodeModel(m)
+}
+
+func TestDecode_CorruptionMatrix(t *testing.T) {
+	find := func(m *modelProto, name string) *nodeProto {
+		for _, n := range m.Graph.Nodes {
+			if n.Name == name {
+				return n
+			}
+		}
+		t.Fatalf("no node %q", name)
+		return nil
+	}
+	init := func(m *modelProto, name string) *tensorProto {
+		for _, in := range m.Graph.Initializers {
+			if in.Name == name {
+				return in
+			}
+		}
+		t.Fatalf("no initializer %q", name)
+		return nil
+	}
+	for _, tc := range []struct {
+		name        string
+		fn          func(m *modelProto)
+		notONNX     bool // errors.Is(err, ErrNotONNX)
+		unsupported bool // errors.As(err, *UnsupportedError)
+		want        string
+	}{
+		{"round trip", func(m *modelProto) {}, false, false, ""},
+		{"truncated raw data", func(m *modelProto) { w := init(m, "conv.weight"); w.RawData = w.RawData[:len(w.RawData)-4] }, true, false, `initializer "conv.weight": raw_data has`},
+		{"negative dims", func(m *modelProto) { init(m, "conv.bias").Dims = []int64{-8} }, true, false, "negative dimension"},
+		{"undefined input", func(m *modelProto) { find(m, "/relu/Relu").Inputs[0] = "nowhere" }, true, false, `input "nowhere" is not defined before use`},
+		{"not sorted", func(m *modelProto) { n := m.Graph.Nodes; n[0], n[1] = n[1], n[0] }, true, false, "not defined before use"},
+		{"duplicate output", func(m *modelProto) { find(m, "/relu/Relu").Outputs[0] = "/conv/Conv_output_0" }, true, false, "defined twice"},
+		{"no inputs", func(m *modelProto) { m.Graph.Inputs = nil }, true, false, "no inputs"},
+		{"wrong weight shape", func(m *modelProto) { init(m, "bn.running_mean").Dims = []int64{2, 4} }, false, true, `node "/bn/BatchNormalization"`},
+		{"string input", func(m *modelProto) { m.Graph.Inputs[0].ElemType = dtString }, false, true, "only FLOAT inputs"},
+		{"foreign domain", func(m *modelProto) { find(m, "/relu/Relu").Domain = "com.example" }, false, true, `domain "com.example"`},
+		{"output not produced", func(m *modelProto) { m.Graph.Outputs[0].Name = "conv.weight" }, false, false, "does not depend on the model's inputs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode(mutated(t, "opsnet_opset13.onnx", tc.fn), LoadOptions{})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ue *UnsupportedError
+			if err == nil || !strings.Contains(err.Error(), tc.want) || errors.Is(err, ErrNotONNX) != tc.notONNX || errors.As(err, &ue) != tc.unsupported {
+				t.Fatalf("err %v\nwant containing %q, ErrNotONNX %v, UnsupportedError %v", err, tc.want, tc.notONNX, tc.unsupported)
+			}
+		})
+	}
+}
