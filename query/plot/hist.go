@@ -111,11 +111,21 @@ func RegroupHist(rows []store.StatsRow, opts HistOptions) (*HistData, error) {
 	rows = append([]store.StatsRow(nil), rows...)
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Batch < rows[j].Batch })
 	d := &HistData{Bins: opts.ValueBins, Batches: len(rows)}
+	// Merge into a dense array indexed by key: O(keys of a row) per row, whatever the
+	// number of rows (Histogram.Merge would cost O(keys of the merged histogram) per row).
+	dense := make([]uint64, 1<<16)
 	for i := range rows {
-		d.Hist.Merge(rows[i].Hist)
+		h := rows[i].Hist
+		if len(h.Keys) != len(h.Counts) {
+			return nil, fmt.Errorf("batch %d: histogram has %d keys but %d counts", rows[i].Batch, len(h.Keys), len(h.Counts))
+		}
+		for k, key := range h.Keys {
+			dense[key] += h.Counts[k]
+		}
 		d.NaN += rows[i].NaN
 		d.Inf += rows[i].Inf
 	}
+	d.Hist = denseHistogram(dense)
 	d.Total = d.Hist.Total()
 	if d.Total == 0 {
 		return nil, fmt.Errorf("%w (%d batches, %d NaN, %d Inf)", ErrNoHistogram, len(rows), d.NaN, d.Inf)
@@ -146,6 +156,26 @@ func RegroupHist(rows []store.StatsRow, opts HistOptions) (*HistData, error) {
 		}
 	}
 	return d, nil
+}
+
+// denseHistogram builds the sparse Histogram of counts indexed by key, in value order:
+// negative buckets from the most negative (key 0xff7f) to -0 (0x8000), then +0 (0x0000)
+// to the largest (0x7f7f). NaN/Inf keys are dropped.
+func denseHistogram(dense []uint64) store.Histogram {
+	var h store.Histogram
+	add := func(k uint16) {
+		if c := dense[k]; c != 0 && k&0x7f80 != 0x7f80 {
+			h.Keys = append(h.Keys, k)
+			h.Counts = append(h.Counts, c)
+		}
+	}
+	for k := 0xffff; k >= 0x8000; k-- {
+		add(uint16(k))
+	}
+	for k := 0; k < 0x8000; k++ {
+		add(uint16(k))
+	}
+	return h
 }
 
 // heatGrid is the plotter.GridXYZ of the heat map: log10 of the fraction of a column's

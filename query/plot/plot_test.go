@@ -353,3 +353,27 @@ func TestRegroupHistUniform(t *testing.T) {
 		}
 	}
 }
+
+func TestDenseHistogramMatchesMerge(t *testing.T) {
+	rows := synthRows(5, 30, 0.02, false, 0)
+	rows[3].Hist.Merge(store.HistogramFromCounts(map[uint16]uint64{0x8000: 3, 0x0000: 2, 0xff7f: 1, 0x7f7f: 1}))
+	var want store.Histogram
+	for _, r := range rows {
+		want.Merge(r.Hist)
+	}
+	d, err := RegroupHist(rows, HistOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Hist.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Hist.Keys) != len(want.Keys) {
+		t.Fatalf("%d keys, want %d", len(d.Hist.Keys), len(want.Keys))
+	}
+	for i := range want.Keys {
+		if d.Hist.Keys[i] != want.Keys[i] || d.Hist.Counts[i] != want.Counts[i] {
+			t.Fatalf("bucket %d: %#04x:%d, want %#04x:%d", i, d.Hist.Keys[i], d.Hist.Counts[i], want.Keys[i], want.Counts[i])
+		}
+	}
+}

@@ -30,7 +30,8 @@ table { border-collapse: collapse; margin: 6px 0 14px; font-size: 13px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: left; vertical-align: top; }
 th { background: var(--band); font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-table.prov th { width: 11em; }
+td.num { white-space: nowrap; }
+table.prov th { width: 12em; white-space: nowrap; }
 table.prov td { font-family: ui-monospace, "DejaVu Sans Mono", "Liberation Mono", monospace; font-size: 12.5px; min-width: 22em; max-width: 44em; overflow-wrap: anywhere; }
 .configs { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 0 22px; }
 tr.differ td { background: #fff4e0; }
