@@ -113,6 +113,10 @@ func (c *Conv2d) Forward(in ...*Tensor) (*Tensor, error) {
 	if n == 0 {
 		return y, nil
 	}
+	if c.Options.InChannels == c.Options.Groups {
+		c.forwardDepthwise(x, y)
+		return y, nil
+	}
 	if w := runtime.GOMAXPROCS(0); n >= w || w == 1 {
 		parallel(n, 1, func(lo, hi int) {
 			c.forwardSamples(x, y, lo, hi, false)
@@ -169,6 +173,71 @@ func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool) {
 			}
 		}
 	}
+}
+
+// forwardDepthwise computes a convolution whose groups have one input
+// channel each (depthwise, possibly with a channel multiplier) directly:
+// a GEMM with one row per group would be mostly overhead.
+func (c *Conv2d) forwardDepthwise(x, y *Tensor) {
+	o := &c.Options
+	cin, h, w := x.Shape[1], x.Shape[2], x.Shape[3]
+	cout, ho, wo := y.Shape[1], y.Shape[2], y.Shape[3]
+	mult := cout / cin
+	kh, kw := o.KernelSize[0], o.KernelSize[1]
+	sh, sw, ph, pw, dh, dw := o.Stride[0], o.Stride[1], o.Padding[0], o.Padding[1], o.Dilation[0], o.Dilation[1]
+	planes := y.Shape[0] * cout
+	parallel(planes, max(1, elementwiseGrain/(ho*wo*kh*kw+1)), func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			s, oc := pl/cout, pl%cout
+			src := x.Data[(s*cin+oc/mult)*h*w : (s*cin+oc/mult+1)*h*w]
+			dst := y.Data[pl*ho*wo : (pl+1)*ho*wo]
+			wt := c.Weight.Data[oc*kh*kw : (oc+1)*kh*kw]
+			var b float32
+			if c.Bias != nil {
+				b = c.Bias.Data[oc]
+			}
+			for i := range dst {
+				dst[i] = b
+			}
+			for ki := 0; ki < kh; ki++ {
+				for kj := 0; kj < kw; kj++ {
+					wv := wt[ki*kw+kj]
+					ix0 := kj*dw - pw
+					olo, ohi := 0, wo
+					if ix0 < 0 {
+						olo = (-ix0 + sw - 1) / sw
+					}
+					if last := w - 1 - ix0; last < 0 {
+						ohi = 0
+					} else {
+						ohi = min(wo, last/sw+1)
+					}
+					if olo >= ohi {
+						continue
+					}
+					for oy := 0; oy < ho; oy++ {
+						iy := oy*sh - ph + ki*dh
+						if iy < 0 || iy >= h {
+							continue
+						}
+						srow := src[iy*w : (iy+1)*w]
+						drow := dst[oy*wo : (oy+1)*wo]
+						if sw == 1 {
+							sr := srow[ix0+olo : ix0+ohi]
+							dr := drow[olo:ohi]
+							for i, v := range sr {
+								dr[i] += wv * v
+							}
+						} else {
+							for ox := olo; ox < ohi; ox++ {
+								drow[ox] += wv * srow[ix0+ox*sw]
+							}
+						}
+					}
+				}
+			}
+		}
+	})
 }
 
 // im2col unfolds the [c, h, w] image src into the [c*kh*kw, ho*wo] matrix
