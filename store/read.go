@@ -163,6 +163,10 @@ func (sf *segFile) openFooter() (err error) {
 			err = corruptf(sf.rel, int64(len(sf.data)), "footer undecodable: %v", r)
 		}
 	}()
+	blocks, err := footerBlocks(sf.data)
+	if err != nil {
+		return &CorruptionError{File: sf.rel, Offset: int64(len(sf.data)), Err: err}
+	}
 	fr, err := ipc.NewMappedFileReader(sf.data)
 	if err != nil {
 		return corruptf(sf.rel, int64(len(sf.data)), "footer: %w", err)
@@ -171,7 +175,7 @@ func (sf *segFile) openFooter() (err error) {
 		fr.Close()
 		return corruptf(sf.rel, int64(len(sf.data)), "footer schema differs from the stream schema")
 	}
-	sf.footer = fr
+	sf.footer, sf.blocks = fr, blocks
 	return nil
 }
 
@@ -184,21 +188,35 @@ func (sf *segFile) entryRecord(e entry) (rec arrow.RecordBatch, err error) {
 	if err := sf.verifyCRC(int64(e.offset), int64(e.length), e.crc); err != nil {
 		return nil, err
 	}
+	return sf.footerRecord(int(e.record), int64(e.offset), int64(e.length))
+}
+
+// footerRecord decodes record batch i through the footer (zero-copy). Its footer block must
+// be the message of length bytes at off, which is verified first.
+func (sf *segFile) footerRecord(i int, off, length int64) (rec arrow.RecordBatch, err error) {
+	if i < 0 || i >= len(sf.blocks) || i >= sf.footer.NumRecords() {
+		return nil, corruptf(sf.rel, int64(len(sf.data)), "footer lists %d record batches, index wants #%d", len(sf.blocks), i)
+	}
+	if b := sf.blocks[i]; b.offset != off || b.length != length {
+		return nil, corruptf(sf.rel, int64(len(sf.data)), "footer block %d is [%d, +%d), index says [%d, +%d)", i, b.offset, b.length, off, length)
+	}
+	msg, _, err := sf.messageAt(off, length)
+	if err != nil {
+		return nil, err
+	}
+	msg.Release()
 	defer func() {
 		if r := recover(); r != nil {
-			rec, err = nil, corruptf(sf.rel, int64(e.offset), "record batch undecodable: %v", r)
+			rec, err = nil, corruptf(sf.rel, off, "record batch undecodable: %v", r)
 		}
 	}()
-	if int(e.record) >= sf.footer.NumRecords() {
-		return nil, corruptf(sf.rel, int64(len(sf.data)), "footer lists %d record batches, index wants #%d", sf.footer.NumRecords(), e.record)
-	}
-	rec, err = sf.footer.RecordBatchAt(int(e.record))
+	rec, err = sf.footer.RecordBatchAt(i)
 	if err != nil {
-		return nil, corruptf(sf.rel, int64(e.offset), "record batch %d: %w", e.record, err)
+		return nil, corruptf(sf.rel, off, "record batch %d: %w", i, err)
 	}
 	if err := validateRecord(rec); err != nil {
 		rec.Release()
-		return nil, corruptf(sf.rel, int64(e.offset), "record batch %d: %w", e.record, err)
+		return nil, corruptf(sf.rel, off, "record batch %d: %w", i, err)
 	}
 	return rec, nil
 }

@@ -199,6 +199,9 @@ func (s *Store) salvageSegment(tx *bolt.Tx, r *runRecord, layers []layerRecord, 
 }
 
 func openFooterOf(data []byte) (fr *ipc.FileReader, err error) {
+	if _, err := footerBlocks(data); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			fr, err = nil, fmt.Errorf("footer undecodable: %v", r)

@@ -163,7 +163,13 @@ type segFile struct {
 	schMsg *ipc.Message
 	end    int64           // end of the schema message
 	footer *ipc.FileReader // sealed segments: reader over the footer
+	blocks []fileBlock     // the footer's record batch blocks, verified
+	// nodes and buffers of a record batch of this schema
+	nodes, buffers int
 }
+
+// fileBlock is a record batch block listed in a footer.
+type fileBlock struct{ offset, length int64 }
 
 // mapSegment maps the first size bytes of the file at path. The file must hold at least size
 // bytes (the committed size): a shorter file is a CorruptionError at its end.
@@ -232,6 +238,10 @@ func (sf *segFile) init() error {
 	}
 	sf.schema = rd.Schema()
 	rd.Release()
+	if sf.nodes, sf.buffers, err = schemaCounts(sf.schema); err != nil {
+		sf.schema = nil
+		return &CorruptionError{File: sf.rel, Offset: 8, Err: err}
+	}
 	return nil
 }
 
@@ -297,6 +307,21 @@ func (sf *segFile) messageAt(off, want int64) (msg *ipc.Message, next int64, err
 		return bad("message of %d bytes, index says %d", 8+metaLen+bodyLen, want)
 	}
 	body := sf.data[bodyStart : bodyStart+bodyLen]
+	if err := checkMessageMeta(meta, body); err != nil {
+		return bad("%w", err)
+	}
+	if typ == ipc.MessageRecordBatch {
+		if sf.schema == nil {
+			return bad("record batch before the schema")
+		}
+		nodes, bufs, err := recordBatchCounts(meta)
+		if err != nil {
+			return bad("%w", err)
+		}
+		if nodes != sf.nodes || bufs != sf.buffers {
+			return bad("record batch has %d field nodes and %d buffers, schema needs %d and %d", nodes, bufs, sf.nodes, sf.buffers)
+		}
+	}
 	return ipc.NewMessage(memory.NewBufferBytes(meta), memory.NewBufferBytes(body)), bodyStart + bodyLen, nil
 }
 
