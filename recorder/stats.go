@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"runtime"
@@ -45,6 +46,8 @@ type accumulator struct {
 	mean, m2   float64
 	min, max   float32
 	nan, inf   int64
+	zeros      int64     // elements equal to ±0
+	simple     bool      // zeros were rare in the last chunk (histogram loop choice)
 	foldedZero [2]uint64 // ±0 counts folded into big
 }
 
@@ -68,7 +71,8 @@ func (a *accumulator) release() {
 func (a *accumulator) resetMoments() {
 	a.count, a.n, a.mean, a.m2 = 0, 0, 0, 0
 	a.min, a.max = float32(math.Inf(1)), float32(math.Inf(-1))
-	a.nan, a.inf = 0, 0
+	a.nan, a.inf, a.zeros = 0, 0, 0
+	a.simple = false
 	a.big = nil
 	a.inDense = 0
 }
@@ -85,9 +89,20 @@ func (a *accumulator) add(x []float32) {
 			a.fold()
 		}
 		a.inDense += int64(len(c))
-		histChunk(a.dense, c)
-		a.momentsChunk(c)
+		a.chunk(c)
 	}
+}
+
+// chunkStatsGo is the portable chunkStats.
+func chunkStatsGo(h *[denseLen]uint32, c []float32, k float64) (s, q float64, mn, mx float32, zeros int64) {
+	histChunkGo(h, c)
+	s, q, mn, mx = momentsGo(c, k)
+	for _, v := range c {
+		if v == 0 {
+			zeros++
+		}
+	}
+	return s, q, mn, mx, zeros
 }
 
 // histChunkGo counts the bfloat16 key of every element of c (NaN and Inf
@@ -117,16 +132,18 @@ func histChunkGo(h *[denseLen]uint32, c []float32) {
 	}
 }
 
-// momentsChunk merges the moments of one chunk into a. The fast path sums
+// chunk counts one chunk into the histogram and merges its moments into a. The fast path sums
 // d = x-K and d² in float64 with K = c[0] (a shifted-data sum, exact enough
 // because K is one of the data) and tracks min and max; a non-finite
 // element makes the float64 sum non-finite (float32 values cannot overflow
 // a float64 sum of 1024 terms), and only then the chunk is redone by the
 // filtering slow path.
-func (a *accumulator) momentsChunk(c []float32) {
+func (a *accumulator) chunk(c []float32) {
 	a.count += int64(len(c))
 	k := float64(c[0])
-	s, q, mn, mx := momentsFast(c, k)
+	s, q, mn, mx, zeros := chunkStats(a.dense, c, k, a.simple)
+	a.zeros += zeros
+	a.simple = zeros*32 < int64(len(c))
 	if math.IsNaN(s) || math.IsInf(s, 0) {
 		a.slowChunk(c)
 		return
@@ -260,7 +277,7 @@ func (a *accumulator) keyRanges() (nlo, nhi, plo, phi uint32) {
 		return
 	}
 	_, neg := a.zeroCounts()
-	if a.min < 0 || neg > 0 || a.foldedZero[1] > 0 {
+	if a.min < 0 || a.zeros > 0 || neg > 0 || a.foldedZero[1] > 0 {
 		nlo, nhi = 0x8000, 0x8000
 		if a.min < 0 {
 			nhi = math.Float32bits(a.min) >> 16
@@ -357,11 +374,10 @@ func (a *accumulator) result(withHist bool) store.StatsRow {
 		r.Min, r.Max = float64(a.min), float64(a.max)
 		n := float64(a.n)
 		r.L2 = math.Sqrt(a.m2 + n*a.mean*a.mean)
-		var zeros uint64
-		r.Hist, zeros = a.sparse()
-		r.ZeroFrac = float64(zeros) / n
-		for i, q := range store.Quantiles {
-			v := r.Hist.Quantile(q)
+		r.Hist = a.sparse()
+		r.ZeroFrac = float64(a.zeros) / n
+		r.Percentiles = quantiles(r.Hist, uint64(a.n))
+		for i, v := range r.Percentiles {
 			r.Percentiles[i] = math.Min(math.Max(v, r.Min), r.Max)
 		}
 		if !withHist {
@@ -375,8 +391,8 @@ func (a *accumulator) result(withHist bool) store.StatsRow {
 }
 
 // sparse converts the dense (and folded) counts to a histogram, zeroing the
-// dense finite ranges, and returns the number of ±0 values.
-func (a *accumulator) sparse() (h store.Histogram, zeros uint64) {
+// dense finite ranges.
+func (a *accumulator) sparse() (h store.Histogram) {
 	if a.big != nil {
 		a.fold()
 	}
@@ -405,7 +421,7 @@ func (a *accumulator) sparse() (h store.Histogram, zeros uint64) {
 				h.Counts = append(h.Counts, c)
 			}
 		}
-		return h, pos + neg
+		return h
 	}
 	// Negative keys: collected ascending (least negative first), reversed.
 	drain(a.dense, nlo, nhi, func(k, c uint32) {
@@ -435,7 +451,7 @@ func (a *accumulator) sparse() (h store.Histogram, zeros uint64) {
 		h.Keys = append(h.Keys, uint16(k))
 		h.Counts = append(h.Counts, uint64(c))
 	})
-	return h, pos + neg
+	return h
 }
 
 // channelStats returns the per-channel mean and max of finite values of an
@@ -506,6 +522,7 @@ func (a *accumulator) absorb(b *accumulator) {
 		a.foldedZero[1] += b.foldedZero[1]
 	}
 	a.count += b.count
+	a.zeros += b.zeros
 	a.nan += b.nan
 	a.inf += b.inf
 	if b.n > 0 {
@@ -557,4 +574,56 @@ func accumulate(a *accumulator, data []float32) {
 		a.absorb(p)
 		accPool.Put(p)
 	}
+}
+
+// quantiles returns h.Quantile(q) for every q of store.Quantiles (same
+// definition: linear interpolation between the closest ranks, each read as
+// its bucket's midpoint) in one pass over h; n is h.Total().
+func quantiles(h store.Histogram, n uint64) (out [len(store.Quantiles)]float64) {
+	if n == 0 {
+		for i := range out {
+			out[i] = math.NaN()
+		}
+		return out
+	}
+	type want struct {
+		rank uint64
+		mid  float64
+	}
+	var ranks [2 * len(store.Quantiles)]want
+	var frac [len(store.Quantiles)]float64
+	for i, q := range store.Quantiles {
+		pos := q * float64(n-1)
+		lo := uint64(math.Floor(pos))
+		frac[i] = pos - float64(lo)
+		ranks[2*i].rank = lo
+		ranks[2*i+1].rank = min(lo+1, n-1)
+	}
+	// Visit the ranks in ascending order in one walk over the buckets.
+	var order [len(ranks)]int
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order[:], func(a, b int) int { return cmp.Compare(ranks[a].rank, ranks[b].rank) })
+	j := 0
+	var cum uint64
+	for b, c := range h.Counts {
+		cum += c
+		for j < len(order) && ranks[order[j]].rank < cum {
+			ranks[order[j]].mid = store.KeyMid(h.Keys[b])
+			j++
+		}
+		if j == len(order) {
+			break
+		}
+	}
+	for i := range out {
+		a, b := ranks[2*i].mid, ranks[2*i+1].mid
+		if frac[i] == 0 || ranks[2*i].rank+1 >= n {
+			out[i] = a
+			continue
+		}
+		out[i] = a + (b-a)*frac[i]
+	}
+	return out
 }

@@ -104,3 +104,120 @@ done16:
 	VMOVUPS Y6, 96(DI)
 	VZEROUPPER
 	RET
+
+// func chunkAVX2(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
+// Fused pass over x (len a multiple of 16): the histogram counts of
+// histAsm and the moments of momentsAVX2, plus the number of elements equal
+// to zero (±0) in out.z. With simple set, exact zeros are counted in their
+// own keys (0x0000/0x8000) instead of the rotating spare slots; that is
+// cheaper when zeros are rare (the caller predicts it from the previous
+// chunk) and equally correct.
+TEXT ·chunkAVX2(SB), NOSPLIT, $0-56
+	MOVQ h+0(FP), DI
+	MOVQ x_base+8(FP), SI
+	MOVQ x_len+16(FP), CX
+	MOVQ out+48(FP), R8
+	VBROADCASTSD k+32(FP), Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VPXOR Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VMOVUPS (SI), Y5
+	VMOVUPS (SI), Y6
+	MOVBLZX simple+40(FP), R9
+	TESTQ R9, R9
+	JNE simple16
+
+#define MOMENTS16 \
+	VMOVUPS (SI), Y7 \
+	VMOVUPS 32(SI), Y14 \
+	VMINPS Y7, Y5, Y5 \
+	VMAXPS Y7, Y6, Y6 \
+	VMINPS Y14, Y5, Y5 \
+	VMAXPS Y14, Y6, Y6 \
+	VCMPPS $0, Y13, Y7, Y15 \
+	VPSUBD Y15, Y12, Y12 \
+	VCMPPS $0, Y13, Y14, Y15 \
+	VPSUBD Y15, Y12, Y12 \
+	VCVTPS2PD (SI), Y8 \
+	VCVTPS2PD 16(SI), Y9 \
+	VCVTPS2PD 32(SI), Y10 \
+	VCVTPS2PD 48(SI), Y11 \
+	VSUBPD Y0, Y8, Y8 \
+	VSUBPD Y0, Y9, Y9 \
+	VSUBPD Y0, Y10, Y10 \
+	VSUBPD Y0, Y11, Y11 \
+	VADDPD Y8, Y1, Y1 \
+	VADDPD Y9, Y2, Y2 \
+	VFMADD231PD Y8, Y8, Y3 \
+	VFMADD231PD Y9, Y9, Y4 \
+	VADDPD Y10, Y1, Y1 \
+	VADDPD Y11, Y2, Y2 \
+	VFMADD231PD Y10, Y10, Y3 \
+	VFMADD231PD Y11, Y11, Y4
+
+#define SIMPLE(off) \
+	MOVL off(SI), AX \
+	SHRL $16, AX \
+	INCL (DI)(AX*4)
+
+dummy16:
+	CMPQ CX, $16
+	JLT done
+	MOMENTS16
+	LANE(0, 0)
+	LANE(4, 1)
+	LANE(8, 2)
+	LANE(12, 3)
+	LANE(16, 4)
+	LANE(20, 5)
+	LANE(24, 6)
+	LANE(28, 7)
+	LANE(32, 8)
+	LANE(36, 9)
+	LANE(40, 10)
+	LANE(44, 11)
+	LANE(48, 12)
+	LANE(52, 13)
+	LANE(56, 14)
+	LANE(60, 15)
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP dummy16
+
+simple16:
+	CMPQ CX, $16
+	JLT done
+	MOMENTS16
+	SIMPLE(0)
+	SIMPLE(4)
+	SIMPLE(8)
+	SIMPLE(12)
+	SIMPLE(16)
+	SIMPLE(20)
+	SIMPLE(24)
+	SIMPLE(28)
+	SIMPLE(32)
+	SIMPLE(36)
+	SIMPLE(40)
+	SIMPLE(44)
+	SIMPLE(48)
+	SIMPLE(52)
+	SIMPLE(56)
+	SIMPLE(60)
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP simple16
+
+done:
+	VADDPD Y2, Y1, Y1
+	VADDPD Y4, Y3, Y3
+	VMOVUPD Y1, 0(R8)
+	VMOVUPD Y3, 32(R8)
+	VMOVUPS Y5, 64(R8)
+	VMOVUPS Y6, 96(R8)
+	VMOVDQU Y12, 128(R8)
+	VZEROUPPER
+	RET

@@ -167,10 +167,20 @@ func TestStatsAgainstReference(t *testing.T) {
 	for i := range allNaN {
 		allNaN[i] = float32(math.NaN())
 	}
+	// Positive values with a few -0 and +0: after the first chunk the
+	// histogram loop that counts zeros in place is used.
+	posNegZero := randNormal(r, 3000, 5, 1)
+	for i := range posNegZero {
+		posNegZero[i] = float32(math.Abs(float64(posNegZero[i])))
+	}
+	posNegZero[1500] = float32(math.Copysign(0, -1))
+	posNegZero[2500] = float32(math.Copysign(0, -1))
+	posNegZero[2600] = 0
 	cases := []struct {
 		name string
 		x    []float32
 	}{
+		{"positive-with-signed-zeros", posNegZero},
 		{"empty", nil},
 		{"one", []float32{3.5}},
 		{"one-negative", []float32{-2}},
@@ -306,7 +316,7 @@ func BenchmarkStatsParts(b *testing.B) {
 		a := newAccumulator()
 		for b.Loop() {
 			for i := 0; i < len(x); i += chunkLen {
-				a.momentsChunk(x[i : i+chunkLen])
+				a.chunk(x[i : i+chunkLen])
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(x)), "ns/elem")
@@ -346,6 +356,16 @@ func TestKernelsAgree(t *testing.T) {
 		fold(h2)
 		if *h1 != *h2 {
 			t.Fatalf("n=%d: histChunk and histChunkGo differ", n)
+		}
+		for _, simple := range []bool{false, true} {
+			h3 := new([denseLen]uint32)
+			s3, q3, mn3, mx3, z3 := chunkStats(h3, x, float64(x[0]), simple)
+			fold(h3)
+			s4, q4, mn4, mx4, z4 := chunkStatsGo(new([denseLen]uint32), x, float64(x[0]))
+			if *h3 != *h2 || z3 != z4 || !closeRel(s3, s4, 1e-12, 1e-12) || !closeRel(q3, q4, 1e-12, 1e-12) || mn3 != mn4 || mx3 != mx4 {
+				t.Fatalf("n=%d simple=%v: chunkStats %v %v %v %v %d, chunkStatsGo %v %v %v %v %d (hist equal %v)",
+					n, simple, s3, q3, mn3, mx3, z3, s4, q4, mn4, mx4, z4, *h3 == *h2)
+			}
 		}
 		s1, q1, mn1, mx1 := momentsFast(x, float64(x[0]))
 		s2, q2, mn2, mx2 := momentsGo(x, float64(x[0]))
@@ -391,5 +411,27 @@ func BenchmarkKernelsL1(b *testing.B) {
 	b.Run("hist", func(b *testing.B) { run(b, func() { histChunk(h, x) }) })
 	b.Run("hist-go", func(b *testing.B) { run(b, func() { histChunkGo(h, x) }) })
 	b.Run("moments", func(b *testing.B) { run(b, func() { momentsFast(x, 0) }) })
+	b.Run("fused-dummy", func(b *testing.B) { run(b, func() { chunkStats(h, x, 0, false) }) })
+	b.Run("fused-simple", func(b *testing.B) { run(b, func() { chunkStats(h, x, 0, true) }) })
+	y := benchData(chunkLen, false)
+	b.Run("fused-simple-nozeros", func(b *testing.B) { run(b, func() { chunkStats(h, y, 0, true) }) })
 	b.Run("moments-go", func(b *testing.B) { run(b, func() { momentsGo(x, 0) }) })
+}
+
+// quantiles agrees exactly with store.Histogram.Quantile.
+func TestQuantilesMatchStore(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, n := range []int{1, 2, 3, 7, 100, 5000} {
+		x := randNormal(r, n, 0, 2)
+		for i := 0; i < n; i += 4 {
+			x[i] = float32(math.Round(float64(x[i])))
+		}
+		h := computeStats(x).Hist
+		got := quantiles(h, h.Total())
+		for i, q := range store.Quantiles {
+			if want := h.Quantile(q); got[i] != want {
+				t.Errorf("n=%d q=%v: quantiles %v, store %v", n, q, got[i], want)
+			}
+		}
+	}
 }
