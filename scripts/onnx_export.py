@@ -346,15 +346,17 @@ def large(outdir, threads, bench_only=False):
             with torch.no_grad():
                 for _ in range(3):
                     model(xb)
-                times, t0 = [], time.perf_counter()
+                times, cpus, t0 = [], [], time.perf_counter()
                 while len(times) < 5 or time.perf_counter() - t0 < 10:
-                    t1 = time.perf_counter()
+                    t1, c1 = time.perf_counter(), time.process_time()
                     model(xb)
                     times.append(time.perf_counter() - t1)
+                    cpus.append(time.process_time() - c1)
             times.sort()
             line = f"pytorch {torch.__version__} resnet18 batch={batch} threads={threads}: " \
-                   f"min {times[0] * 1e3:.1f} ms, median {times[len(times) // 2] * 1e3:.1f} ms " \
-                   f"per forward ({len(times)} runs)"
+                   f"min {times[0] * 1e3:.1f} ms, median {times[len(times) // 2] * 1e3:.1f} ms, " \
+                   f"mean {sum(times) / len(times) * 1e3:.1f} ms per forward; " \
+                   f"{sum(cpus) / len(cpus) * 1e3:.1f} cpu-ms per forward ({len(times)} runs)"
             print(line)
             lines.append(line)
     with open(os.path.join(outdir, "pytorch_bench.txt"), "w") as f:
