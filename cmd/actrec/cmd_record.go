@@ -255,12 +255,15 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 	if n := min(ds.Len(), o.BatchSize); n < o.BatchSize {
 		x = &nn.Tensor{Shape: append([]int{n}, lm.Input...), Data: x.Data[:n*per]}
 	}
+	// An interrupt stops the loop between batches; a batch in flight completes, so that
+	// everything recorded so far is whole.
+	fctx := context.WithoutCancel(ctx)
 	rec.SetEnabled(false)
 	const calib = 3
 	var plain time.Duration
 	for i := 0; i < calib+1; i++ {
 		t0 := time.Now()
-		if _, err := lm.Model.Forward(ctx, x); err != nil {
+		if _, err := lm.Model.Forward(fctx, x); err != nil {
 			rec.Close()
 			return nil, err
 		}
@@ -286,7 +289,7 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 			return nil, inputError{err}
 		}
 		xb := &nn.Tensor{Shape: append([]int{n}, lm.Input...), Data: buf[:n*per]}
-		bctx := recorder.WithBatch(ctx, recorder.Batch{Index: int64(b), DatasetIndex: int64(start)})
+		bctx := recorder.WithBatch(fctx, recorder.Batch{Index: int64(b), DatasetIndex: int64(start)})
 		t0 := time.Now()
 		if _, err := lm.Model.Forward(bctx, xb); err != nil {
 			rec.Close()
