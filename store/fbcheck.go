@@ -21,6 +21,9 @@ const (
 	// maxRecordBytes bounds the uncompressed body of one record batch; the Writer splits
 	// larger ones (FORMAT.md §2).
 	maxRecordBytes = 1 << 30
+	// maxChunkBytes bounds the tensor data of one record batch the Writer makes, and so the
+	// size of one sample's tensor.
+	maxChunkBytes = 256 << 20
 )
 
 // fbuf is a flatbuffer being checked; visits bounds the tables visited, so that a buffer

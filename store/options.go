@@ -54,7 +54,7 @@ type Options struct {
 	// explicit Flush/Close and MaxBufferBytes flush).
 	FlushInterval time.Duration
 	// MaxBufferBytes: a Writer flushes early once it buffers this many bytes of rows.
-	// Default 64 MiB. Unit: bytes.
+	// Default 64 MiB, at most 256 MiB. Unit: bytes.
 	MaxBufferBytes int64
 	// LockTimeout: how long an operation waits for the index lock held by another process
 	// before failing with ErrLocked. Default 2 s.
@@ -90,6 +90,7 @@ func (o Options) withDefaults() Options {
 	if o.MaxBufferBytes <= 0 {
 		o.MaxBufferBytes = d.MaxBufferBytes
 	}
+	o.MaxBufferBytes = min(o.MaxBufferBytes, maxChunkBytes)
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = d.LockTimeout
 	}

@@ -200,10 +200,10 @@ func bytesOf[T int32 | int64 | float32](s []T) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(s[0])))
 }
 
-// record builds a record batch whose numeric buffers alias the buffer's slices (no copy); it
-// must be written before the buffer is reset.
-func (b *tensorBuffer) record(schema *arrow.Schema, layer string) arrow.RecordBatch {
-	n := b.len()
+// record builds a record batch of rows [lo, hi) whose numeric buffers alias the buffer's
+// slices (no copy); it must be written before the buffer is reset.
+func (b *tensorBuffer) record(schema *arrow.Schema, layer string, lo, hi int) arrow.RecordBatch {
+	n := hi - lo
 	prim := func(dt arrow.DataType, buf []byte) arrow.Array {
 		d := array.NewData(dt, n, []*memory.Buffer{nil, memory.NewBufferBytes(buf)}, nil, 0, 0)
 		defer d.Release()
@@ -217,17 +217,17 @@ func (b *tensorBuffer) record(schema *arrow.Schema, layer string) arrow.RecordBa
 		sb.Append(layer)
 	}
 	tt := schema.Field(tcTensor).Type.(*FixedShapeTensorType)
-	vals := array.NewData(arrow.PrimitiveTypes.Float32, len(b.data), []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(b.data))}, nil, 0, 0)
+	vals := array.NewData(arrow.PrimitiveTypes.Float32, (hi-lo)*b.n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(b.data[lo*b.n:hi*b.n]))}, nil, 0, 0)
 	defer vals.Release()
 	fsl := array.NewData(tt.Storage, n, []*memory.Buffer{nil}, []arrow.ArrayData{vals}, 0, 0)
 	defer fsl.Release()
 	storage := array.MakeFromData(fsl)
 	defer storage.Release()
 	cols := []arrow.Array{
-		prim(arrow.PrimitiveTypes.Int64, bytesOf(b.batch)),
+		prim(arrow.PrimitiveTypes.Int64, bytesOf(b.batch[lo:hi])),
 		sb.NewArray(),
-		prim(arrow.PrimitiveTypes.Int32, bytesOf(b.sample)),
-		prim(arrow.PrimitiveTypes.Int64, bytesOf(b.dsIndex)),
+		prim(arrow.PrimitiveTypes.Int32, bytesOf(b.sample[lo:hi])),
+		prim(arrow.PrimitiveTypes.Int64, bytesOf(b.dsIndex[lo:hi])),
 		array.NewExtensionArrayWithStorage(tt, storage),
 	}
 	rec := array.NewRecordBatch(schema, cols, int64(n))

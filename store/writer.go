@@ -96,6 +96,9 @@ func (s *Store) CreateRun(info RunInfo, layers []LayerInfo) (*Writer, error) {
 			return nil, fmt.Errorf("store: create run %q: layer %q listed twice: %w", info.Name, l.Path, ErrInvalidName)
 		}
 		n, err := shapeSize(l.Shape)
+		if err == nil && 4*int64(n) > maxChunkBytes {
+			err = fmt.Errorf("%w: %d elements per sample, at most %d", ErrShape, n, maxChunkBytes/4)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("store: create run %q: layer %q: %w", info.Name, l.Path, err)
 		}
@@ -475,15 +478,26 @@ func (w *Writer) writeBuffersLocked(closing bool) error {
 		if b.len() == 0 {
 			continue
 		}
-		sw, err := w.segmentFor(kindTensor, uint32(id))
-		if err != nil {
-			return err
-		}
-		rec := b.record(sw.schema, w.paths[id])
-		err = w.appendRecord(sw, rec, func(i int) (uint32, int64) { return uint32(id), b.batch[i] }, false)
-		rec.Release()
-		if err != nil {
-			return err
+		// record batches of at most maxChunkBytes of tensor data (at least one row)
+		per := max(1, maxChunkBytes/(4*max(b.n, 1)))
+		for lo := 0; lo < b.len(); lo += per {
+			hi := min(lo+per, b.len())
+			sw, err := w.segmentFor(kindTensor, uint32(id))
+			if err != nil {
+				return err
+			}
+			rec := b.record(sw.schema, w.paths[id], lo, hi)
+			err = w.appendRecord(sw, rec, func(i int) (uint32, int64) { return uint32(id), b.batch[lo+i] }, false)
+			rec.Release()
+			if err != nil {
+				return err
+			}
+			if hi < b.len() && sw.cw.n >= w.s.opts.SegmentMaxBytes {
+				if err := sw.seal(); err != nil {
+					return err
+				}
+				w.detach(sw)
+			}
 		}
 		b.reset()
 	}
