@@ -217,7 +217,7 @@ func (b *tensorBuffer) record(schema *arrow.Schema, layer string, lo, hi int) ar
 		sb.Append(layer)
 	}
 	tt := schema.Field(tcTensor).Type.(*FixedShapeTensorType)
-	vals := array.NewData(arrow.PrimitiveTypes.Float32, (hi-lo)*b.n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(b.data[lo*b.n:hi*b.n]))}, nil, 0, 0)
+	vals := array.NewData(arrow.PrimitiveTypes.Float32, (hi-lo)*b.n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(b.data[lo*b.n : hi*b.n]))}, nil, 0, 0)
 	defer vals.Release()
 	fsl := array.NewData(tt.Storage, n, []*memory.Buffer{nil}, []arrow.ArrayData{vals}, 0, 0)
 	defer fsl.Release()
