@@ -230,9 +230,9 @@ func (m *Model) forwardHooked(ctx context.Context, hs *hookSet, vals []*Tensor) 
 		var out *Tensor
 		var err error
 		if l.inPlace != nil && len(hs.fwd[l.mod])+len(hs.global) == 0 && !m.neededByContainer(l.in[0], li, true) {
-			out, err = l.inPlace.forwardInPlace(args[0])
+			out, err = runInPlace(l.inPlace, args[0])
 		} else {
-			out, err = l.layer.Forward(args...)
+			out, err = runLayer(l.layer, args)
 		}
 		if err != nil {
 			return nil, m.wrap(l.mod, err)

@@ -202,9 +202,9 @@ func (m *Model) Forward(ctx context.Context, in ...*Tensor) (*Tensor, error) {
 		var out *Tensor
 		var err error
 		if l.inPlace != nil {
-			out, err = l.inPlace.forwardInPlace(args[0])
+			out, err = runInPlace(l.inPlace, args[0])
 		} else {
-			out, err = l.layer.Forward(args...)
+			out, err = runLayer(l.layer, args)
 		}
 		if err != nil {
 			return nil, m.wrap(l.mod, err)
@@ -213,6 +213,30 @@ func (m *Model) Forward(ctx context.Context, in ...*Tensor) (*Tensor, error) {
 		m.release(vals, li, l)
 	}
 	return vals[m.out], nil
+}
+
+// runLayer calls l.Forward, turning a panic of the layer (a layer from
+// another package that does not check its input, say) into an error.
+func runLayer(l Layer, args []*Tensor) (out *Tensor, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("layer panicked: %v", p)
+		}
+	}()
+	out, err = l.Forward(args...)
+	if err == nil && out == nil {
+		err = errors.New("layer returned no tensor")
+	}
+	return out, err
+}
+
+func runInPlace(l inPlaceLayer, x *Tensor) (out *Tensor, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("layer panicked: %v", p)
+		}
+	}()
+	return l.forwardInPlace(x)
 }
 
 // release drops the values whose last reader was leaf li, so that large

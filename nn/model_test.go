@@ -418,3 +418,41 @@ func TestContainerHookSeesInputOfInPlaceLayer(t *testing.T) {
 		t.Errorf("block hook saw in %v out %v, want [-1 2] and [0 2]", in, out)
 	}
 }
+
+type panicky struct{}
+
+func (panicky) Op() string                             { return "Panicky" }
+func (panicky) OutputShape(in ...[]int) ([]int, error) { return in[0], nil }
+func (panicky) Forward(in ...*Tensor) (*Tensor, error) { return nil, nil }
+
+type crashy struct{ panicky }
+
+func (crashy) Forward(in ...*Tensor) (*Tensor, error) { panic("index out of range") }
+
+// TestForeignLayerFailures: a layer from another package that panics or
+// returns no tensor yields an error naming the module, not a crash.
+func TestForeignLayerFailures(t *testing.T) {
+	for _, tc := range []struct {
+		l    Layer
+		want string
+	}{
+		{panicky{}, "nn: bad (Panicky): layer returned no tensor"},
+		{crashy{}, "nn: bad (Panicky): layer panicked: index out of range"},
+	} {
+		b := NewBuilder("m")
+		y := b.Add("bad", tc.l, b.Input("x", -1))
+		m, err := b.Build(y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, hooked := range []bool{false, true} {
+			if hooked {
+				m.RegisterGlobalHook(func(context.Context, ModuleInfo, []*Tensor, *Tensor) {})
+			}
+			_, err = m.Forward(context.Background(), NewTensor(3))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("hooked=%v: err = %v, want %q", hooked, err, tc.want)
+			}
+		}
+	}
+}

@@ -101,7 +101,7 @@ func ParityNet() (*Model, error) {
 		return l
 	}
 	k3 := [2]int{3, 3}
-	x := b.Input("input", -1, 3, -1, -1)
+	x := b.Input("input", -1, -1, -1, -1)
 	x = b.Add("stem", must(NewConv2d(Conv2dOptions{InChannels: 3, OutChannels: 8, KernelSize: k3, Stride: [2]int{2, 2}, Padding: [2]int{1, 1}, NoBias: true})), x)
 	x = b.Add("stem_bn", must(NewBatchNorm2d(BatchNorm2dOptions{NumFeatures: 8})), x)
 	x = b.Add("stem_act", must(NewGELU("none")), x)
