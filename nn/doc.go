@@ -85,7 +85,8 @@
 //
 // Within one Forward call, Conv2d splits the batch over GOMAXPROCS
 // goroutines (a batch smaller than GOMAXPROCS splits the matrix product
-// instead); element-wise layers and pooling split large tensors too. The
+// instead; depthwise convolutions run directly, split by channel);
+// element-wise layers and pooling split large tensors too. The
 // matrix products use the package's AVX2/FMA SGEMM kernel (with a portable
 // Go fallback). Set GOMAXPROCS to bound the threads used.
 //
@@ -96,5 +97,16 @@
 //
 //	nn: conv1 (Conv2d): input shape [8 3 28 28], want [N 1 H W]
 //
-// Nothing in the package panics on user tensors or file contents.
+// Nothing in the package panics on user tensors or file contents, and
+// Model.Forward turns a panic of a layer (one implemented in another
+// package) into an error naming the module.
+//
+// # Files
+//
+// tensor.go (Tensor), layer.go (Layer, Param, ShapeError), builder.go,
+// model.go (Model, Forward, state dicts), hook.go (hooks, CallID), one file
+// per layer family (conv.go, pool.go, linear.go, batchnorm.go,
+// activation.go, flatten.go, add.go), recipe.go (RecipeCNN, ParityNet),
+// safetensors.go. The sub-package nn/dataset reads IDX image and label
+// files (MNIST, Fashion-MNIST).
 package nn
