@@ -71,7 +71,7 @@ func BenchmarkOverhead(b *testing.B) {
 // overhead-% = (recorded - plain) / plain. Interleaving makes the figure
 // robust to the load of a shared machine.
 func BenchmarkOverheadInterleaved(b *testing.B) {
-	for _, c := range overheadConfigs() {
+	for _, c := range append([]overheadConfig{{"nn-noop-hooks", nil}}, overheadConfigs()...) {
 		b.Run(c.name, func(b *testing.B) {
 			plain, err := nn.RecipeCNN(3, 10)
 			if err != nil {
@@ -81,17 +81,30 @@ func BenchmarkOverheadInterleaved(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			st, err := store.Open(b.TempDir(), store.DefaultOptions())
-			if err != nil {
-				b.Fatal(err)
+			var r *Recorder
+			if c.cfg == nil {
+				// No recorder: an empty hook on every module, the cost of
+				// nn's hooked forward path alone.
+				h := m.RegisterGlobalHook(func(context.Context, nn.ModuleInfo, []*nn.Tensor, *nn.Tensor) {})
+				defer h.Remove()
+			} else {
+				st, err := store.Open(b.TempDir(), store.DefaultOptions())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer st.Close()
+				r, err = New(st, store.RunInfo{Name: "bench"}, c.cfg())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
+					b.Fatal(err)
+				}
 			}
-			defer st.Close()
-			r, err := New(st, store.RunInfo{Name: "bench"}, c.cfg())
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
-				b.Fatal(err)
+			wait := func() {
+				if r != nil {
+					r.q.waitEmpty()
+				}
 			}
 			x := input(64, 1)
 			ctx := context.Background()
@@ -99,7 +112,7 @@ func BenchmarkOverheadInterleaved(b *testing.B) {
 			for i := 0; i < 2; i++ {
 				plain.Forward(ctx, x)
 				m.Forward(ctx, x)
-				r.q.waitEmpty()
+				wait()
 			}
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
@@ -117,15 +130,17 @@ func BenchmarkOverheadInterleaved(b *testing.B) {
 						if _, err := m.Forward(ctx, x); err != nil {
 							b.Fatal(err)
 						}
-						r.q.waitEmpty()
+						wait()
 						tRec += time.Since(t0)
 						cRec += cpuTime() - c0
 					}
 				}
 			}
 			b.StopTimer()
-			if err := r.Close(); err != nil {
-				b.Fatal(err)
+			if r != nil {
+				if err := r.Close(); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.ReportMetric(float64(tPlain.Nanoseconds())/float64(b.N), "plain-ns/op")
 			b.ReportMetric(float64(tRec.Nanoseconds())/float64(b.N), "recorded-ns/op")
@@ -218,6 +233,12 @@ func BenchmarkLongRecording(b *testing.B) {
 // every 100 batches, the peak live heap (HeapAlloc right after a GC, every
 // 1000 batches) and Sys at the end.
 func longRecording(tb testing.TB, batches int, capBytes int64) (peak, live, sys uint64) {
+	peak, live, sys, _ = longRecordingQ(tb, batches, capBytes)
+	return peak, live, sys
+}
+
+// longRecordingQ is longRecording that also returns the queue's peak bytes.
+func longRecordingQ(tb testing.TB, batches int, capBytes int64) (peak, live, sys uint64, queuePeak int64) {
 	opts := store.DefaultOptions()
 	opts.NoSync = true
 	opts.MaxBufferBytes = 4 << 20
@@ -261,7 +282,7 @@ func longRecording(tb testing.TB, batches int, capBytes int64) (peak, live, sys 
 		tb.Fatal(fmt.Sprintf("%d stats rows, want %d", n, batches))
 	}
 	runtime.ReadMemStats(&ms)
-	return peak, live, ms.Sys
+	return peak, live, ms.Sys, r.Stats().QueuePeak
 }
 
 // BenchmarkStatsRecipeBatch computes the statistics of the outputs of all

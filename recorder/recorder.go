@@ -152,6 +152,12 @@ func (r *Recorder) Attach(m *nn.Model, input ...[]int) error {
 	if err := r.Err(); err != nil {
 		return err
 	}
+	r.closeMu.RLock()
+	closed := r.closed
+	r.closeMu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
 	mods := m.Modules()
 	sel, err := r.selection(mods)
 	if err != nil {

@@ -620,6 +620,9 @@ func TestRecorderDetachAndDisable(t *testing.T) {
 		t.Fatal(err)
 	}
 	fwd(5) // Close detached the hooks
+	if err := r.Attach(m, []int{1, 3, 28, 28}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Attach after Close = %v, want ErrClosed", err)
+	}
 	var got []int64
 	for _, row := range readStats(t, st, "d", "fc2") {
 		got = append(got, row.Batch)
@@ -630,18 +633,78 @@ func TestRecorderDetachAndDisable(t *testing.T) {
 }
 
 // The heap stays within the queue cap plus a constant however long the
-// recording: the live heap (after GC) over 3000 batches with an 8 MiB queue
-// and a store buffering up to 4 MiB stays below cap + 24 MiB, and the
-// HeapInuse peak (garbage included) below cap + 96 MiB.
+// recording: the queue never holds more than its cap, the live heap (after
+// GC) over 3000 batches with an 8 MiB queue and a store buffering up to
+// 4 MiB stays below cap + 48 MiB, and the HeapInuse peak (garbage included)
+// below cap + 128 MiB. (BenchmarkLongRecording reports the figures for
+// 10,000 batches.)
 func TestRecorderMemoryBounded(t *testing.T) {
 	const capBytes = 8 << 20
-	peak, live, _ := longRecording(t, 3000, capBytes)
-	t.Logf("peak HeapInuse %.1f MiB, peak live heap %.1f MiB with a %d MiB queue",
-		float64(peak)/(1<<20), float64(live)/(1<<20), capBytes>>20)
-	if limit := uint64(capBytes + 24<<20); live > limit {
-		t.Errorf("peak live heap %d bytes > queue cap + 24 MiB", live)
+	peak, live, _, queuePeak := longRecordingQ(t, 3000, capBytes)
+	t.Logf("queue peak %.1f MiB, peak live heap %.1f MiB, peak HeapInuse %.1f MiB with a %d MiB queue",
+		float64(queuePeak)/(1<<20), float64(live)/(1<<20), float64(peak)/(1<<20), capBytes>>20)
+	if queuePeak > capBytes {
+		t.Errorf("queue peak %d bytes > cap %d", queuePeak, capBytes)
 	}
-	if limit := uint64(capBytes + 96<<20); peak > limit {
-		t.Errorf("peak HeapInuse %d bytes > queue cap + 96 MiB", peak)
+	if limit := uint64(capBytes + 48<<20); live > limit {
+		t.Errorf("peak live heap %d bytes > queue cap + 48 MiB", live)
+	}
+	if limit := uint64(capBytes + 128<<20); peak > limit {
+		t.Errorf("peak HeapInuse %d bytes > queue cap + 128 MiB", peak)
+	}
+}
+
+// Containers are recorded like leaves, and globs match dotted paths.
+func TestRecorderContainersAndGlobs(t *testing.T) {
+	b := nn.NewBuilder("tiny")
+	x := b.Input("input", -1, 4)
+	b.Container("block1", "Block")
+	b.Container("block2", "Block")
+	x = b.Add("block1.act", nn.NewReLU(), x)
+	x = b.Add("block1.sig", nn.NewSigmoid(), x)
+	x = b.Add("block2.act", nn.NewTanh(), x)
+	m, err := b.Build(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	cfg := DefaultConfig()
+	cfg.Layers = []string{"block*", "*.act"}
+	cfg.Mode = ModeBoth
+	r, err := New(st, store.RunInfo{Name: "c"}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Attach(m, []int{1, 4}); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := nn.FromSlice([]float32{-1, 0, 1, 2, 3, -4, 5, 6}, 2, 4)
+	out, err := m.Forward(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layers, err := st.Layers("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, l := range layers {
+		got[l.Path] = true
+	}
+	for _, p := range []string{"block1", "block2", "block1.act", "block2.act"} {
+		if !got[p] {
+			t.Errorf("layer %s not recorded (have %v)", p, got)
+		}
+	}
+	if got["block1.sig"] {
+		t.Error("block1.sig recorded but not selected")
+	}
+	// block2's output is the model output.
+	rows := readTensors(t, st, "c", "block2")
+	if len(rows) != 2 || !slices.Equal(rows[tensorKey{0, 1}].Data, out.Data[4:]) {
+		t.Errorf("block2 rows %v, want the model output %v", rows, out.Data)
 	}
 }
