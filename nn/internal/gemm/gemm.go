@@ -45,12 +45,13 @@ const (
 // (element (i, p) at a[i*rsA+p*csA]) and a packed B panel (element (p, j)
 // at b[p*nr+j]), over p < kc. When beta == 0, C is not read.
 type microKernels struct {
-	// full computes tiles consecutive full mr×nr tiles: tile t reads the A
-	// panel at a[t*aStep:] and writes c[t*mr*ldc:].
-	full func(tiles, kc int, a []float32, aStep, rsA, csA int, b, c []float32, ldc int, alpha, beta float32)
-	// edge computes and writes the first rows (< mr) rows of a tile whose A
-	// panel is packed (rsA = 1, csA = mr).
-	edge func(rows, kc int, a, b, c []float32, ldc int, alpha, beta float32)
+	// full computes tiles consecutive mr-row tiles: tile t reads the A
+	// panel at a[t*aStep:] and writes columns j < cols (<= nr) of rows
+	// c[t*mr*ldc:].
+	full func(tiles, cols, kc int, a []float32, aStep, rsA, csA int, b, c []float32, ldc int, alpha, beta float32)
+	// edge computes and writes the first rows (< mr) rows and cols columns
+	// of a tile whose A panel is packed (rsA = 1, csA = mr).
+	edge func(rows, cols, kc int, a, b, c []float32, ldc int, alpha, beta float32)
 }
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices,
@@ -193,11 +194,10 @@ func sgemm(kern microKernels, transA, transB bool, m, n, k int, alpha float32, a
 	// straddles two cache lines.
 	apLen = roundUp(apLen, lineFloats)
 	bpLen := kcMax * ncMax
-	bufp := getBuf(lineFloats + apLen + bpLen + mr*nr)
+	bufp := getBuf(lineFloats + apLen + bpLen)
 	buf := alignLine(*bufp)
 	ap := buf[:apLen]
 	bp := buf[apLen : apLen+bpLen]
-	tmp := buf[apLen+bpLen:]
 
 	for jc := 0; jc < n; jc += ncBlock {
 		nc := min(ncBlock, n-jc)
@@ -222,7 +222,7 @@ func sgemm(kern microKernels, transA, transB bool, m, n, k int, alpha float32, a
 						blk.edge = ap
 					}
 				}
-				macroKernel(kern, mc, nc, kc, alpha, bet, blk, bp, c[ic*ldc+jc:], ldc, tmp)
+				macroKernel(kern, mc, nc, kc, alpha, bet, blk, bp, c[ic*ldc+jc:], ldc)
 			}
 		}
 	}
@@ -241,29 +241,18 @@ type aBlock struct {
 
 // macroKernel multiplies an mc×kc block of A by a packed kc×nc block of B
 // into the mc×nc block of C at c.
-func macroKernel(kern microKernels, mc, nc, kc int, alpha, beta float32, blk aBlock, bp, c []float32, ldc int, tmp []float32) {
+func macroKernel(kern microKernels, mc, nc, kc int, alpha, beta float32, blk aBlock, bp, c []float32, ldc int) {
 	tiles := mc / mr
 	rows := mc - tiles*mr // of the edge panel
 	aStep := mr * blk.step
 	for jr := 0; jr < nc; jr += nr {
+		cols := min(nr, nc-jr)
 		bpan := bp[jr*kc : (jr+nr)*kc]
-		if nn := nc - jr; nn < nr {
-			// Last, partial column panel: compute each tile into tmp.
-			for t := 0; t < tiles; t++ {
-				kern.full(1, kc, blk.a[t*aStep:], aStep, blk.rs, blk.cs, bpan, tmp, nr, 1, 0)
-				storeTile(mr, nn, alpha, beta, tmp, c[t*mr*ldc+jr:], ldc)
-			}
-			if rows > 0 {
-				kern.edge(rows, kc, blk.edge, bpan, tmp, nr, 1, 0)
-				storeTile(rows, nn, alpha, beta, tmp, c[tiles*mr*ldc+jr:], ldc)
-			}
-			continue
-		}
 		if tiles > 0 {
-			kern.full(tiles, kc, blk.a, aStep, blk.rs, blk.cs, bpan, c[jr:], ldc, alpha, beta)
+			kern.full(tiles, cols, kc, blk.a, aStep, blk.rs, blk.cs, bpan, c[jr:], ldc, alpha, beta)
 		}
 		if rows > 0 {
-			kern.edge(rows, kc, blk.edge, bpan, c[tiles*mr*ldc+jr:], ldc, alpha, beta)
+			kern.edge(rows, cols, kc, blk.edge, bpan, c[tiles*mr*ldc+jr:], ldc, alpha, beta)
 		}
 	}
 }

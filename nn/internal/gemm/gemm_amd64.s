@@ -10,26 +10,37 @@
 // the B row, Y14, Y15 the broadcasts (and alpha/beta in the epilogue).
 // alpha == 1 skips the scaling; beta == ±0 stores without reading C.
 
-// func kernel6x16(tiles, kc int, a *float32, aStep, rsA, csA int, b, c *float32, ldc int, alpha, beta float32)
-TEXT ·kernel6x16(SB), NOSPLIT, $0-80
+// maskTable: 16 all-ones words, then 16 zero words (VMASKMOVPS lane masks).
+DATA maskTable<>+0(SB)/8, $-1
+DATA maskTable<>+8(SB)/8, $-1
+DATA maskTable<>+16(SB)/8, $-1
+DATA maskTable<>+24(SB)/8, $-1
+DATA maskTable<>+32(SB)/8, $-1
+DATA maskTable<>+40(SB)/8, $-1
+DATA maskTable<>+48(SB)/8, $-1
+DATA maskTable<>+56(SB)/8, $-1
+GLOBL maskTable<>(SB), RODATA|NOPTR, $128
+
+// func kernel6x16(tiles, cols, kc int, a *float32, aStep, rsA, csA int, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·kernel6x16(SB), NOSPLIT, $0-88
 	MOVQ tiles+0(FP), R11
-	MOVQ a+16(FP), R12
-	MOVQ aStep+24(FP), R13
+	MOVQ a+24(FP), R12
+	MOVQ aStep+32(FP), R13
 	SHLQ $2, R13
-	MOVQ rsA+32(FP), R9
+	MOVQ rsA+40(FP), R9
 	SHLQ $2, R9
-	MOVQ csA+40(FP), R10
+	MOVQ csA+48(FP), R10
 	SHLQ $2, R10
-	MOVQ c+56(FP), DI
-	MOVQ ldc+64(FP), SI
+	MOVQ c+64(FP), DI
+	MOVQ ldc+72(FP), SI
 	SHLQ $2, SI
 
 k6_tile:
 	MOVQ R12, AX
 	LEAQ (AX)(R9*2), R8
 	ADDQ R9, R8
-	MOVQ b+48(FP), BX
-	MOVQ kc+8(FP), CX
+	MOVQ b+56(FP), BX
+	MOVQ kc+16(FP), CX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -171,10 +182,10 @@ k6_loop1:
 k6_store:
 	LEAQ (DI)(SI*2), R8
 	ADDQ SI, R8
-	MOVL alpha+72(FP), DX
+	MOVL alpha+80(FP), DX
 	CMPL DX, $0x3f800000
 	JEQ  k6_scaled
-	VBROADCASTSS alpha+72(FP), Y15
+	VBROADCASTSS alpha+80(FP), Y15
 	VMULPS Y15, Y0, Y0
 	VMULPS Y15, Y1, Y1
 	VMULPS Y15, Y2, Y2
@@ -188,10 +199,14 @@ k6_store:
 	VMULPS Y15, Y10, Y10
 	VMULPS Y15, Y11, Y11
 k6_scaled:
-	MOVL beta+76(FP), DX
-	ANDL $0x7fffffff, DX
+	VBROADCASTSS beta+84(FP), Y15
+	MOVL beta+84(FP), BX
+	ANDL $0x7fffffff, BX
+	MOVQ cols+8(FP), DX
+	CMPQ DX, $16
+	JLT  k6_masked
+	TESTL BX, BX
 	JZ   k6_nobeta
-	VBROADCASTSS beta+76(FP), Y15
 	VFMADD231PS (DI), Y15, Y0
 	VFMADD231PS 32(DI), Y15, Y1
 	VMOVUPS Y0, (DI)
@@ -230,6 +245,66 @@ k6_nobeta:
 	VMOVUPS Y9, 32(R8)(SI*1)
 	VMOVUPS Y10, (R8)(SI*2)
 	VMOVUPS Y11, 32(R8)(SI*2)
+	JMP  k6_done
+k6_masked:
+	LEAQ maskTable<>+64(SB), AX
+	SHLQ $2, DX
+	SUBQ DX, AX
+	VMOVUPS (AX), Y12
+	VMOVUPS 32(AX), Y13
+	TESTL BX, BX
+	JZ   k6_masked_nobeta
+	VMASKMOVPS (DI), Y12, Y14
+	VFMADD231PS Y14, Y15, Y0
+	VMASKMOVPS 32(DI), Y13, Y14
+	VFMADD231PS Y14, Y15, Y1
+	VMASKMOVPS Y0, Y12, (DI)
+	VMASKMOVPS Y1, Y13, 32(DI)
+	VMASKMOVPS (DI)(SI*1), Y12, Y14
+	VFMADD231PS Y14, Y15, Y2
+	VMASKMOVPS 32(DI)(SI*1), Y13, Y14
+	VFMADD231PS Y14, Y15, Y3
+	VMASKMOVPS Y2, Y12, (DI)(SI*1)
+	VMASKMOVPS Y3, Y13, 32(DI)(SI*1)
+	VMASKMOVPS (DI)(SI*2), Y12, Y14
+	VFMADD231PS Y14, Y15, Y4
+	VMASKMOVPS 32(DI)(SI*2), Y13, Y14
+	VFMADD231PS Y14, Y15, Y5
+	VMASKMOVPS Y4, Y12, (DI)(SI*2)
+	VMASKMOVPS Y5, Y13, 32(DI)(SI*2)
+	VMASKMOVPS (R8), Y12, Y14
+	VFMADD231PS Y14, Y15, Y6
+	VMASKMOVPS 32(R8), Y13, Y14
+	VFMADD231PS Y14, Y15, Y7
+	VMASKMOVPS Y6, Y12, (R8)
+	VMASKMOVPS Y7, Y13, 32(R8)
+	VMASKMOVPS (R8)(SI*1), Y12, Y14
+	VFMADD231PS Y14, Y15, Y8
+	VMASKMOVPS 32(R8)(SI*1), Y13, Y14
+	VFMADD231PS Y14, Y15, Y9
+	VMASKMOVPS Y8, Y12, (R8)(SI*1)
+	VMASKMOVPS Y9, Y13, 32(R8)(SI*1)
+	VMASKMOVPS (R8)(SI*2), Y12, Y14
+	VFMADD231PS Y14, Y15, Y10
+	VMASKMOVPS 32(R8)(SI*2), Y13, Y14
+	VFMADD231PS Y14, Y15, Y11
+	VMASKMOVPS Y10, Y12, (R8)(SI*2)
+	VMASKMOVPS Y11, Y13, 32(R8)(SI*2)
+	JMP  k6_done
+k6_masked_nobeta:
+	VMASKMOVPS Y0, Y12, (DI)
+	VMASKMOVPS Y1, Y13, 32(DI)
+	VMASKMOVPS Y2, Y12, (DI)(SI*1)
+	VMASKMOVPS Y3, Y13, 32(DI)(SI*1)
+	VMASKMOVPS Y4, Y12, (DI)(SI*2)
+	VMASKMOVPS Y5, Y13, 32(DI)(SI*2)
+	VMASKMOVPS Y6, Y12, (R8)
+	VMASKMOVPS Y7, Y13, 32(R8)
+	VMASKMOVPS Y8, Y12, (R8)(SI*1)
+	VMASKMOVPS Y9, Y13, 32(R8)(SI*1)
+	VMASKMOVPS Y10, Y12, (R8)(SI*2)
+	VMASKMOVPS Y11, Y13, 32(R8)(SI*2)
+	JMP  k6_done
 k6_done:
 	ADDQ R13, R12
 	LEAQ (DI)(SI*4), DI
@@ -239,14 +314,14 @@ k6_done:
 	VZEROUPPER
 	RET
 
-// func kernel4x16(rows, kc int, a, b, c *float32, ldc int, alpha, beta float32)
-TEXT ·kernel4x16(SB), NOSPLIT, $0-56
+// func kernel4x16(rows, cols, kc int, a, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·kernel4x16(SB), NOSPLIT, $0-64
 	MOVQ rows+0(FP), R11
-	MOVQ kc+8(FP), CX
-	MOVQ a+16(FP), AX
-	MOVQ b+24(FP), BX
-	MOVQ c+32(FP), DI
-	MOVQ ldc+40(FP), SI
+	MOVQ kc+16(FP), CX
+	MOVQ a+24(FP), AX
+	MOVQ b+32(FP), BX
+	MOVQ c+40(FP), DI
+	MOVQ ldc+48(FP), SI
 	SHLQ $2, SI
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -347,10 +422,10 @@ k4_loop1:
 k4_store:
 	LEAQ (DI)(SI*2), R8
 	ADDQ SI, R8
-	MOVL alpha+48(FP), DX
+	MOVL alpha+56(FP), DX
 	CMPL DX, $0x3f800000
 	JEQ  k4_scaled
-	VBROADCASTSS alpha+48(FP), Y15
+	VBROADCASTSS alpha+56(FP), Y15
 	VMULPS Y15, Y0, Y0
 	VMULPS Y15, Y1, Y1
 	VMULPS Y15, Y2, Y2
@@ -360,10 +435,14 @@ k4_store:
 	VMULPS Y15, Y6, Y6
 	VMULPS Y15, Y7, Y7
 k4_scaled:
-	MOVL beta+52(FP), DX
-	ANDL $0x7fffffff, DX
+	VBROADCASTSS beta+60(FP), Y15
+	MOVL beta+60(FP), BX
+	ANDL $0x7fffffff, BX
+	MOVQ cols+8(FP), DX
+	CMPQ DX, $16
+	JLT  k4_masked
+	TESTL BX, BX
 	JZ   k4_nobeta
-	VBROADCASTSS beta+52(FP), Y15
 	VFMADD231PS (DI), Y15, Y0
 	VFMADD231PS 32(DI), Y15, Y1
 	VMOVUPS Y0, (DI)
@@ -402,18 +481,74 @@ k4_nobeta:
 	JLT  k4_done
 	VMOVUPS Y6, (R8)
 	VMOVUPS Y7, 32(R8)
+	JMP  k4_done
+k4_masked:
+	LEAQ maskTable<>+64(SB), AX
+	SHLQ $2, DX
+	SUBQ DX, AX
+	VMOVUPS (AX), Y12
+	VMOVUPS 32(AX), Y13
+	TESTL BX, BX
+	JZ   k4_masked_nobeta
+	VMASKMOVPS (DI), Y12, Y14
+	VFMADD231PS Y14, Y15, Y0
+	VMASKMOVPS 32(DI), Y13, Y14
+	VFMADD231PS Y14, Y15, Y1
+	VMASKMOVPS Y0, Y12, (DI)
+	VMASKMOVPS Y1, Y13, 32(DI)
+	CMPQ R11, $2
+	JLT  k4_done
+	VMASKMOVPS (DI)(SI*1), Y12, Y14
+	VFMADD231PS Y14, Y15, Y2
+	VMASKMOVPS 32(DI)(SI*1), Y13, Y14
+	VFMADD231PS Y14, Y15, Y3
+	VMASKMOVPS Y2, Y12, (DI)(SI*1)
+	VMASKMOVPS Y3, Y13, 32(DI)(SI*1)
+	CMPQ R11, $3
+	JLT  k4_done
+	VMASKMOVPS (DI)(SI*2), Y12, Y14
+	VFMADD231PS Y14, Y15, Y4
+	VMASKMOVPS 32(DI)(SI*2), Y13, Y14
+	VFMADD231PS Y14, Y15, Y5
+	VMASKMOVPS Y4, Y12, (DI)(SI*2)
+	VMASKMOVPS Y5, Y13, 32(DI)(SI*2)
+	CMPQ R11, $4
+	JLT  k4_done
+	VMASKMOVPS (R8), Y12, Y14
+	VFMADD231PS Y14, Y15, Y6
+	VMASKMOVPS 32(R8), Y13, Y14
+	VFMADD231PS Y14, Y15, Y7
+	VMASKMOVPS Y6, Y12, (R8)
+	VMASKMOVPS Y7, Y13, 32(R8)
+	JMP  k4_done
+k4_masked_nobeta:
+	VMASKMOVPS Y0, Y12, (DI)
+	VMASKMOVPS Y1, Y13, 32(DI)
+	CMPQ R11, $2
+	JLT  k4_done
+	VMASKMOVPS Y2, Y12, (DI)(SI*1)
+	VMASKMOVPS Y3, Y13, 32(DI)(SI*1)
+	CMPQ R11, $3
+	JLT  k4_done
+	VMASKMOVPS Y4, Y12, (DI)(SI*2)
+	VMASKMOVPS Y5, Y13, 32(DI)(SI*2)
+	CMPQ R11, $4
+	JLT  k4_done
+	VMASKMOVPS Y6, Y12, (R8)
+	VMASKMOVPS Y7, Y13, 32(R8)
+	JMP  k4_done
 k4_done:
 	VZEROUPPER
 	RET
 
-// func kernel2x16(rows, kc int, a, b, c *float32, ldc int, alpha, beta float32)
-TEXT ·kernel2x16(SB), NOSPLIT, $0-56
+// func kernel2x16(rows, cols, kc int, a, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·kernel2x16(SB), NOSPLIT, $0-64
 	MOVQ rows+0(FP), R11
-	MOVQ kc+8(FP), CX
-	MOVQ a+16(FP), AX
-	MOVQ b+24(FP), BX
-	MOVQ c+32(FP), DI
-	MOVQ ldc+40(FP), SI
+	MOVQ kc+16(FP), CX
+	MOVQ a+24(FP), AX
+	MOVQ b+32(FP), BX
+	MOVQ c+40(FP), DI
+	MOVQ ldc+48(FP), SI
 	SHLQ $2, SI
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -488,19 +623,23 @@ k2_store:
 	VADDPS Y7, Y3, Y3
 	LEAQ (DI)(SI*2), R8
 	ADDQ SI, R8
-	MOVL alpha+48(FP), DX
+	MOVL alpha+56(FP), DX
 	CMPL DX, $0x3f800000
 	JEQ  k2_scaled
-	VBROADCASTSS alpha+48(FP), Y15
+	VBROADCASTSS alpha+56(FP), Y15
 	VMULPS Y15, Y0, Y0
 	VMULPS Y15, Y1, Y1
 	VMULPS Y15, Y2, Y2
 	VMULPS Y15, Y3, Y3
 k2_scaled:
-	MOVL beta+52(FP), DX
-	ANDL $0x7fffffff, DX
+	VBROADCASTSS beta+60(FP), Y15
+	MOVL beta+60(FP), BX
+	ANDL $0x7fffffff, BX
+	MOVQ cols+8(FP), DX
+	CMPQ DX, $16
+	JLT  k2_masked
+	TESTL BX, BX
 	JZ   k2_nobeta
-	VBROADCASTSS beta+52(FP), Y15
 	VFMADD231PS (DI), Y15, Y0
 	VFMADD231PS 32(DI), Y15, Y1
 	VMOVUPS Y0, (DI)
@@ -519,6 +658,38 @@ k2_nobeta:
 	JLT  k2_done
 	VMOVUPS Y2, (DI)(SI*1)
 	VMOVUPS Y3, 32(DI)(SI*1)
+	JMP  k2_done
+k2_masked:
+	LEAQ maskTable<>+64(SB), AX
+	SHLQ $2, DX
+	SUBQ DX, AX
+	VMOVUPS (AX), Y12
+	VMOVUPS 32(AX), Y13
+	TESTL BX, BX
+	JZ   k2_masked_nobeta
+	VMASKMOVPS (DI), Y12, Y14
+	VFMADD231PS Y14, Y15, Y0
+	VMASKMOVPS 32(DI), Y13, Y14
+	VFMADD231PS Y14, Y15, Y1
+	VMASKMOVPS Y0, Y12, (DI)
+	VMASKMOVPS Y1, Y13, 32(DI)
+	CMPQ R11, $2
+	JLT  k2_done
+	VMASKMOVPS (DI)(SI*1), Y12, Y14
+	VFMADD231PS Y14, Y15, Y2
+	VMASKMOVPS 32(DI)(SI*1), Y13, Y14
+	VFMADD231PS Y14, Y15, Y3
+	VMASKMOVPS Y2, Y12, (DI)(SI*1)
+	VMASKMOVPS Y3, Y13, 32(DI)(SI*1)
+	JMP  k2_done
+k2_masked_nobeta:
+	VMASKMOVPS Y0, Y12, (DI)
+	VMASKMOVPS Y1, Y13, 32(DI)
+	CMPQ R11, $2
+	JLT  k2_done
+	VMASKMOVPS Y2, Y12, (DI)(SI*1)
+	VMASKMOVPS Y3, Y13, 32(DI)(SI*1)
+	JMP  k2_done
 k2_done:
 	VZEROUPPER
 	RET

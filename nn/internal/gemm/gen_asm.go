@@ -27,9 +27,10 @@ func rowAddr(i int) (lo, hi string) {
 }
 
 // epilogue scales the accumulators of rows rows by alpha (unless alpha == 1)
-// and stores them to C, adding beta*C unless beta == ±0. With rowsReg, only
-// the first rowsReg rows are stored.
-func epilogue(label string, rows, alphaOff, betaOff int, rowsReg string) {
+// and stores them to C, adding beta*C unless beta == ±0. Only the first
+// cols (argument at colsOff) columns are stored, with masked moves when
+// cols < 16; with rowsReg, only the first rowsReg rows.
+func epilogue(label string, rows, alphaOff, betaOff, colsOff int, rowsReg string) {
 	w("\tMOVL alpha+%d(FP), DX", alphaOff)
 	w("\tCMPL DX, $0x3f800000")
 	w("\tJEQ  %s_scaled", label)
@@ -39,32 +40,57 @@ func epilogue(label string, rows, alphaOff, betaOff int, rowsReg string) {
 		w("\tVMULPS Y15, Y%d, Y%d", 2*i+1, 2*i+1)
 	}
 	w("%s_scaled:", label)
-	w("\tMOVL beta+%d(FP), DX", betaOff)
-	w("\tANDL $0x7fffffff, DX")
-	w("\tJZ   %s_nobeta", label)
 	w("\tVBROADCASTSS beta+%d(FP), Y15", betaOff)
-	for i := 0; i < rows; i++ {
-		lo, hi := rowAddr(i)
-		if rowsReg != "" && i > 0 {
-			w("\tCMPQ %s, $%d", rowsReg, i+1)
-			w("\tJLT  %s_done", label)
+	w("\tMOVL beta+%d(FP), BX", betaOff)
+	w("\tANDL $0x7fffffff, BX")
+	w("\tMOVQ cols+%d(FP), DX", colsOff)
+	w("\tCMPQ DX, $16")
+	w("\tJLT  %s_masked", label)
+	w("\tTESTL BX, BX")
+	w("\tJZ   %s_nobeta", label)
+	stores := func(beta, masked bool) {
+		for i := 0; i < rows; i++ {
+			lo, hi := rowAddr(i)
+			if rowsReg != "" && i > 0 {
+				w("\tCMPQ %s, $%d", rowsReg, i+1)
+				w("\tJLT  %s_done", label)
+			}
+			switch {
+			case beta && masked:
+				w("\tVMASKMOVPS %s, Y12, Y14", lo)
+				w("\tVFMADD231PS Y14, Y15, Y%d", 2*i)
+				w("\tVMASKMOVPS %s, Y13, Y14", hi)
+				w("\tVFMADD231PS Y14, Y15, Y%d", 2*i+1)
+			case beta:
+				w("\tVFMADD231PS %s, Y15, Y%d", lo, 2*i)
+				w("\tVFMADD231PS %s, Y15, Y%d", hi, 2*i+1)
+			}
+			if masked {
+				w("\tVMASKMOVPS Y%d, Y12, %s", 2*i, lo)
+				w("\tVMASKMOVPS Y%d, Y13, %s", 2*i+1, hi)
+			} else {
+				w("\tVMOVUPS Y%d, %s", 2*i, lo)
+				w("\tVMOVUPS Y%d, %s", 2*i+1, hi)
+			}
 		}
-		w("\tVFMADD231PS %s, Y15, Y%d", lo, 2*i)
-		w("\tVFMADD231PS %s, Y15, Y%d", hi, 2*i+1)
-		w("\tVMOVUPS Y%d, %s", 2*i, lo)
-		w("\tVMOVUPS Y%d, %s", 2*i+1, hi)
+		w("\tJMP  %s_done", label)
 	}
-	w("\tJMP  %s_done", label)
+	stores(true, false)
 	w("%s_nobeta:", label)
-	for i := 0; i < rows; i++ {
-		lo, hi := rowAddr(i)
-		if rowsReg != "" && i > 0 {
-			w("\tCMPQ %s, $%d", rowsReg, i+1)
-			w("\tJLT  %s_done", label)
-		}
-		w("\tVMOVUPS Y%d, %s", 2*i, lo)
-		w("\tVMOVUPS Y%d, %s", 2*i+1, hi)
-	}
+	stores(false, false)
+	w("%s_masked:", label)
+	// Y12, Y13 = lane masks for columns 0-7, 8-15: maskTable holds 16
+	// all-ones words then 16 zero words; start at word 16-cols.
+	w("\tLEAQ maskTable<>+64(SB), AX")
+	w("\tSHLQ $2, DX")
+	w("\tSUBQ DX, AX")
+	w("\tVMOVUPS (AX), Y12")
+	w("\tVMOVUPS 32(AX), Y13")
+	w("\tTESTL BX, BX")
+	w("\tJZ   %s_masked_nobeta", label)
+	stores(true, true)
+	w("%s_masked_nobeta:", label)
+	stores(false, true)
 	w("%s_done:", label)
 }
 
@@ -103,26 +129,26 @@ func step6(boff int) {
 }
 
 func kernel6() {
-	w("// func kernel6x16(tiles, kc int, a *float32, aStep, rsA, csA int, b, c *float32, ldc int, alpha, beta float32)")
-	w("TEXT ·kernel6x16(SB), NOSPLIT, $0-80")
+	w("// func kernel6x16(tiles, cols, kc int, a *float32, aStep, rsA, csA int, b, c *float32, ldc int, alpha, beta float32)")
+	w("TEXT ·kernel6x16(SB), NOSPLIT, $0-88")
 	w("\tMOVQ tiles+0(FP), R11")
-	w("\tMOVQ a+16(FP), R12")
-	w("\tMOVQ aStep+24(FP), R13")
+	w("\tMOVQ a+24(FP), R12")
+	w("\tMOVQ aStep+32(FP), R13")
 	w("\tSHLQ $2, R13")
-	w("\tMOVQ rsA+32(FP), R9")
+	w("\tMOVQ rsA+40(FP), R9")
 	w("\tSHLQ $2, R9")
-	w("\tMOVQ csA+40(FP), R10")
+	w("\tMOVQ csA+48(FP), R10")
 	w("\tSHLQ $2, R10")
-	w("\tMOVQ c+56(FP), DI")
-	w("\tMOVQ ldc+64(FP), SI")
+	w("\tMOVQ c+64(FP), DI")
+	w("\tMOVQ ldc+72(FP), SI")
 	w("\tSHLQ $2, SI")
 	w("")
 	w("k6_tile:")
 	w("\tMOVQ R12, AX")
 	w("\tLEAQ (AX)(R9*2), R8")
 	w("\tADDQ R9, R8")
-	w("\tMOVQ b+48(FP), BX")
-	w("\tMOVQ kc+8(FP), CX")
+	w("\tMOVQ b+56(FP), BX")
+	w("\tMOVQ kc+16(FP), CX")
 	zero(12)
 	splitCount("k6")
 	w("k6_loop4:")
@@ -143,7 +169,7 @@ func kernel6() {
 	w("k6_store:")
 	w("\tLEAQ (DI)(SI*2), R8")
 	w("\tADDQ SI, R8")
-	epilogue("k6", 6, 72, 76, "")
+	epilogue("k6", 6, 80, 84, 8, "")
 	w("\tADDQ R13, R12")
 	w("\tLEAQ (DI)(SI*4), DI")
 	w("\tLEAQ (DI)(SI*2), DI")
@@ -165,14 +191,14 @@ func edgeKernel(rows int) {
 	if rows == 2 {
 		sets = 2
 	}
-	w("// func %s(rows, kc int, a, b, c *float32, ldc int, alpha, beta float32)", name)
-	w("TEXT ·%s(SB), NOSPLIT, $0-56", name)
+	w("// func %s(rows, cols, kc int, a, b, c *float32, ldc int, alpha, beta float32)", name)
+	w("TEXT ·%s(SB), NOSPLIT, $0-64", name)
 	w("\tMOVQ rows+0(FP), R11")
-	w("\tMOVQ kc+8(FP), CX")
-	w("\tMOVQ a+16(FP), AX")
-	w("\tMOVQ b+24(FP), BX")
-	w("\tMOVQ c+32(FP), DI")
-	w("\tMOVQ ldc+40(FP), SI")
+	w("\tMOVQ kc+16(FP), CX")
+	w("\tMOVQ a+24(FP), AX")
+	w("\tMOVQ b+32(FP), BX")
+	w("\tMOVQ c+40(FP), DI")
+	w("\tMOVQ ldc+48(FP), SI")
 	w("\tSHLQ $2, SI")
 	zero(nacc * sets)
 	splitCount(l)
@@ -212,7 +238,7 @@ func edgeKernel(rows int) {
 	}
 	w("\tLEAQ (DI)(SI*2), R8")
 	w("\tADDQ SI, R8")
-	epilogue(l, rows, 48, 52, "R11")
+	epilogue(l, rows, 56, 60, 8, "R11")
 	w("\tVZEROUPPER")
 	w("\tRET")
 	w("")
@@ -255,6 +281,12 @@ packb16loop:
 
 func main() {
 	out.WriteString(header)
+	w("")
+	w("// maskTable: 16 all-ones words, then 16 zero words (VMASKMOVPS lane masks).")
+	for i := 0; i < 8; i++ {
+		w("DATA maskTable<>+%d(SB)/8, $-1", 8*i)
+	}
+	w("GLOBL maskTable<>(SB), RODATA|NOPTR, $128")
 	w("")
 	kernel6()
 	edgeKernel(4)

@@ -3,21 +3,27 @@ package gemm
 // genericKernels are the portable micro-kernels.
 var genericKernels = microKernels{full: fullGeneric, edge: edgeGeneric}
 
-func fullGeneric(tiles, kc int, a []float32, aStep, rsA, csA int, b, c []float32, ldc int, alpha, beta float32) {
+func fullGeneric(tiles, cols, kc int, a []float32, aStep, rsA, csA int, b, c []float32, ldc int, alpha, beta float32) {
 	for t := 0; t < tiles; t++ {
-		kernelGeneric(mr, kc, a[t*aStep:], rsA, csA, b, c[t*mr*ldc:], ldc, alpha, beta)
+		kernelGeneric(mr, cols, kc, a[t*aStep:], rsA, csA, b, c[t*mr*ldc:], ldc, alpha, beta)
 	}
 }
 
-func edgeGeneric(rows, kc int, a, b, c []float32, ldc int, alpha, beta float32) {
-	kernelGeneric(rows, kc, a, 1, mr, b, c, ldc, alpha, beta)
+func edgeGeneric(rows, cols, kc int, a, b, c []float32, ldc int, alpha, beta float32) {
+	kernelGeneric(rows, cols, kc, a, 1, mr, b, c, ldc, alpha, beta)
 }
 
-// kernelGeneric computes the first rows rows of an mr×nr tile:
-// c[i*ldc+j] = alpha*Σ_p a[i*rsA+p*csA]*b[p*nr+j] + beta*c[i*ldc+j].
-func kernelGeneric(rows, kc int, a []float32, rsA, csA int, b, c []float32, ldc int, alpha, beta float32) {
+// kernelGeneric computes the first rows rows and cols columns of an mr×nr
+// tile: c[i*ldc+j] = alpha*Σ_p a[i*rsA+p*csA]*b[p*nr+j] + beta*c[i*ldc+j].
+func kernelGeneric(rows, cols, kc int, a []float32, rsA, csA int, b, c []float32, ldc int, alpha, beta float32) {
 	a = a[:(rows-1)*rsA+(kc-1)*csA+1]
 	b = b[:kc*nr]
+	if cols < nr {
+		var t [mr * nr]float32
+		kernelGeneric(rows, nr, kc, a, rsA, csA, b, t[:], nr, 1, 0)
+		storeTile(rows, cols, alpha, beta, t[:], c, ldc)
+		return
+	}
 	for i := 0; i < rows; i++ {
 		ar := a[i*rsA:]
 		for h := 0; h < nr; h += 8 {
