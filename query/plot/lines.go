@@ -43,7 +43,7 @@ func (l *line) Plot(c draw.Canvas, p *gplot.Plot) {
 	var cur []vg.Point
 	for i, x := range l.xs {
 		y := l.ys[i]
-		if !drawable(&p.Y, y) {
+		if !drawable(&p.Y, y) || math.IsNaN(x) || math.IsInf(x, 0) {
 			if len(cur) > 0 {
 				segs = append(segs, cur)
 				cur = nil

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image/png"
 	"os"
@@ -271,7 +272,9 @@ func TestReportScreenshot(t *testing.T) {
 	if p := os.Getenv("ACTREC_REPORT_SCREENSHOT"); p != "" {
 		shot, _ = filepath.Abs(p)
 	}
-	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir="+filepath.Join(tmp, "profile"), "--hide-scrollbars",
 		"--screenshot="+shot, "--window-size=1280,2000", "file://"+page)
