@@ -339,3 +339,28 @@ func TestPackFull(t *testing.T) {
 		}
 	}
 }
+
+// TestSgemmEmpty covers zero sizes: k == 0 leaves beta*C, m or n == 0
+// touches nothing.
+func TestSgemmEmpty(t *testing.T) {
+	for _, impl := range impls() {
+		for _, sh := range [][3]int{{3, 4, 0}, {0, 4, 5}, {3, 0, 5}, {0, 0, 0}} {
+			for _, beta := range []float32{0, 0.5, 1} {
+				t.Run(fmt.Sprintf("%s/%v/beta=%v", impl.name, sh, beta), func(t *testing.T) {
+					r := rand.New(rand.NewSource(5))
+					p := newProblem(r, false, false, sh[0], sh[1], sh[2], 1, 1, beta)
+					got := p.clone()
+					if beta == 0 {
+						for i := range got.c[:p.m*p.ldc] {
+							if i%p.ldc < p.n {
+								got.c[i] = float32(math.NaN())
+							}
+						}
+					}
+					got.run(impl.f)
+					verify(t, p, got)
+				})
+			}
+		}
+	}
+}
