@@ -136,12 +136,12 @@ func sgemmParallel(kern microKernels, threads int, transA, transB bool, m, n, k 
 	wg.Wait()
 }
 
-// splitGrid picks tm*tn <= threads blocks for an mTiles×nTiles tile grid,
+// splitGrid picks tm*tn <= blocks blocks for an mTiles×nTiles tile grid,
 // minimising the largest block (in tiles), preferring splits along n (a
 // split along m makes every block pack the same rows of B again).
-func splitGrid(threads, mTiles, nTiles int) (tm, tn int) {
+func splitGrid(blocks, mTiles, nTiles int) (tm, tn int) {
 	best := -1
-	for t := threads; t >= 1 && best < 0; t-- {
+	for t := blocks; t >= 1 && best < 0; t-- {
 		for x := 1; x <= t; x++ {
 			if t%x != 0 {
 				continue
