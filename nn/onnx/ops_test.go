@@ -357,3 +357,14 @@ func TestOps_Opset18ReduceAxesInput(t *testing.T) {
 	}
 	near(t, y, []int{2, 3}, want)
 }
+
+// Shape inference must not overflow for large per-sample tensors
+// (16.7M elements per sample here).
+func TestLoad_LargeSampleShapes(t *testing.T) {
+	data := model(13, []*valueInfo{vinfo("x", -1, 64, 512, 512)}, "y", nil,
+		node("a", "Relu", []string{"x"}, []string{"a"}),
+		node("b", "Concat", []string{"a", "a"}, []string{"y"}, aInt("axis", 1)))
+	if _, err := Decode(data, LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
