@@ -22,7 +22,9 @@ References are computed in float64 from the float32 weights and input and rounde
 of resnet18 at batch 1 and 8 (DIR/pytorch_bench.txt, --threads, default 2) for comparison with
 `go test ./nn/onnx -bench ResNet18`.
 
-Usage: /usr/bin/python3 scripts/onnx_export.py [--large DIR [--threads N] [--bench-only]]
+--zoo (with --large) adds more torchvision models (see ZOO) with their references.
+
+Usage: /usr/bin/python3 scripts/onnx_export.py [--large DIR [--zoo] [--threads N] [--bench-only]]
 """
 import argparse
 import os
@@ -320,15 +322,21 @@ def tinyformer(outdir):
         print(name, "keys", sorted(r), "f32 err", worst)
 
 
-def large(outdir, threads, bench_only=False):
+# More torchvision models for --zoo (random weights; googlenet without auxiliary heads).
+ZOO = ["alexnet", "squeezenet1_0", "googlenet", "densenet121", "shufflenet_v2_x0_5",
+       "mobilenet_v3_small", "mnasnet0_5", "efficientnet_b0", "regnet_y_400mf", "convnext_tiny"]
+
+
+def large(outdir, threads, bench_only=False, zoo=False):
     import torchvision
     os.makedirs(outdir, exist_ok=True)
     torch.set_num_threads(threads)
     lines = []
-    for name, ctor in (("resnet18", torchvision.models.resnet18),
-                       ("mobilenet_v2", torchvision.models.mobilenet_v2)):
+    names = ["resnet18", "mobilenet_v2"] + (ZOO if zoo and not bench_only else [])
+    for name in names:
         torch.manual_seed(0)
-        model = ctor()
+        kw = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+        model = getattr(torchvision.models, name)(**kw)
         init_bn(model, torch.Generator().manual_seed(2))
         model.eval()
         if not bench_only:
@@ -367,12 +375,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--large", metavar="DIR", help="export resnet18 and mobilenet_v2 into DIR")
     ap.add_argument("--threads", type=int, default=2, help="PyTorch threads for --large timings")
+    ap.add_argument("--zoo", action="store_true",
+                    help="with --large: also export " + ", ".join(ZOO))
     ap.add_argument("--bench-only", action="store_true",
                     help="with --large: only time PyTorch's resnet18, do not export")
     ap.add_argument("--out", default=os.path.join(ROOT, "testdata", "onnx"))
     a = ap.parse_args()
     if a.large:
-        large(a.large, a.threads, a.bench_only)
+        large(a.large, a.threads, a.bench_only, a.zoo)
     else:
         small(a.out)
         tinyformer(a.out)

@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/actrec/actrec/nn"
 )
 
 // The large parity models (torchvision resnet18 and mobilenet_v2 with random
-// weights) are too big to commit. Generate them with
+// weights; more with --zoo) are too big to commit. Generate them with
 //
-//	/usr/bin/python3 scripts/onnx_export.py --large DIR
+//	/usr/bin/python3 scripts/onnx_export.py --large DIR [--zoo]
 //
+// TestLoad_LargeParity compares every DIR/NAME.onnx that has a
+// DIR/NAME.io.safetensors.
 // and run the test and benchmarks with ACTREC_ONNX_LARGE=DIR.
 const largeEnv = "ACTREC_ONNX_LARGE"
 
@@ -28,7 +31,12 @@ func largeDir(tb testing.TB) string {
 
 func TestLoad_LargeParity(t *testing.T) {
 	dir := largeDir(t)
-	for _, name := range []string{"resnet18", "mobilenet_v2"} {
+	ios, err := filepath.Glob(filepath.Join(dir, "*.io.safetensors"))
+	if err != nil || len(ios) == 0 {
+		t.Fatalf("no *.io.safetensors in %s (%v)", dir, err)
+	}
+	for _, io := range ios {
+		name := strings.TrimSuffix(filepath.Base(io), ".io.safetensors")
 		t.Run(name, func(t *testing.T) {
 			m, err := Load(filepath.Join(dir, name+".onnx"))
 			if err != nil {
@@ -38,8 +46,14 @@ func TestLoad_LargeParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := checkParity(t, m, io)
-			t.Logf("%s: %d leaves, output max abs error %.3g (%d reference tensors)", name, len(m.Modules()), e, len(io)-1)
+			e, tol := checkParity(t, m, io)
+			leaves := 0
+			for _, mi := range m.Modules() {
+				if mi.Leaf {
+					leaves++
+				}
+			}
+			t.Logf("%s: %d leaves, output max abs error %.3g (tolerance %.3g; %d reference tensors incl. output)", name, leaves, e, tol, len(io)-1)
 		})
 	}
 }

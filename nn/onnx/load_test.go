@@ -29,7 +29,7 @@ func maxErr(got, want *nn.Tensor) (float64, float64) {
 
 // checkParity runs model on io["input"] and compares the output and every
 // module output present in io (keyed by module path).
-func checkParity(t *testing.T, m *nn.Model, io map[string]*nn.Tensor) float64 {
+func checkParity(t *testing.T, m *nn.Model, io map[string]*nn.Tensor) (worst, tol float64) {
 	t.Helper()
 	var mu sync.Mutex
 	got := map[string]*nn.Tensor{}
@@ -53,7 +53,6 @@ func checkParity(t *testing.T, m *nn.Model, io map[string]*nn.Tensor) float64 {
 		}
 	}
 	sort.Strings(keys)
-	worst := 0.0
 	for _, k := range keys {
 		g, ok := got[k]
 		if !ok {
@@ -66,15 +65,15 @@ func checkParity(t *testing.T, m *nn.Model, io map[string]*nn.Tensor) float64 {
 			t.Errorf("%s: shape %v, want %v", k, g.Shape, w.Shape)
 			continue
 		}
-		e, tol := maxErr(g, w)
-		if e > tol || math.IsNaN(e) {
-			t.Errorf("%s: max abs error %g > %g", k, e, tol)
+		e, tl := maxErr(g, w)
+		if e > tl || math.IsNaN(e) {
+			t.Errorf("%s: max abs error %g > %g", k, e, tl)
 		}
 		if k == "output" {
-			worst = e
+			worst, tol = e, tl
 		}
 	}
-	return worst
+	return worst, tol
 }
 
 func equalShape(a, b []int) bool {
@@ -104,8 +103,8 @@ func TestLoad_Parity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := checkParity(t, m, io)
-			t.Logf("%s: output max abs error %.3g (%d reference tensors)", name, e, len(io)-1)
+			e, tol := checkParity(t, m, io)
+			t.Logf("%s: output max abs error %.3g (tolerance %.3g; %d reference tensors)", name, e, tol, len(io)-1)
 		})
 	}
 }
