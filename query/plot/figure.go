@@ -58,7 +58,8 @@ type panel struct {
 }
 
 // Figure is one picture: one or more charts laid out on a page of Width x Height.
-// Build it with Stat, Hist or Diff; render it with Render.
+// Build it with Stat, Hist or Diff; render it with Render. A Figure is not safe for
+// concurrent use (rendering lays out its plots in place).
 type Figure struct {
 	Width, Height vg.Length
 	// Title is the figure's main title (the charts carry their own titles too).

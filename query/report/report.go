@@ -423,7 +423,9 @@ func diffSection(rep *query.DiffReport, m plot.Metric) (*diffView, error) {
 		if err != nil {
 			return nil, err
 		}
-		svg, err := inlineSVG(fig)
+		// A chart of many layers keeps its natural size and scrolls sideways, so that its
+		// layer names stay legible.
+		svg, err := inlineSVG(fig, fig.Width > 12*vg.Inch)
 		if err != nil {
 			return nil, err
 		}
@@ -480,7 +482,7 @@ func layerSection(s *store.Store, run string, opts Options, l store.LayerSummary
 		} else {
 			fig.SetSize(statW+fig.LegendWidth(), statH)
 		}
-		svg, err := inlineSVG(fig)
+		svg, err := inlineSVG(fig, false)
 		if err != nil {
 			return err
 		}
@@ -528,14 +530,18 @@ var (
 )
 
 // inlineSVG renders fig as an SVG element for embedding in HTML: no XML prolog, scaled to
-// the page width (up to its natural size).
-func inlineSVG(fig *plot.Figure) (template.HTML, error) {
+// the page width (up to its natural size), or at its natural size when natural is set.
+func inlineSVG(fig *plot.Figure, natural bool) (template.HTML, error) {
 	var buf bytes.Buffer
 	if err := fig.Render(&buf, plot.SVG); err != nil {
 		return "", err
 	}
 	out := svgProlog.ReplaceAllString(buf.String(), "<svg ")
-	out = svgSize.ReplaceAllString(out, `<svg class="chart" style="max-width:${1}pt" role="img"`)
+	if natural {
+		out = svgSize.ReplaceAllString(out, `<svg class="chart" style="width:${1}pt;max-width:none" role="img"`)
+	} else {
+		out = svgSize.ReplaceAllString(out, `<svg class="chart" style="max-width:${1}pt" role="img"`)
+	}
 	// The content is gonum's SVG output; every text in it is HTML-escaped by vgsvg.
 	return template.HTML(out), nil
 }

@@ -44,6 +44,7 @@ tr.first td { background: #fde8e8; }
 .st-only_a, .st-only_b, .st-no_common_data { color: var(--muted); }
 pre { background: var(--band); border: 1px solid var(--line); padding: 8px 12px; overflow: auto; max-height: 320px; font-size: 12px; }
 figure { margin: 10px 0 18px; }
+figure.scroll { overflow-x: auto; }
 figcaption { color: var(--muted); font-size: 12px; margin-top: 2px; }
 svg.chart { display: block; width: 100%; height: auto; border: 1px solid var(--line); }
 svg.chart image { image-rendering: pixelated; }
@@ -81,7 +82,7 @@ footer { color: var(--muted); font-size: 12px; padding: 12px 28px; border-top: 1
 <p>{{if .Pass}}<span class="badge pass">PASS</span>{{else}}<span class="badge fail">FAIL</span>{{end}}
 {{if .FirstDiverging}} First diverging layer: <strong>{{.FirstDiverging}}</strong>.{{else}} No layer diverges.{{end}}</p>
 {{range .Summary}}<p>{{.}}</p>{{end}}
-{{with .Chart}}<figure>{{.SVG}}<figcaption>{{.Caption}}</figcaption></figure>{{end}}
+{{with .Chart}}<figure class="scroll">{{.SVG}}<figcaption>{{.Caption}}</figcaption></figure>{{end}}
 <table>
 <tr><th>layer</th><th>op</th><th>status</th><th class="num">SQNR dB</th><th class="num">cosine</th><th class="num">rel. L2</th><th class="num">max |a−b|</th><th class="num">outside tol.</th><th class="num">Δ mean</th><th class="num">Δ std</th><th class="num">hist W1</th><th>reasons</th></tr>
 {{range .Rows}}<tr{{if .First}} class="first"{{end}}><td>{{.Layer}}</td><td>{{.Op}}</td><td class="{{.StatusClass}}">{{.Status}}</td><td class="num">{{.SQNR}}</td><td class="num">{{.Cosine}}</td><td class="num">{{.RelL2}}</td><td class="num">{{.MaxAbs}}</td><td class="num">{{.Outside}}</td><td class="num">{{.DMean}}</td><td class="num">{{.DStd}}</td><td class="num">{{.W1}}</td><td>{{.Reasons}}</td></tr>
