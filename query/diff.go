@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/actrec/actrec/store"
 )
@@ -27,8 +29,9 @@ type DiffOptions struct {
 	MinCosine *float64
 	// Batches restricts the comparison to these batches of both runs.
 	Batches store.BatchRange
-	// MemoryBudget bounds the bytes of run-B tensor data held at once.
-	// Default 256 MiB. At least one batch's worth is always held.
+	// MemoryBudget bounds the bytes of run-B tensor data of one window;
+	// two windows are held at once (one loading, one compared). Default
+	// 64 MiB. At least one batch's worth is always held.
 	MemoryBudget int64
 	// Layers restricts the comparison to these layers of run A (default
 	// all).
@@ -199,7 +202,7 @@ func Diff(s *store.Store, runA, runB string, opts DiffOptions) (*DiffReport, err
 		return nil, err
 	}
 	if opts.MemoryBudget <= 0 {
-		opts.MemoryBudget = 256 << 20
+		opts.MemoryBudget = 64 << 20
 	}
 	la, err = findLayers(la, runA, opts.Layers)
 	if err != nil {
@@ -534,19 +537,29 @@ func matchKeys(rows []keyRow, byIndex bool) []rowKey {
 
 // diffTensors compares the tensors of a layer pair of equal shape.
 //
-// Plan: list the rows (no data) of both runs, match them by key, then walk
-// run A's batches in windows; for each window load the run-B batches its
-// samples need (bounded by opts.MemoryBudget), then stream run A's rows of
-// the window and accumulate the error of each against its B row. A's data
-// is never copied; B's is copied once per window.
+// Plan: list the rows (no data) of both runs, concurrently, and match them
+// by key; cut run A's batches into windows whose run-B rows fit in
+// opts.MemoryBudget. A loader goroutine copies the run-B rows of the next
+// window while the current window streams run A's rows from the store (in
+// place, never copied) and accumulates the error of each against its B
+// row, the larger rows split between two goroutines. Peak memory: two
+// windows of B rows plus the row lists.
 func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opts DiffOptions, batchesA, batchesB map[int64]bool) (*TensorDiff, error) {
-	ka, err := tensorKeys(s, runA, a.Path, opts.Batches)
-	if err != nil {
-		return nil, err
+	var ka, kb []keyRow
+	var errA, errB error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		kb, errB = tensorKeys(s, runB, b.Path, opts.Batches)
+	}()
+	ka, errA = tensorKeys(s, runA, a.Path, opts.Batches)
+	wg.Wait()
+	if errA != nil {
+		return nil, errA
 	}
-	kb, err := tensorKeys(s, runB, b.Path, opts.Batches)
-	if err != nil {
-		return nil, err
+	if errB != nil {
+		return nil, errB
 	}
 	byIndex := len(ka) > 0 && len(kb) > 0
 	for _, r := range ka {
@@ -572,21 +585,16 @@ func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opt
 		locB[k] = bLoc{kb[i].batch, kb[i].sample}
 		rowsPerB[kb[i].batch]++
 	}
-	// For each A row: its B location, or missing.
 	keyOfA := make(map[bLoc]bLoc, len(ka)) // A (batch, sample) -> B (batch, sample)
-	type aBatch struct {
-		batch int64
-		needs []int64 // B batches
-	}
 	var aBatches []aBatch
-	matchedInB := 0
+	matched := 0
 	for i, k := range keysA {
 		l, ok := locB[k]
 		if !ok {
 			td.SamplesOnlyA++
 			continue
 		}
-		matchedInB++
+		matched++
 		keyOfA[bLoc{ka[i].batch, ka[i].sample}] = l
 		if len(aBatches) == 0 || aBatches[len(aBatches)-1].batch != ka[i].batch {
 			aBatches = append(aBatches, aBatch{batch: ka[i].batch})
@@ -596,79 +604,61 @@ func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opt
 			ab.needs = append(ab.needs, l.batch)
 		}
 	}
-	td.SamplesOnlyB = int64(len(kb) - matchedInB)
-	td.Samples = int64(matchedInB)
-	if matchedInB == 0 {
+	td.SamplesOnlyB = int64(len(kb) - matched)
+	td.Samples = int64(matched)
+	if matched == 0 {
 		return td, nil
 	}
 	elems := 1
 	for _, d := range a.Shape {
 		elems *= d
 	}
-	rowBytes := int64(elems) * 4
 	bBatchList := make([]int64, 0, len(rowsPerB))
 	for bb := range rowsPerB {
 		bBatchList = append(bBatchList, bb)
 	}
 	slices.Sort(bBatchList)
+	windows := planWindows(aBatches, rowsPerB, int64(elems)*4, opts.MemoryBudget)
 
-	acc := ErrorAccumulator{Tol: opts.Tol}
-	cache := map[bLoc][]float32{}
-	var arena []float32
-	for i := 0; i < len(aBatches); {
-		need := map[int64]bool{}
-		var bytes int64
-		j := i
-		for ; j < len(aBatches); j++ {
-			var add int64
-			for _, nb := range aBatches[j].needs {
-				if !need[nb] {
-					add += rowsPerB[nb] * rowBytes
-				}
+	// The loader fills windows of B rows ahead of the comparison.
+	quit := make(chan struct{})
+	defer close(quit)
+	free := make(chan []float32, 2)
+	free <- nil
+	free <- nil
+	ready := make(chan loadedWindow)
+	go func() {
+		for _, w := range windows {
+			var arena []float32
+			select {
+			case arena = <-free:
+			case <-quit:
+				return
 			}
-			if j > i && bytes+add > opts.MemoryBudget {
-				break
+			lw := loadWindow(s, runB, b, elems, w, bBatchList, arena)
+			select {
+			case ready <- lw:
+			case <-quit:
+				return
 			}
-			for _, nb := range aBatches[j].needs {
-				need[nb] = true
-			}
-			bytes += add
-		}
-		// Load the needed B batches, in maximal runs of consecutive
-		// recorded batch numbers.
-		clear(cache)
-		if int64(cap(arena)) < bytes/4 {
-			arena = make([]float32, 0, bytes/4)
-		}
-		arena = arena[:0]
-		for _, rg := range neededRanges(bBatchList, need) {
-			err := s.Tensors(runB, b.Path, rg, func(row store.TensorRow) error {
-				if !need[row.Batch] {
-					return nil
-				}
-				if len(row.Data) != elems {
-					return fmt.Errorf("run %q layer %q batch %d sample %d: %d values, shape %v wants %d",
-						runB, b.Path, row.Batch, row.Sample, len(row.Data), b.Shape, elems)
-				}
-				if len(arena)+elems > cap(arena) { // more rows than counted: stay correct
-					cache[bLoc{row.Batch, row.Sample}] = append([]float32{}, row.Data...)
-					return nil
-				}
-				off := len(arena)
-				arena = append(arena, row.Data...)
-				cache[bLoc{row.Batch, row.Sample}] = arena[off : off+elems : off+elems]
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("tensors of %s/%s: %w", runB, b.Path, err)
+			if lw.err != nil {
+				return
 			}
 		}
-		// Stream A over the window.
+	}()
+
+	acc := newSplitAccumulator(opts.Tol, elems)
+	defer acc.stop()
+	for _, w := range windows {
+		lw := <-ready
+		if lw.err != nil {
+			return nil, lw.err
+		}
 		inWindow := map[int64]bool{}
-		for _, ab := range aBatches[i:j] {
+		for _, ab := range aBatches[w.from:w.to] {
 			inWindow[ab.batch] = true
 		}
-		ra := store.BatchRange{From: aBatches[i].batch, To: aBatches[j-1].batch + 1}
+		ra := store.BatchRange{From: aBatches[w.from].batch, To: aBatches[w.to-1].batch + 1}
 		err := s.Tensors(runA, a.Path, ra, func(row store.TensorRow) error {
 			if !inWindow[row.Batch] {
 				return nil
@@ -677,24 +667,162 @@ func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opt
 			if !ok {
 				return nil
 			}
-			ref, ok := cache[l]
+			ref, ok := lw.cache[l]
 			if !ok {
-				return fmt.Errorf("run %q layer %q batch %d sample %d: index listed it but it was not read", runB, b.Path, l.batch, l.sample)
+				return fmt.Errorf("run %q layer %q batch %d sample %d: listed by the index but not read", runB, b.Path, l.batch, l.sample)
 			}
 			if len(row.Data) != len(ref) {
 				return fmt.Errorf("run %q layer %q batch %d sample %d: %d values, shape %v wants %d",
 					runA, a.Path, row.Batch, row.Sample, len(row.Data), a.Shape, len(ref))
 			}
-			acc.Add(row.Data, ref)
+			acc.add(row.Data, ref)
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("tensors of %s/%s: %w", runA, a.Path, err)
 		}
+		free <- lw.arena
+	}
+	td.ErrorMetrics = acc.result().Metrics()
+	return td, nil
+}
+
+// aBatch is a batch of run A with the run-B batches its samples match.
+type aBatch struct {
+	batch int64
+	needs []int64
+}
+
+// window is a run of A batches aBatches[from:to] with the B batches they
+// need and those batches' bytes.
+type window struct {
+	from, to int
+	need     map[int64]bool
+	bytes    int64
+}
+
+// planWindows cuts aBatches into windows whose B rows fit in budget (at
+// least one A batch per window).
+func planWindows(aBatches []aBatch, rowsPerB map[int64]int64, rowBytes, budget int64) []window {
+	var out []window
+	for i := 0; i < len(aBatches); {
+		w := window{from: i, need: map[int64]bool{}}
+		j := i
+		for ; j < len(aBatches); j++ {
+			var add int64
+			for _, nb := range aBatches[j].needs {
+				if !w.need[nb] {
+					add += rowsPerB[nb] * rowBytes
+				}
+			}
+			if j > i && w.bytes+add > budget {
+				break
+			}
+			for _, nb := range aBatches[j].needs {
+				w.need[nb] = true
+			}
+			w.bytes += add
+		}
+		w.to = j
+		out = append(out, w)
 		i = j
 	}
-	td.ErrorMetrics = acc.Metrics()
-	return td, nil
+	return out
+}
+
+// loadedWindow holds copies of the run-B rows of a window.
+type loadedWindow struct {
+	cache map[bLoc][]float32
+	arena []float32
+	err   error
+}
+
+// loadWindow copies the rows of the B batches w needs into arena (grown
+// as needed), reading maximal runs of consecutive recorded batches.
+func loadWindow(s *store.Store, runB string, b store.LayerSummary, elems int, w window, bBatchList []int64, arena []float32) loadedWindow {
+	lw := loadedWindow{cache: map[bLoc][]float32{}}
+	if int64(cap(arena)) < w.bytes/4 {
+		arena = make([]float32, 0, w.bytes/4)
+	}
+	arena = arena[:0]
+	for _, rg := range neededRanges(bBatchList, w.need) {
+		err := s.Tensors(runB, b.Path, rg, func(row store.TensorRow) error {
+			if !w.need[row.Batch] {
+				return nil
+			}
+			if len(row.Data) != elems {
+				return fmt.Errorf("run %q layer %q batch %d sample %d: %d values, shape %v wants %d",
+					runB, b.Path, row.Batch, row.Sample, len(row.Data), b.Shape, elems)
+			}
+			if len(arena)+elems > cap(arena) { // more rows than listed (a live writer): stay correct
+				lw.cache[bLoc{row.Batch, row.Sample}] = append([]float32{}, row.Data...)
+				return nil
+			}
+			off := len(arena)
+			arena = append(arena, row.Data...)
+			lw.cache[bLoc{row.Batch, row.Sample}] = arena[off : off+elems : off+elems]
+			return nil
+		})
+		if err != nil {
+			lw.err = fmt.Errorf("tensors of %s/%s: %w", runB, b.Path, err)
+			break
+		}
+	}
+	lw.arena = arena
+	return lw
+}
+
+// splitMin is the row length from which splitAccumulator shares a row's
+// work with its helper goroutine.
+const splitMin = 1 << 14
+
+// splitAccumulator accumulates rows on the calling goroutine and, for
+// long rows, half of each row on a helper goroutine (when GOMAXPROCS > 1).
+type splitAccumulator struct {
+	main, help ErrorAccumulator
+	work       chan [2][]float32
+	done       chan struct{}
+}
+
+func newSplitAccumulator(tol Tolerance, elems int) *splitAccumulator {
+	sa := &splitAccumulator{main: ErrorAccumulator{Tol: tol}, help: ErrorAccumulator{Tol: tol}}
+	if elems >= splitMin && runtime.GOMAXPROCS(0) > 1 {
+		sa.work = make(chan [2][]float32)
+		sa.done = make(chan struct{})
+		go func() {
+			for w := range sa.work {
+				sa.help.Add(w[0], w[1])
+				sa.done <- struct{}{}
+			}
+		}()
+	}
+	return sa
+}
+
+func (sa *splitAccumulator) add(a, b []float32) {
+	if sa.work == nil || len(a) < splitMin {
+		sa.main.Add(a, b)
+		return
+	}
+	h := len(a) / 2
+	sa.work <- [2][]float32{a[h:], b[h:]}
+	sa.main.Add(a[:h], b[:h])
+	<-sa.done
+}
+
+// stop ends the helper goroutine.
+func (sa *splitAccumulator) stop() {
+	if sa.work != nil {
+		close(sa.work)
+		sa.work = nil
+	}
+}
+
+// result merges the helper's sums into the main accumulator.
+func (sa *splitAccumulator) result() *ErrorAccumulator {
+	sa.stop()
+	sa.main.Merge(&sa.help)
+	return &sa.main
 }
 
 // neededRanges groups the needed batches into ranges over the sorted list

@@ -49,10 +49,11 @@
 // shape-mismatched layer of A in execution order.
 //
 // Memory stays bounded: Diff lists the rows of a layer (batch, sample,
-// dataset index: a few bytes per sample) and then walks run A in windows of
-// batches, holding only the run-B rows those batches need
-// (DiffOptions.MemoryBudget, default 256 MiB); run A's data is read in
-// place from the store's memory map.
+// dataset index: a few dozen bytes per sample) and then walks run A in
+// windows of batches, holding only the run-B rows those batches need (two
+// windows of DiffOptions.MemoryBudget, default 64 MiB, one being loaded
+// while the other is compared); run A's data is read in place from the
+// store's memory map.
 //
 // # Export layouts
 //

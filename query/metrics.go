@@ -56,9 +56,41 @@ func (e *ErrorAccumulator) Add(a, b []float32) {
 	}
 }
 
-// addChunk runs the fast path over at most chunk pairs; if any non-finite
-// value was involved it redoes the chunk with the careful path.
+// chunkSums are the sums of one chunk before they are checked for
+// non-finite values and added to the accumulator.
+type chunkSums struct {
+	abs, sq, a2, b2, ab, mx float64
+	out                     int64
+}
+
+// addChunk runs the fast path over at most chunk pairs (the vector kernel
+// where the CPU has one, then scalar code); if any non-finite value was
+// involved it redoes the chunk with the careful path.
 func (e *ErrorAccumulator) addChunk(a, b []float32) {
+	var s chunkSums
+	atol, rtol := e.Tol.Atol, e.Tol.Rtol
+	done := vectorSums(a, b, atol, rtol, &s)
+	scalarSums(a[done:], b[done:len(a)], atol, rtol, &s)
+	// Squares of finite float32 values cannot overflow float64, so a
+	// non-finite sum means a non-finite input.
+	check := s.a2 + s.b2
+	if math.IsNaN(check) || math.IsInf(check, 0) {
+		e.addCareful(a, b)
+		return
+	}
+	e.N += int64(len(a))
+	e.Outside += s.out
+	e.SumAbs += s.abs
+	e.SumSqDiff += s.sq
+	e.SumA2 += s.a2
+	e.SumB2 += s.b2
+	e.SumAB += s.ab
+	e.MaxAbs = max(e.MaxAbs, s.mx)
+}
+
+// scalarSums accumulates (a, b) into s without non-finite checks, two
+// independent chains for instruction-level parallelism.
+func scalarSums(a, b []float32, atol, rtol float64, s *chunkSums) {
 	var (
 		sAbs0, sAbs1 float64
 		sSq0, sSq1   float64
@@ -68,7 +100,6 @@ func (e *ErrorAccumulator) addChunk(a, b []float32) {
 		mx0, mx1     float64
 		out          int64
 	)
-	atol, rtol := e.Tol.Atol, e.Tol.Rtol
 	b = b[:len(a)]
 	i := 0
 	for ; i+1 < len(a); i += 2 {
@@ -113,21 +144,13 @@ func (e *ErrorAccumulator) addChunk(a, b []float32) {
 			out++
 		}
 	}
-	// Squares of finite float32 values cannot overflow float64, so a
-	// non-finite sum means a non-finite input.
-	check := sA0 + sA1 + sB0 + sB1
-	if math.IsNaN(check) || math.IsInf(check, 0) {
-		e.addCareful(a, b)
-		return
-	}
-	e.N += int64(len(a))
-	e.Outside += out
-	e.SumAbs += sAbs0 + sAbs1
-	e.SumSqDiff += sSq0 + sSq1
-	e.SumA2 += sA0 + sA1
-	e.SumB2 += sB0 + sB1
-	e.SumAB += sAB0 + sAB1
-	e.MaxAbs = max(e.MaxAbs, mx0, mx1)
+	s.abs += sAbs0 + sAbs1
+	s.sq += sSq0 + sSq1
+	s.a2 += sA0 + sA1
+	s.b2 += sB0 + sB1
+	s.ab += sAB0 + sAB1
+	s.mx = max(s.mx, mx0, mx1)
+	s.out += out
 }
 
 // addCareful is the per-element path with non-finite handling.

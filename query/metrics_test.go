@@ -194,3 +194,40 @@ func BenchmarkErrorAccumulator(b *testing.B) {
 		acc.Add(x, y)
 	}
 }
+
+// TestVectorSumsMatchScalar compares the vector kernel (if the CPU has
+// one) with the scalar code on the same data, including elements exactly
+// at the tolerance threshold.
+func TestVectorSumsMatchScalar(t *testing.T) {
+	if !haveAVX2 {
+		t.Skip("no vector kernel on this CPU or build")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{4, 8, 12, 100, 2048} {
+		a := make([]float32, n)
+		b := make([]float32, n)
+		for i := range a {
+			b[i] = float32(rng.NormFloat64())
+			a[i] = b[i] + float32(rng.NormFloat64()*1e-2)
+			if i%5 == 0 {
+				a[i] = b[i] + 0.25 // |a-b| = 0.25 = atol exactly when b = 0
+				b[i] = 0
+			}
+		}
+		var vs, ss chunkSums
+		done := vectorSums(a, b, 0.25, 1e-3, &vs)
+		scalarSums(a[done:], b[done:], 0.25, 1e-3, &vs)
+		scalarSums(a, b, 0.25, 1e-3, &ss)
+		if done != n&^3 {
+			t.Fatalf("n=%d: vector kernel did %d", n, done)
+		}
+		if vs.out != ss.out || vs.mx != ss.mx {
+			t.Errorf("n=%d: outside %d max %v, scalar %d %v", n, vs.out, vs.mx, ss.out, ss.mx)
+		}
+		for _, c := range [][2]float64{{vs.abs, ss.abs}, {vs.sq, ss.sq}, {vs.a2, ss.a2}, {vs.b2, ss.b2}, {vs.ab, ss.ab}} {
+			if !closeTo(Float(c[0]), Float(c[1])) {
+				t.Errorf("n=%d: sums %v vs scalar %v", n, c[0], c[1])
+			}
+		}
+	}
+}
