@@ -313,6 +313,31 @@ func drain(d *[denseLen]uint32, lo, hi uint32, fn func(k, c uint32)) {
 	}
 }
 
+// collect appends the keys and counts of the nonzero dense counters in
+// [lo, hi] in ascending key order and zeroes them; runs of zero counters
+// are skipped sixteen at a time.
+func collect(d *[denseLen]uint32, lo, hi uint32, keys []uint16, counts []uint64) ([]uint16, []uint64) {
+	u := (*[denseLen / 2]uint64)(unsafe.Pointer(d))
+	k := lo
+	for k <= hi {
+		if k&15 == 0 && k+15 <= hi {
+			i := (k >> 1) & (denseLen/2 - 1) &^ 7
+			w := u[i : i+8 : i+8]
+			if w[0]|w[1]|w[2]|w[3]|w[4]|w[5]|w[6]|w[7] == 0 {
+				k += 16
+				continue
+			}
+		}
+		if c := d[k&denseMask]; c != 0 {
+			d[k&denseMask] = 0
+			keys = append(keys, uint16(k))
+			counts = append(counts, uint64(c))
+		}
+		k++
+	}
+	return keys, counts
+}
+
 // zeroCounts returns the dense counts of +0 and -0.
 func (a *accumulator) zeroCounts() (pos, neg uint64) {
 	for r := 0; r < zeroRot; r++ {
@@ -424,33 +449,36 @@ func (a *accumulator) sparse() (h store.Histogram) {
 		return h
 	}
 	// Negative keys: collected ascending (least negative first), reversed.
-	drain(a.dense, nlo, nhi, func(k, c uint32) {
-		h.Keys = append(h.Keys, uint16(k))
-		h.Counts = append(h.Counts, uint64(c))
-	})
+	est := min(int(a.n), int(nhi-nlo+1)+int(phi-plo+1), 1<<12)
+	h.Keys = make([]uint16, 0, est+2)
+	h.Counts = make([]uint64, 0, est+2)
+	h.Keys, h.Counts = collect(a.dense, nlo, nhi, h.Keys, h.Counts)
 	if neg > 0 {
 		if len(h.Keys) > 0 && h.Keys[0] == 0x8000 {
 			h.Counts[0] += neg
 		} else {
-			h.Keys = append([]uint16{0x8000}, h.Keys...)
-			h.Counts = append([]uint64{neg}, h.Counts...)
+			h.Keys = append(h.Keys, 0)
+			h.Counts = append(h.Counts, 0)
+			copy(h.Keys[1:], h.Keys)
+			copy(h.Counts[1:], h.Counts)
+			h.Keys[0], h.Counts[0] = 0x8000, neg
 		}
 	}
 	slices.Reverse(h.Keys)
 	slices.Reverse(h.Counts)
 	nNeg := len(h.Keys)
+	h.Keys, h.Counts = collect(a.dense, plo, phi, h.Keys, h.Counts)
 	if pos > 0 {
-		h.Keys = append(h.Keys, 0)
-		h.Counts = append(h.Counts, pos)
-	}
-	drain(a.dense, plo, phi, func(k, c uint32) {
-		if k == 0 && pos > 0 {
-			h.Counts[nNeg] += uint64(c)
-			return
+		if len(h.Keys) > nNeg && h.Keys[nNeg] == 0 {
+			h.Counts[nNeg] += pos
+		} else {
+			h.Keys = append(h.Keys, 0)
+			h.Counts = append(h.Counts, 0)
+			copy(h.Keys[nNeg+1:], h.Keys[nNeg:])
+			copy(h.Counts[nNeg+1:], h.Counts[nNeg:])
+			h.Keys[nNeg], h.Counts[nNeg] = 0, pos
 		}
-		h.Keys = append(h.Keys, uint16(k))
-		h.Counts = append(h.Counts, uint64(c))
-	})
+	}
 	return h
 }
 

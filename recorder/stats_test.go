@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -432,6 +433,26 @@ func TestQuantilesMatchStore(t *testing.T) {
 			if want := h.Quantile(q); got[i] != want {
 				t.Errorf("n=%d q=%v: quantiles %v, store %v", n, q, got[i], want)
 			}
+		}
+	}
+}
+
+// BenchmarkAddSizes reports CPU ns/element of add+result by input size
+// (L2-resident vs. larger than L2).
+func BenchmarkAddSizes(b *testing.B) {
+	for _, n := range []int{1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22} {
+		for _, relu := range []bool{false, true} {
+			x := benchData(n, relu)
+			b.Run(fmt.Sprintf("n=%d/relu=%v", n, relu), func(b *testing.B) {
+				a := newAccumulator()
+				defer a.release()
+				c0 := cpuTime()
+				for b.Loop() {
+					a.add(x)
+					a.result(true)
+				}
+				b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N)/float64(n), "cpu-ns/elem")
+			})
 		}
 	}
 }
