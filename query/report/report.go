@@ -122,7 +122,11 @@ func Write(w io.Writer, s *store.Store, run string, opts Options) error {
 			Recorded: recorded(l), StatsBatches: l.StatsBatches, TensorBatches: l.TensorBatches,
 			Bytes: humanBytes(l.Bytes), Anchor: anchor(l)}
 		if layersB != nil {
-			if b, ok := layersB[l.Path]; ok {
+			pathB := l.Path
+			if m, ok := opts.Diff.Map[l.Path]; ok {
+				pathB = m
+			}
+			if b, ok := layersB[pathB]; ok {
 				row.InB = recorded(b)
 			} else {
 				row.InB = "absent"
@@ -450,7 +454,11 @@ func layerSection(s *store.Store, run string, opts Options, l store.LayerSummary
 		series = append(series, a)
 	}
 	if layersB != nil {
-		if lb, ok := layersB[l.Path]; ok {
+		pathB := l.Path
+		if m, ok := opts.Diff.Map[l.Path]; ok {
+			pathB = m
+		}
+		if lb, ok := layersB[pathB]; ok {
 			b, err := LoadSeries(s, opts.RunB, lb, opts.Batches)
 			if err != nil {
 				if !errors.Is(err, ErrNoStats) {
@@ -461,7 +469,7 @@ func layerSection(s *store.Store, run string, opts Options, l store.LayerSummary
 				series = append(series, b)
 			}
 		} else {
-			sec.Notes = append(sec.Notes, fmt.Sprintf("Run %q has no layer %q.", opts.RunB, l.Path))
+			sec.Notes = append(sec.Notes, fmt.Sprintf("Run %q has no layer %q.", opts.RunB, pathB))
 		}
 	}
 	if len(series) == 0 {

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"errors"
 	"image/png"
 	"os"
@@ -89,35 +90,77 @@ func parseHTML(t *testing.T, b []byte) doc {
 
 var cssURL = regexp.MustCompile(`(?i)url\(\s*['"]?([^'")\s]*)`)
 
-// checkSelfContained fails unless every reference in the document is inline (data:) or a
-// fragment of the document itself (#id), and nothing can load code or fonts.
-func checkSelfContained(t *testing.T, b []byte, d doc) {
-	t.Helper()
+// selfContainedProblems lists every way the document could reach outside itself: a
+// reference that is not inline (data:) or a fragment (#id), an element that loads code or
+// frames, a CSS url(), @import or @font-face.
+func selfContainedProblems(b []byte, d doc) []string {
+	var p []string
 	for _, el := range []string{"script", "link", "iframe", "object", "embed", "base", "frame", "audio", "video", "source"} {
 		if d.elements[el] > 0 {
-			t.Errorf("report has %d <%s> elements", d.elements[el], el)
+			p = append(p, fmt.Sprintf("%d <%s> elements", d.elements[el], el))
 		}
 	}
 	for _, r := range d.refs {
 		r = strings.TrimSpace(r)
 		if !strings.HasPrefix(r, "#") && !strings.HasPrefix(r, "data:") {
-			t.Errorf("reference to outside the file: %.80q", r)
+			p = append(p, fmt.Sprintf("reference to outside the file: %.80q", r))
 		}
 	}
 	for _, s := range d.styles {
 		for _, m := range cssURL.FindAllStringSubmatch(s, -1) {
 			if !strings.HasPrefix(m[1], "data:") && !strings.HasPrefix(m[1], "#") {
-				t.Errorf("CSS url() to outside the file: %q", m[0])
+				p = append(p, fmt.Sprintf("CSS url() to outside the file: %q", m[0]))
 			}
 		}
 		if strings.Contains(strings.ToLower(s), "@import") || strings.Contains(strings.ToLower(s), "@font-face") {
-			t.Errorf("CSS imports or loads fonts: %.120q", s)
+			p = append(p, fmt.Sprintf("CSS imports or loads fonts: %.120q", s))
 		}
 	}
 	for _, bad := range []string{`href="http`, `url(http`, `src="http`, `href="//`, `src="//`} {
 		if bytes.Contains(b, []byte(bad)) {
-			t.Errorf("report contains %q", bad)
+			p = append(p, fmt.Sprintf("contains %q", bad))
 		}
+	}
+	return p
+}
+
+func checkSelfContained(t *testing.T, b []byte, d doc) {
+	t.Helper()
+	for _, p := range selfContainedProblems(b, d) {
+		t.Errorf("report not self-contained: %s", p)
+	}
+	inline := 0
+	for _, r := range d.refs {
+		if strings.HasPrefix(r, "data:image/png;base64,") {
+			inline++
+		}
+	}
+	if d.elements["image"] == 0 || inline < d.elements["image"] {
+		t.Errorf("%d <image> elements but %d inline PNG references", d.elements["image"], inline)
+	}
+}
+
+// TestSelfContainedCheckFails makes sure the check above can fail.
+func TestSelfContainedCheckFails(t *testing.T) {
+	for name, page := range map[string]string{
+		"script":     `<html><body><script src="x.js"></script></body></html>`,
+		"inline js":  `<html><body><script>fetch("x")</script></body></html>`,
+		"stylesheet": `<html><head><link rel="stylesheet" href="s.css"></head></html>`,
+		"image":      `<html><body><img src="https://example.com/a.png"></body></html>`,
+		"svg image":  `<html><body><svg><image xlink:href="a.png"/></svg></body></html>`,
+		"css url":    `<html><head><style>body{background:url(http://x/a.png)}</style></head></html>`,
+		"font":       `<html><head><style>@font-face{font-family:x;src:url(x.woff)}</style></head></html>`,
+		"attr style": `<html><body><div style="background:url('a.png')"></div></body></html>`,
+		"link":       `<html><body><a href="https://example.com/">x</a></body></html>`,
+	} {
+		b := []byte(page)
+		if p := selfContainedProblems(b, parseHTML(t, b)); len(p) == 0 {
+			t.Errorf("%s: %s passes the self-containment check", name, page)
+		}
+	}
+	ok := []byte(`<html><body><a href="#x">x</a><img src="data:image/png;base64,AA=="><svg><image xlink:href="data:image/png;base64,AA=="/></svg></body></html>`)
+	if p := selfContainedProblems(ok, parseHTML(t, ok)); len(p) != 0 {
+		t.Errorf("inline page fails the check: %v", p)
 	}
 }
 
