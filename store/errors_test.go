@@ -224,7 +224,7 @@ func writeSegmentWithVersion(t *testing.T, path, v string) {
 	sch := arrow.NewSchema(statsFields, &md2)
 	var buf statsBuffer
 	buf.add(0, statsRow(0))
-	rec := buf.record(memory.DefaultAllocator, sch, []string{"fc"})
+	rec := buf.record(memory.DefaultAllocator, sch, []string{"fc"}, 0, 1)
 	defer rec.Release()
 	f, err := os.Create(path)
 	if err != nil {

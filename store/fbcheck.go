@@ -21,9 +21,14 @@ const (
 	// maxRecordBytes bounds the uncompressed body of one record batch; the Writer splits
 	// larger ones (FORMAT.md §2).
 	maxRecordBytes = 1 << 30
-	// maxChunkBytes bounds the tensor data of one record batch the Writer makes, and so the
-	// size of one sample's tensor.
+	// maxChunkBytes bounds the size of one sample's tensor, and so of a record batch.
 	maxChunkBytes = 256 << 20
+	// tensorChunkBytes and statsChunkRows size the record batches the Writer makes: small
+	// enough that reading one entry (which checks the CRC of its whole record batch) stays
+	// cheap, large enough that per-batch overhead does not matter.
+	tensorChunkBytes = 4 << 20
+	tensorChunkRows  = 4096
+	statsChunkRows   = 4096
 )
 
 // fbuf is a flatbuffer being checked; visits bounds the tables visited, so that a buffer

@@ -54,6 +54,14 @@ func collectEntries(tx *bolt.Tx, lu *lookup, kind byte, r BatchRange) error {
 	if all {
 		start = prefix
 	}
+	if all { // size the slices from the layer's counters (a hint, bounded)
+		hint := lu.layer.StatsBatches
+		if kind == kindTensor {
+			hint = lu.layer.TensorBatches
+		}
+		hint = min(max(hint, 0), 1<<22)
+		lu.keys, lu.ents = make([]entryKey, 0, hint), make([]entry, 0, hint)
+	}
 	c := tx.Bucket(bucketEntries).Cursor()
 	sb := tx.Bucket(bucketSegments)
 	for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -347,4 +355,53 @@ func (s *Store) Tensors(run, layer string, r BatchRange, fn func(TensorRow) erro
 		}
 	}
 	return nil
+}
+
+// EntryKind tells what an index entry holds.
+type EntryKind string
+
+const (
+	KindStats  EntryKind = "stats"
+	KindTensor EntryKind = "tensor"
+)
+
+// Entry describes one index entry: the stats row or a group of tensor rows of one batch of a
+// layer, as the index knows them (no segment is read).
+type Entry struct {
+	Batch   int64     `json:"batch"`
+	Kind    EntryKind `json:"kind"`
+	Part    int       `json:"part"`    // entries of one batch and kind are numbered from 0
+	Rows    int       `json:"rows"`    // stats: 1; tensor: samples
+	Segment string    `json:"segment"` // file relative to the store directory
+	Offset  int64     `json:"offset"`  // of the record batch message in Segment
+}
+
+// Entries lists the index entries of one layer of a run for the batches in r, stats entries
+// first then tensor entries, each in batch order. It reads only the index.
+func (s *Store) Entries(run, layer string, r BatchRange) ([]Entry, error) {
+	var lus [2]*lookup
+	for i, kind := range []byte{kindStats, kindTensor} {
+		lu, err := s.find(run, layer, kind, r)
+		if err != nil {
+			return nil, fmt.Errorf("store: entries: %w", err)
+		}
+		lus[i] = lu
+	}
+	out := make([]Entry, 0, len(lus[0].ents)+len(lus[1].ents))
+	for _, lu := range lus {
+		k := KindStats
+		if lu == lus[1] {
+			k = KindTensor
+		}
+		names := map[uint32]string{}
+		for i, e := range lu.ents {
+			name, ok := names[e.seq]
+			if !ok {
+				name = segRel(lu.run.ID, e.seq)
+				names[e.seq] = name
+			}
+			out = append(out, Entry{Batch: lu.keys[i].batch, Kind: k, Part: int(lu.keys[i].part), Rows: int(e.rows), Segment: name, Offset: int64(e.offset)})
+		}
+	}
+	return out, nil
 }

@@ -126,13 +126,14 @@ func cloneStats(r StatsRow) StatsRow {
 	return r
 }
 
-// record builds one record batch of the buffered rows; paths maps layer id -> path.
-func (b *statsBuffer) record(mem memory.Allocator, schema *arrow.Schema, paths []string) arrow.RecordBatch {
+// record builds one record batch of buffered rows [lo, hi); paths maps layer id -> path.
+func (b *statsBuffer) record(mem memory.Allocator, schema *arrow.Schema, paths []string, lo, hi int) arrow.RecordBatch {
 	bld := array.NewRecordBuilder(mem, schema)
 	defer bld.Release()
-	bld.Reserve(len(b.rows))
+	bld.Reserve(hi - lo)
 	f64 := func(i int) *array.Float64Builder { return bld.Field(i).(*array.Float64Builder) }
-	for i, r := range b.rows {
+	for i := lo; i < hi; i++ {
+		r := b.rows[i]
 		bld.Field(scBatch).(*array.Int64Builder).Append(r.Batch)
 		bld.Field(scLayer).(*array.StringBuilder).Append(paths[b.layers[i]])
 		bld.Field(scCount).(*array.Int64Builder).Append(r.Count)

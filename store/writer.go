@@ -460,26 +460,27 @@ func (w *Writer) flushLocked(closing bool) error {
 }
 
 func (w *Writer) writeBuffersLocked(closing bool) error {
-	if w.statsBuf.rows != nil && len(w.statsBuf.rows) > 0 {
+	for lo := 0; lo < len(w.statsBuf.rows); lo += statsChunkRows {
+		hi := min(lo+statsChunkRows, len(w.statsBuf.rows))
 		sw, err := w.segmentFor(kindStats, 0)
 		if err != nil {
 			return err
 		}
-		rec := w.statsBuf.record(memory.DefaultAllocator, sw.schema, w.paths)
-		err = w.appendRecord(sw, rec, func(i int) (uint32, int64) { return w.statsBuf.layers[i], w.statsBuf.rows[i].Batch }, true)
+		rec := w.statsBuf.record(memory.DefaultAllocator, sw.schema, w.paths, lo, hi)
+		err = w.appendRecord(sw, rec, func(i int) (uint32, int64) { return w.statsBuf.layers[lo+i], w.statsBuf.rows[lo+i].Batch }, true)
 		rec.Release()
 		if err != nil {
 			return err
 		}
-		w.statsBuf.reset()
 	}
+	w.statsBuf.reset()
 	for id := range w.tensBuf {
 		b := &w.tensBuf[id]
 		if b.len() == 0 {
 			continue
 		}
-		// record batches of at most maxChunkBytes of tensor data (at least one row)
-		per := max(1, maxChunkBytes/(4*max(b.n, 1)))
+		// record batches of about tensorChunkBytes of tensor data (at least one row)
+		per := min(tensorChunkRows, max(1, tensorChunkBytes/(4*max(b.n, 1))))
 		for lo := 0; lo < b.len(); lo += per {
 			hi := min(lo+per, b.len())
 			sw, err := w.segmentFor(kindTensor, uint32(id))
