@@ -193,8 +193,9 @@ type layerRow struct {
 
 type section struct {
 	Anchor, Path, Op, Shape string
-	Charts                  []chart // statistics over batches
-	Hists                   []chart // histogram figures, one per run
+	Summary                 []summaryRow // per run, statistics aggregated over the batches
+	Charts                  []chart      // statistics over batches
+	Hists                   []chart      // histogram figures, one per run
 	Notes                   []string
 }
 
@@ -204,6 +205,26 @@ const (
 	statW, statH = 6.4 * vg.Inch, 3.4 * vg.Inch
 	histW, histH = 6.4 * vg.Inch, 7.2 * vg.Inch
 )
+
+// summaryRow is one run's statistics of a layer aggregated over its batches (merged
+// histograms for the percentiles, as query.Aggregate).
+type summaryRow struct {
+	Run                                  string
+	Batches                              int
+	Count, Mean, Std, Min, Max, P01, P50 string
+	P99, Zeros, NaN, Inf                 string
+	NonFinite                            bool
+}
+
+func summarize(sr plot.Series) summaryRow {
+	a := query.Aggregate(sr.Rows)
+	f := func(v float64) string { return fmtFloat(query.Float(v), 4) }
+	return summaryRow{Run: sr.Run, Batches: len(sr.Rows), Count: strconv.FormatInt(a.Count, 10),
+		Mean: f(a.Mean), Std: f(a.Std), Min: f(a.Min), Max: f(a.Max),
+		P01: f(a.Percentiles[0]), P50: f(a.Percentiles[3]), P99: f(a.Percentiles[6]),
+		Zeros: fmtFloat(query.Float(100*a.ZeroFrac), 3) + "%", NaN: strconv.FormatInt(a.NaN, 10),
+		Inf: strconv.FormatInt(a.Inf, 10), NonFinite: a.NaN > 0 || a.Inf > 0}
+}
 
 type chart struct {
 	Caption string
@@ -474,6 +495,9 @@ func layerSection(s *store.Store, run string, opts Options, l store.LayerSummary
 	}
 	if len(series) == 0 {
 		return sec, nil
+	}
+	for _, sr := range series {
+		sec.Summary = append(sec.Summary, summarize(sr))
 	}
 	stats := []string{"min", "p01", "p50", "p99", "max"}
 	if len(series) > 1 {

@@ -192,6 +192,13 @@ func TestReportTwoRunsSelfContained(t *testing.T) {
 			t.Errorf("report has no text %q", want)
 		}
 	}
+	// Per-layer summaries; relu1 has one NaN in batches 3 and 8 of 12, flagged.
+	if d.elements["table"] != 3+4 {
+		t.Errorf("%d tables, want provenance, diff, layers and one summary per layer (4)", d.elements["table"])
+	}
+	if !bytes.Contains(b, []byte(`<td class="num bad">2</td>`)) {
+		t.Errorf("relu1's 2 NaNs are not flagged in its summary")
+	}
 	// Tag values are escaped, not markup.
 	if d.elements["b"] > 0 || !hasText(d, "note=<b>not bold</b>") {
 		t.Errorf("tag value was not escaped")

@@ -50,6 +50,7 @@ svg.chart { display: block; width: 100%; height: auto; border: 1px solid var(--l
 svg.chart image { image-rendering: pixelated; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 6px 22px; align-items: start; }
 .note { color: var(--warn); }
+td.bad { color: var(--bad); font-weight: 600; }
 .muted { color: var(--muted); }
 footer { color: var(--muted); font-size: 12px; padding: 12px 28px; border-top: 1px solid var(--line); }
 @media print { nav { display: none; } .charts { display: block; } }
@@ -100,6 +101,10 @@ footer { color: var(--muted); font-size: 12px; padding: 12px 28px; border-top: 1
 <h2>Charts per layer</h2>
 {{range .Sections}}<h3 id="{{.Anchor}}">{{.Path}} <span class="op">{{.Op}} {{.Shape}}</span></h3>
 {{range .Notes}}<p class="note">{{.}}</p>{{end}}
+{{if .Summary}}<table class="summary">
+<tr><th>run</th><th class="num">batches</th><th class="num">elements</th><th class="num">mean</th><th class="num">std</th><th class="num">min</th><th class="num">p01</th><th class="num">p50</th><th class="num">p99</th><th class="num">max</th><th class="num">zeros</th><th class="num">NaN</th><th class="num">Inf</th></tr>
+{{range .Summary}}<tr><td>{{.Run}}</td><td class="num">{{.Batches}}</td><td class="num">{{.Count}}</td><td class="num">{{.Mean}}</td><td class="num">{{.Std}}</td><td class="num">{{.Min}}</td><td class="num">{{.P01}}</td><td class="num">{{.P50}}</td><td class="num">{{.P99}}</td><td class="num">{{.Max}}</td><td class="num">{{.Zeros}}</td><td class="num{{if .NonFinite}} bad{{end}}">{{.NaN}}</td><td class="num{{if .NonFinite}} bad{{end}}">{{.Inf}}</td></tr>
+{{end}}</table>{{end}}
 <div class="charts">
 {{range .Charts}}<figure>{{.SVG}}<figcaption>{{.Caption}}</figcaption></figure>
 {{end}}</div>
