@@ -10,20 +10,24 @@ import (
 
 // benchShapes are the recipe CNN's GEMMs at batch 64 (conv as im2col:
 // weights [out, in*3*3] × columns [in*3*3, H*W]) plus square references.
+// beta = 1 is how nn adds a bias (C prefilled with it).
 var benchShapes = []struct {
 	name           string
 	transA, transB bool
 	m, n, k        int
+	beta           float32
 }{
-	{"conv1_c1", false, false, 32, 26 * 26, 9},
-	{"conv1_c3", false, false, 32, 26 * 26, 27},
-	{"conv1_c3_b64", false, false, 32, 64 * 26 * 26, 27},
-	{"conv2", false, false, 64, 11 * 11, 288},
-	{"conv2_b64", false, false, 64, 64 * 11 * 11, 288},
-	{"fc1", false, true, 64, 128, 1600},
-	{"fc2", false, true, 64, 10, 128},
-	{"sq256", false, false, 256, 256, 256},
-	{"sq1024", false, false, 1024, 1024, 1024},
+	{"conv1_c1", false, false, 32, 26 * 26, 9, 0},
+	{"conv1_c3", false, false, 32, 26 * 26, 27, 0},
+	{"conv1_c3_b64", false, false, 32, 64 * 26 * 26, 27, 0},
+	{"conv2", false, false, 64, 11 * 11, 288, 0},
+	{"conv2_bias", false, false, 64, 11 * 11, 288, 1},
+	{"conv2_b64", false, false, 64, 64 * 11 * 11, 288, 0},
+	{"fc1", false, true, 64, 128, 1600, 0},
+	{"fc1_bias", false, true, 64, 128, 1600, 1},
+	{"fc2", false, true, 64, 10, 128, 0},
+	{"sq256", false, false, 256, 256, 256, 0},
+	{"sq1024", false, false, 1024, 1024, 1024, 0},
 }
 
 type benchOperands struct {
@@ -69,18 +73,18 @@ func BenchmarkSgemm(b *testing.B) {
 		o := newBenchOperands(s.transA, s.transB, s.m, s.n, s.k)
 		b.Run(s.name+"/serial", func(b *testing.B) {
 			benchLoop(b, s.m, s.n, s.k, func() {
-				Sgemm(s.transA, s.transB, s.m, s.n, s.k, 1, o.a, o.lda, o.b, o.ldb, 0, o.c, o.ldc)
+				Sgemm(s.transA, s.transB, s.m, s.n, s.k, 1, o.a, o.lda, o.b, o.ldb, s.beta, o.c, o.ldc)
 			})
 		})
 		b.Run(s.name+"/parallel", func(b *testing.B) {
 			benchLoop(b, s.m, s.n, s.k, func() {
-				SgemmParallel(0, s.transA, s.transB, s.m, s.n, s.k, 1, o.a, o.lda, o.b, o.ldb, 0, o.c, o.ldc)
+				SgemmParallel(0, s.transA, s.transB, s.m, s.n, s.k, 1, o.a, o.lda, o.b, o.ldb, s.beta, o.c, o.ldc)
 			})
 		})
 		if s.m*s.n*s.k <= 1<<26 {
 			b.Run(s.name+"/generic", func(b *testing.B) {
 				benchLoop(b, s.m, s.n, s.k, func() {
-					sgemm(genericKernels, s.transA, s.transB, s.m, s.n, s.k, 1, o.a, o.lda, o.b, o.ldb, 0, o.c, o.ldc)
+					sgemm(genericKernels, s.transA, s.transB, s.m, s.n, s.k, 1, o.a, o.lda, o.b, o.ldb, s.beta, o.c, o.ldc)
 				})
 			})
 		}
@@ -110,7 +114,7 @@ func BenchmarkGonum(b *testing.B) {
 		c := blas32.General{Rows: s.m, Cols: s.n, Stride: o.ldc, Data: o.c}
 		b.Run(s.name, func(b *testing.B) {
 			benchLoop(b, s.m, s.n, s.k, func() {
-				blas32.Gemm(ta, tb, 1, a, bm, 0, c)
+				blas32.Gemm(ta, tb, 1, a, bm, s.beta, c)
 			})
 		})
 	}
