@@ -26,11 +26,15 @@ func BenchmarkRecipeCNN(b *testing.B) {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
+			cpu0 := processCPUTime()
 			for b.Loop() {
 				if _, err := m.Forward(ctx, x); err != nil {
 					b.Fatal(err)
 				}
 			}
+			// CPU time of the whole process per call (all threads, GC
+			// included): steadier than ns/op on a shared, loaded machine.
+			b.ReportMetric(float64((processCPUTime() - cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(batch), "ns/sample")
 		})
 	}

@@ -244,6 +244,27 @@ func (b *Builder) Build(out Value) (*Model, error) {
 		}
 	}
 
+	for i := range m.leaves {
+		l := &m.leaves[i]
+		if _, ok := l.layer.(*Conv2d); !ok || len(l.in) != 1 || i+1 >= len(m.leaves) {
+			continue
+		}
+		r := &m.leaves[i+1]
+		if _, ok := r.layer.(*ReLU); !ok || len(r.in) != 1 || r.in[0] != l.out || m.lastUse[l.out] != i+1 {
+			continue
+		}
+		l.fuse = 1
+		if i+2 >= len(m.leaves) {
+			continue
+		}
+		p := &m.leaves[i+2]
+		// With dilation a pooling window can miss the input entirely (its
+		// max is -Inf, which the fused ReLU after pooling would turn to 0).
+		if mp, ok := p.layer.(*MaxPool2d); ok && mp.Options.Dilation == [2]int{1, 1} && len(p.in) == 1 && p.in[0] == r.out && m.lastUse[r.out] == i+2 {
+			l.fuse = 2
+		}
+	}
+
 	// Containers: first/last leaf, external inputs, output.
 	m.conts = make([]container, len(m.mods))
 	m.starts = make([][]int, len(m.leaves))

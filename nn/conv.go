@@ -108,29 +108,67 @@ func (c *Conv2d) Forward(in ...*Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	y := &Tensor{Shape: s, Data: make([]float32, s[0]*s[1]*s[2]*s[3])}
-	n := s[0]
-	if n == 0 {
-		return y, nil
-	}
-	if c.Options.InChannels == c.Options.Groups {
-		c.forwardDepthwise(x, y)
-		return y, nil
-	}
-	if w := runtime.GOMAXPROCS(0); n >= w || w == 1 {
-		parallel(n, 1, func(lo, hi int) {
-			c.forwardSamples(x, y, lo, hi, false)
-		})
-	} else {
-		c.forwardSamples(x, y, 0, n, true)
-	}
-	return y, nil
+	return c.forward(x, s, false, nil, nil), nil
 }
 
-// forwardSamples computes samples [lo, hi) of the output. par lets the
-// GEMM itself use several goroutines (used when the batch is smaller than
-// GOMAXPROCS).
-func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool) {
+// forward computes the convolution of x (whose output shape s has been
+// checked), optionally followed by ReLU (relu) and then max-pooling (pool,
+// whose output shape ps has been checked), sample by sample while each
+// sample's output is still in the cache. With pool set, it returns the
+// pooled tensor and the convolution output is never materialised.
+func (c *Conv2d) forward(x *Tensor, s []int, relu bool, pool *MaxPool2d, ps []int) *Tensor {
+	depthwise := c.Options.InChannels == c.Options.Groups
+	y := &Tensor{Shape: s} // with pool: per-sample scratch only
+	out := y
+	if pool != nil {
+		out = &Tensor{Shape: ps, Data: make([]float32, ps[0]*ps[1]*ps[2]*ps[3])}
+	}
+	if pool == nil || depthwise {
+		y.Data = make([]float32, s[0]*s[1]*s[2]*s[3])
+	}
+	n := s[0]
+	if n == 0 {
+		return out
+	}
+	if depthwise {
+		c.forwardDepthwise(x, y)
+		if relu {
+			inPlace(y, reluSlice)
+		}
+		if pool != nil {
+			l, pl := s[2]*s[3], ps[2]*ps[3]
+			parallel(s[0]*s[1], max(1, elementwiseGrain/(l+1)), func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					pool.plane(y.Data[i*l:(i+1)*l], out.Data[i*pl:(i+1)*pl], s[2], s[3], ps[2], ps[3])
+				}
+			})
+		}
+		return out
+	}
+	ep := epilogue{relu: relu, pool: pool, out: out}
+	if w := runtime.GOMAXPROCS(0); n >= w || w == 1 {
+		parallel(n, 1, func(lo, hi int) {
+			c.forwardSamples(x, y, lo, hi, false, ep)
+		})
+	} else {
+		c.forwardSamples(x, y, 0, n, true, ep)
+	}
+	return out
+}
+
+// epilogue is what forwardSamples applies to each sample's output.
+type epilogue struct {
+	relu bool
+	pool *MaxPool2d // nil: none
+	out  *Tensor    // pooled output when pool is set
+}
+
+// forwardSamples computes samples [lo, hi) of the output y (bias and
+// epilogue included). par lets the GEMM itself use several goroutines
+// (used when the batch is smaller than GOMAXPROCS). With ep.pool set, y has
+// no data: each sample is computed into a scratch buffer and pooled into
+// ep.out.
+func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool, ep epilogue) {
 	o := &c.Options
 	cin, h, w := x.Shape[1], x.Shape[2], x.Shape[3]
 	cout, ho, wo := y.Shape[1], y.Shape[2], y.Shape[3]
@@ -145,31 +183,67 @@ func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool) {
 		colp = getBuf(k * l)
 		defer putBuf(colp)
 	}
+	var scratch []float32
+	if ep.pool != nil {
+		sp := getBuf(cout * l)
+		defer putBuf(sp)
+		scratch = *sp
+	}
 	for s := lo; s < hi; s++ {
+		ys := scratch
+		if ep.pool == nil {
+			ys = y.Data[s*cout*l : (s+1)*cout*l]
+		}
 		for gi := 0; gi < g; gi++ {
 			src := x.Data[(s*cin+gi*cg)*h*w : (s*cin+(gi+1)*cg)*h*w]
-			dst := y.Data[(s*cout+gi*og)*l : (s*cout+(gi+1)*og)*l]
+			dst := ys[gi*og*l : (gi+1)*og*l]
 			col := src
 			if !direct {
 				col = *colp
 				im2col(src, cg, h, w, kh, kw, o.Stride[0], o.Stride[1], o.Padding[0], o.Padding[1], o.Dilation[0], o.Dilation[1], ho, wo, col)
 			}
-			var beta float32
-			if c.Bias != nil {
-				for oc := 0; oc < og; oc++ {
-					b := c.Bias.Data[gi*og+oc]
-					row := dst[oc*l : (oc+1)*l]
-					for i := range row {
-						row[i] = b
-					}
-				}
-				beta = 1
-			}
 			wg := c.Weight.Data[gi*og*k : (gi+1)*og*k]
 			if par {
-				gemm.SgemmParallel(0, false, false, og, l, k, 1, wg, k, col, l, beta, dst, l)
+				gemm.SgemmParallel(0, false, false, og, l, k, 1, wg, k, col, l, 0, dst, l)
 			} else {
-				gemm.Sgemm(false, false, og, l, k, 1, wg, k, col, l, beta, dst, l)
+				gemm.Sgemm(false, false, og, l, k, 1, wg, k, col, l, 0, dst, l)
+			}
+		}
+		if ep.pool == nil {
+			// bias and ReLU while the sample's output is in the cache
+			c.biasReLU(ys, l, ep.relu)
+			continue
+		}
+		// Max-pool first, then bias and ReLU on the smaller pooled planes:
+		// both are monotonic, so max(relu(v+b)) = relu(max(v)+b) exactly
+		// (NaN included).
+		ps := ep.out.Shape
+		pl := ps[2] * ps[3]
+		dst := ep.out.Data[s*cout*pl : (s+1)*cout*pl]
+		for oc := 0; oc < cout; oc++ {
+			ep.pool.plane(ys[oc*l:(oc+1)*l], dst[oc*pl:(oc+1)*pl], ho, wo, ps[2], ps[3])
+		}
+		c.biasReLU(dst, pl, ep.relu)
+	}
+}
+
+// biasReLU adds the bias to each of the OutChannels planes of size l in y,
+// then applies ReLU if relu is set.
+func (c *Conv2d) biasReLU(y []float32, l int, relu bool) {
+	for oc := 0; oc < c.Options.OutChannels; oc++ {
+		row := y[oc*l : (oc+1)*l]
+		var b float32
+		if c.Bias != nil {
+			b = c.Bias.Data[oc]
+		}
+		switch {
+		case relu:
+			for i, v := range row {
+				row[i] = max(v+b, 0)
+			}
+		case b != 0:
+			for i := range row {
+				row[i] += b
 			}
 		}
 	}

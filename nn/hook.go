@@ -215,7 +215,7 @@ func (m *Model) forwardHooked(ctx context.Context, hs *hookSet, vals []*Tensor) 
 		inputs[i] = vals[def.value]
 	}
 	m.runPre(ctx, hs, 0, inputs)
-	for li := range m.leaves {
+	for li := 0; li < len(m.leaves); li++ {
 		l := &m.leaves[li]
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -227,6 +227,22 @@ func (m *Model) forwardHooked(ctx context.Context, hs *hookSet, vals []*Tensor) 
 		}
 		args := m.gather(vals, l.in)
 		m.runPre(ctx, hs, l.mod, args)
+		if k := m.fusable(hs, li); k > 0 {
+			// no hook sees the chain's inner tensors (see fusable)
+			out, err := m.runFused(vals, li, k)
+			if err != nil {
+				return nil, err
+			}
+			vals[m.leaves[li+k].out] = out
+			for _, c := range m.ends[li+k] {
+				if len(hs.fwd[c])+len(hs.global) > 0 {
+					m.runFwd(ctx, hs, c, m.gather(vals, m.conts[c].ext), vals[m.conts[c].out])
+				}
+			}
+			m.releaseHooked(vals, li, l)
+			li += k
+			continue
+		}
 		var out *Tensor
 		var err error
 		if l.inPlace != nil && len(hs.fwd[l.mod])+len(hs.global) == 0 && !m.neededByContainer(l.in[0], li, true) {

@@ -58,6 +58,11 @@ type leaf struct {
 	// inPlace is set if the layer can overwrite its input and is the last
 	// reader of a value that is not a model input.
 	inPlace inPlaceLayer
+	// fuse > 0 marks a Conv2d whose output only the next leaf, a ReLU,
+	// reads (fuse 1), and whose ReLU output only the leaf after, a
+	// MaxPool2d, reads (fuse 2): the chain can run sample by sample in one
+	// pass when no hook needs the intermediate tensors.
+	fuse int
 }
 
 type container struct {
@@ -190,10 +195,20 @@ func (m *Model) Forward(ctx context.Context, in ...*Tensor) (*Tensor, error) {
 		return m.forwardHooked(ctx, hs, vals)
 	}
 	var argBuf [4]*Tensor
-	for li := range m.leaves {
+	for li := 0; li < len(m.leaves); li++ {
 		l := &m.leaves[li]
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if l.fuse > 0 {
+			out, err := m.runFused(vals, li, l.fuse)
+			if err != nil {
+				return nil, err
+			}
+			vals[m.leaves[li+l.fuse].out] = out
+			m.release(vals, li, l)
+			li += l.fuse
+			continue
 		}
 		args := argBuf[:0]
 		for _, v := range l.in {
@@ -237,6 +252,53 @@ func runInPlace(l inPlaceLayer, x *Tensor) (out *Tensor, err error) {
 		}
 	}()
 	return l.forwardInPlace(x)
+}
+
+// runFused runs the Conv2d at leaf li with the k (1 or 2) leaves after it
+// (ReLU, then MaxPool2d) in one pass, and returns the last one's output.
+func (m *Model) runFused(vals []*Tensor, li, k int) (*Tensor, error) {
+	l := &m.leaves[li]
+	conv := l.layer.(*Conv2d)
+	x := vals[l.in[0]]
+	if err := x.check(); err != nil {
+		return nil, m.wrap(l.mod, fmt.Errorf("nn: Conv2d: %v", err))
+	}
+	s, err := conv.OutputShape(x.Shape)
+	if err != nil {
+		return nil, m.wrap(l.mod, err)
+	}
+	if k == 1 {
+		return conv.forward(x, s, true, nil, nil), nil
+	}
+	pl := &m.leaves[li+2]
+	pool := pl.layer.(*MaxPool2d)
+	ps, err := pool.OutputShape(s)
+	if err != nil {
+		return nil, m.wrap(pl.mod, err)
+	}
+	return conv.forward(x, s, true, pool, ps), nil
+}
+
+// fusable returns how many leaves after leaf li may run fused with it
+// given the registered hooks: none of them may see a tensor the fused
+// chain does not materialise.
+func (m *Model) fusable(hs *hookSet, li int) int {
+	l := &m.leaves[li]
+	if l.fuse == 0 || len(hs.global) > 0 || len(hs.fwd[l.mod]) > 0 || len(m.ends[li]) > 0 {
+		return 0
+	}
+	r := &m.leaves[li+1]
+	if len(hs.pre[r.mod])+len(hs.fwd[r.mod]) > 0 || len(m.starts[li+1]) > 0 {
+		return 0
+	}
+	if l.fuse == 1 {
+		return 1
+	}
+	p := &m.leaves[li+2]
+	if len(hs.pre[p.mod])+len(hs.fwd[p.mod]) > 0 || len(m.ends[li+1]) > 0 || len(m.starts[li+2]) > 0 {
+		return 1
+	}
+	return 2
 }
 
 // release drops the values whose last reader was leaf li, so that large

@@ -110,42 +110,44 @@ func (p *MaxPool2d) Forward(in ...*Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &p.Options
 	h, w, ho, wo := x.Shape[2], x.Shape[3], s[2], s[3]
 	y := &Tensor{Shape: s, Data: make([]float32, s[0]*s[1]*ho*wo)}
 	planes := s[0] * s[1]
-	kh, kw, sh, sw, ph, pw, dh, dw := o.KernelSize[0], o.KernelSize[1], o.Stride[0], o.Stride[1], o.Padding[0], o.Padding[1], o.Dilation[0], o.Dilation[1]
-	fast := kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1 && 2*ho <= h && 2*wo <= w
 	parallel(planes, max(1, elementwiseGrain/(h*w+1)), func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
-			src := x.Data[pl*h*w : (pl+1)*h*w]
-			dst := y.Data[pl*ho*wo : (pl+1)*ho*wo]
-			if fast {
-				maxPool2x2(src, dst, w, ho, wo)
-				continue
-			}
-			for oy := 0; oy < ho; oy++ {
-				for ox := 0; ox < wo; ox++ {
-					m := float32(math.Inf(-1))
-					for ki := 0; ki < kh; ki++ {
-						iy := oy*sh - ph + ki*dh
-						if iy < 0 || iy >= h {
-							continue
-						}
-						for kj := 0; kj < kw; kj++ {
-							ix := ox*sw - pw + kj*dw
-							if ix < 0 || ix >= w {
-								continue
-							}
-							m = max(m, src[iy*w+ix]) // NaN propagates
-						}
-					}
-					dst[oy*wo+ox] = m
-				}
-			}
+			p.plane(x.Data[pl*h*w:(pl+1)*h*w], y.Data[pl*ho*wo:(pl+1)*ho*wo], h, w, ho, wo)
 		}
 	})
 	return y, nil
+}
+
+// plane max-pools one h×w plane src into the ho×wo plane dst.
+func (p *MaxPool2d) plane(src, dst []float32, h, w, ho, wo int) {
+	o := &p.Options
+	kh, kw, sh, sw, ph, pw, dh, dw := o.KernelSize[0], o.KernelSize[1], o.Stride[0], o.Stride[1], o.Padding[0], o.Padding[1], o.Dilation[0], o.Dilation[1]
+	if kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1 && 2*ho <= h && 2*wo <= w {
+		maxPool2x2(src, dst, w, ho, wo)
+		return
+	}
+	for oy := 0; oy < ho; oy++ {
+		for ox := 0; ox < wo; ox++ {
+			m := float32(math.Inf(-1))
+			for ki := 0; ki < kh; ki++ {
+				iy := oy*sh - ph + ki*dh
+				if iy < 0 || iy >= h {
+					continue
+				}
+				for kj := 0; kj < kw; kj++ {
+					ix := ox*sw - pw + kj*dw
+					if ix < 0 || ix >= w {
+						continue
+					}
+					m = max(m, src[iy*w+ix]) // NaN propagates
+				}
+			}
+			dst[oy*wo+ox] = m
+		}
+	}
 }
 
 func maxPool2x2(src, dst []float32, w, ho, wo int) {
