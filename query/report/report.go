@@ -219,9 +219,17 @@ type summaryRow struct {
 func summarize(sr plot.Series) summaryRow {
 	a := query.Aggregate(sr.Rows)
 	f := func(v float64) string { return fmtFloat(query.Float(v), 4) }
+	// A quantile falling in the histogram's zero bucket reads as that bucket's midpoint
+	// (~5e-41); below the smallest normal float32 it is shown as the 0 it stands for.
+	q := func(v float64) string {
+		if math.Abs(v) < 0x1p-126 {
+			v = 0
+		}
+		return f(v)
+	}
 	return summaryRow{Run: sr.Run, Batches: len(sr.Rows), Count: strconv.FormatInt(a.Count, 10),
 		Mean: f(a.Mean), Std: f(a.Std), Min: f(a.Min), Max: f(a.Max),
-		P01: f(a.Percentiles[0]), P50: f(a.Percentiles[3]), P99: f(a.Percentiles[6]),
+		P01: q(a.Percentiles[0]), P50: q(a.Percentiles[3]), P99: q(a.Percentiles[6]),
 		Zeros: fmtFloat(query.Float(100*a.ZeroFrac), 3) + "%", NaN: strconv.FormatInt(a.NaN, 10),
 		Inf: strconv.FormatInt(a.Inf, 10), NonFinite: a.NaN > 0 || a.Inf > 0}
 }
