@@ -34,7 +34,7 @@ func BenchmarkRecipeCNN(b *testing.B) {
 			}
 			// CPU time of the whole process per call (all threads, GC
 			// included): steadier than ns/op on a shared, loaded machine.
-			b.ReportMetric(float64((processCPUTime() - cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64((processCPUTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(batch), "ns/sample")
 		})
 	}
