@@ -66,6 +66,11 @@
 //     runtime reuses dead tensors' storage (element-wise layers work in
 //     place), so a hook that keeps data must copy it. Hooks must not modify
 //     the tensors.
+//   - Registering hooks never changes results, only what the runtime can
+//     skip: a Conv2d → ReLU → MaxPool2d chain runs fused, sample by sample,
+//     without materialising the convolution and ReLU outputs, unless a hook
+//     (on those modules, a global hook, or a container boundary inside the
+//     chain) needs them.
 //   - The context passed to a hook is Forward's, carrying CallID: a
 //     process-wide unique id of the Forward call, so that hooks serving
 //     concurrent calls never mix up batches.
