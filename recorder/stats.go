@@ -96,13 +96,7 @@ func (a *accumulator) add(x []float32) {
 // chunkStatsGo is the portable chunkStats.
 func chunkStatsGo(h *[denseLen]uint32, c []float32, k float64) (s, q float64, mn, mx float32, zeros int64) {
 	histChunkGo(h, c)
-	s, q, mn, mx = momentsGo(c, k)
-	for _, v := range c {
-		if v == 0 {
-			zeros++
-		}
-	}
-	return s, q, mn, mx, zeros
+	return momentsGo(c, k)
 }
 
 // histChunkGo counts the bfloat16 key of every element of c (NaN and Inf
@@ -156,9 +150,9 @@ func (a *accumulator) chunk(c []float32) {
 	a.merge(int64(len(c)), k+s/n, m2, mn, mx)
 }
 
-// momentsGo returns the sums of d = x-k and d² over c and its min and max
-// (meaningful only if s is finite).
-func momentsGo(c []float32, k float64) (s, q float64, mn, mx float32) {
+// momentsGo returns the sums of d = x-k and d² over c, its min and max
+// (meaningful only if s is finite) and its number of zeros.
+func momentsGo(c []float32, k float64) (s, q float64, mn, mx float32, zeros int64) {
 	var s0, s1, s2, s3, q0, q1, q2, q3 float64
 	mn, mx = c[0], c[0]
 	i := 0
@@ -212,7 +206,12 @@ func momentsGo(c []float32, k float64) (s, q float64, mn, mx float32) {
 	}
 	s = (s0 + s1) + (s2 + s3)
 	q = (q0 + q1) + (q2 + q3)
-	return s, q, mn, mx
+	for _, v := range c {
+		if v == 0 {
+			zeros++
+		}
+	}
+	return s, q, mn, mx, zeros
 }
 
 // slowChunk handles a chunk holding NaN or Inf: two passes over the finite

@@ -43,68 +43,6 @@ tail:
 done:
 	RET
 
-// func momentsAVX2(x []float32, k float64, out *momentsOut)
-// len(x) must be a multiple of 16. out receives 4 partial sums of x-k,
-// 4 partial sums of (x-k)², 8 partial minima and 8 partial maxima.
-TEXT ·momentsAVX2(SB), NOSPLIT, $0-40
-	MOVQ x_base+0(FP), SI
-	MOVQ x_len+8(FP), CX
-	MOVQ out+32(FP), DI
-	VBROADCASTSD k+24(FP), Y0
-	VXORPD Y1, Y1, Y1
-	VXORPD Y2, Y2, Y2
-	VXORPD Y10, Y10, Y10
-	VXORPD Y11, Y11, Y11
-	VXORPD Y3, Y3, Y3
-	VXORPD Y4, Y4, Y4
-	VXORPD Y12, Y12, Y12
-	VXORPD Y13, Y13, Y13
-	VMOVUPS (SI), Y5
-	VMOVUPS (SI), Y6
-
-loop16:
-	CMPQ CX, $16
-	JLT done16
-	VMOVUPS (SI), Y7
-	VMOVUPS 32(SI), Y14
-	VMINPS Y7, Y5, Y5
-	VMAXPS Y7, Y6, Y6
-	VMINPS Y14, Y5, Y5
-	VMAXPS Y14, Y6, Y6
-	VCVTPS2PD (SI), Y8
-	VCVTPS2PD 16(SI), Y9
-	VCVTPS2PD 32(SI), Y15
-	VCVTPS2PD 48(SI), Y7
-	VSUBPD Y0, Y8, Y8
-	VSUBPD Y0, Y9, Y9
-	VSUBPD Y0, Y15, Y15
-	VSUBPD Y0, Y7, Y7
-	VADDPD Y8, Y1, Y1
-	VADDPD Y9, Y2, Y2
-	VADDPD Y15, Y10, Y10
-	VADDPD Y7, Y11, Y11
-	VFMADD231PD Y8, Y8, Y3
-	VFMADD231PD Y9, Y9, Y4
-	VFMADD231PD Y15, Y15, Y12
-	VFMADD231PD Y7, Y7, Y13
-	ADDQ $64, SI
-	SUBQ $16, CX
-	JMP loop16
-
-done16:
-	VADDPD Y2, Y1, Y1
-	VADDPD Y11, Y10, Y10
-	VADDPD Y10, Y1, Y1
-	VADDPD Y4, Y3, Y3
-	VADDPD Y13, Y12, Y12
-	VADDPD Y12, Y3, Y3
-	VMOVUPD Y1, 0(DI)
-	VMOVUPD Y3, 32(DI)
-	VMOVUPS Y5, 64(DI)
-	VMOVUPS Y6, 96(DI)
-	VZEROUPPER
-	RET
-
 // func chunkAVX2(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
 // Fused pass over x (len a multiple of 16): the histogram counts of
 // histAsm and the moments of momentsAVX2, plus the number of elements equal
@@ -212,6 +150,42 @@ simple16:
 	JMP simple16
 
 done:
+	VADDPD Y2, Y1, Y1
+	VADDPD Y4, Y3, Y3
+	VMOVUPD Y1, 0(R8)
+	VMOVUPD Y3, 32(R8)
+	VMOVUPS Y5, 64(R8)
+	VMOVUPS Y6, 96(R8)
+	VMOVDQU Y12, 128(R8)
+	VZEROUPPER
+	RET
+
+// func momentsAVX2(x []float32, k float64, out *momentsOut)
+// The moments part of chunkAVX2 alone (no histogram); len(x) must be a
+// multiple of 16.
+TEXT ·momentsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ out+32(FP), R8
+	VBROADCASTSD k+24(FP), Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VPXOR Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VMOVUPS (SI), Y5
+	VMOVUPS (SI), Y6
+
+moments16:
+	CMPQ CX, $16
+	JLT mdone
+	MOMENTS16
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP moments16
+
+mdone:
 	VADDPD Y2, Y1, Y1
 	VADDPD Y4, Y3, Y3
 	VMOVUPD Y1, 0(R8)

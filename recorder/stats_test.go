@@ -368,9 +368,9 @@ func TestKernelsAgree(t *testing.T) {
 					n, simple, s3, q3, mn3, mx3, z3, s4, q4, mn4, mx4, z4, *h3 == *h2)
 			}
 		}
-		s1, q1, mn1, mx1 := momentsFast(x, float64(x[0]))
-		s2, q2, mn2, mx2 := momentsGo(x, float64(x[0]))
-		if !closeRel(s1, s2, 1e-12, 1e-12) || !closeRel(q1, q2, 1e-12, 1e-12) || mn1 != mn2 || mx1 != mx2 {
+		s1, q1, mn1, mx1, z1 := momentsFast(x, float64(x[0]))
+		s2, q2, mn2, mx2, z2 := momentsGo(x, float64(x[0]))
+		if !closeRel(s1, s2, 1e-12, 1e-12) || !closeRel(q1, q2, 1e-12, 1e-12) || mn1 != mn2 || mx1 != mx2 || z1 != z2 {
 			t.Fatalf("n=%d: momentsFast %v %v %v %v, momentsGo %v %v %v %v", n, s1, q1, mn1, mx1, s2, q2, mn2, mx2)
 		}
 	}
