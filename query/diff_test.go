@@ -211,3 +211,20 @@ func TestWasserstein1(t *testing.T) {
 		t.Errorf("one empty: %v, want NaN", got)
 	}
 }
+
+func FuzzReadMapFile(f *testing.F) {
+	f.Add("# comment\nconv1=features.conv1\nrelu1 features.relu1\n")
+	f.Add("a=b\na=c\n")
+	f.Add("=\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ReadMapFile(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		for k, v := range m {
+			if k == "" || v == "" {
+				t.Fatalf("empty name in mapping %q=%q", k, v)
+			}
+		}
+	})
+}

@@ -331,7 +331,10 @@ func writeFileAtomic(path string, force bool, fn func(*os.File) error) error {
 		return err
 	}
 	tmp := f.Name()
-	err = fn(f)
+	err = f.Chmod(0o644) // CreateTemp makes 0600; exports are for sharing
+	if err == nil {
+		err = fn(f)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -358,6 +361,10 @@ func exportDir(path string, force bool, fn func(dir string) error) error {
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes 0700
+		os.RemoveAll(tmp)
 		return err
 	}
 	if err := fn(tmp); err != nil {

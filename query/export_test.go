@@ -346,6 +346,9 @@ func TestExport_RefusedOutputs(t *testing.T) {
 	if _, err := Export(s, "base", ExportOptions{Format: FormatCSV, Out: exists, Force: true}); err != nil {
 		t.Fatal(err)
 	}
+	if fi, err := os.Stat(exists); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("exported file mode %v, %v; want 0644", fi.Mode(), err)
+	}
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		if e.Name() != "x.csv" && e.Name() != "link" {
