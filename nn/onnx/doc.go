@@ -51,7 +51,8 @@
 //
 // Dimension 0 of each graph input is the batch: dynamic when the file gives
 // it a symbolic name (export with dynamic_axes={"input": {0: "batch"}}),
-// fixed otherwise (the model then only accepts that batch size). Other
+// fixed otherwise (the model then only accepts that batch size, unless
+// LoadOptions.DynamicBatch makes it dynamic anyway). Other
 // symbolic dimensions need a size in LoadOptions.Dims. With a dynamic batch,
 // every node output must keep the batch as its first dimension (the recorder
 // stores per-sample activations); a node that mixes samples, e.g. a Reshape

@@ -24,6 +24,13 @@ type LoadOptions struct {
 	// Output selects the graph output that becomes the model's output when
 	// the graph has several. Default "": the graph must have exactly one.
 	Output string
+	// DynamicBatch treats dimension 0 of every input as the dynamic batch
+	// dimension even where the file fixes it (torch.onnx.export without
+	// dynamic_axes writes the example's batch size). Loading then fails,
+	// naming the node, if any node's output does not keep the batch in its
+	// first dimension, e.g. a Reshape whose target the exporter computed
+	// from the fixed batch size. Default false: a fixed batch size is kept.
+	DynamicBatch bool
 }
 
 // Problem is one unsupported operator, attribute or input of a model.
@@ -335,7 +342,7 @@ func (c *converter) inputShape(in *valueInfo) ([]int, bool) {
 	shape := make([]int, len(in.Dims))
 	for i, d := range in.Dims {
 		switch {
-		case i == 0 && !d.HasValue:
+		case i == 0 && (!d.HasValue || c.opts.DynamicBatch):
 			shape[i] = -1
 		case d.HasValue:
 			if d.Value < 0 || d.Value > maxElements {

@@ -368,3 +368,29 @@ func TestLoad_LargeSampleShapes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLoad_DynamicBatchOption(t *testing.T) {
+	static := []*valueInfo{vinfo("x", 2, 6)}
+	ok := model(13, static, "y", []*tensorProto{intInit("s", []int64{3}, 0, 2, 3)},
+		node("relu", "Relu", []string{"x"}, []string{"r"}),
+		node("reshape", "Reshape", []string{"r", "s"}, []string{"y"}))
+	m, err := Decode(ok, LoadOptions{DynamicBatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := m.Forward(context.Background(), nn.NewTensor(5, 6))
+	if err != nil || !equalShape(y.Shape, []int{5, 2, 3}) {
+		t.Fatalf("y %v err %v", y, err)
+	}
+	// The exporter baked the example batch size 2 into the target.
+	baked := model(13, static, "y", []*tensorProto{intInit("s", []int64{2}, 2, -1)},
+		node("relu", "Relu", []string{"x"}, []string{"r"}),
+		node("reshape", "Reshape", []string{"r", "s"}, []string{"y"}))
+	if _, err := Decode(baked, LoadOptions{}); err != nil {
+		t.Fatalf("fixed batch: %v", err)
+	}
+	_, err = Decode(baked, LoadOptions{DynamicBatch: true})
+	if err == nil || !strings.Contains(err.Error(), `node "reshape" (Reshape): output shape [2 f(N)] does not keep the batch`) {
+		t.Fatalf("err %v", err)
+	}
+}
