@@ -173,7 +173,7 @@ func interspersed(app *cli.App, args []string) []string {
 	if cmd == nil {
 		return append(out, args[i:]...)
 	}
-	var flags, pos []string
+	var global, flags, pos []string
 	for ; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -181,21 +181,41 @@ func interspersed(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
-			flags = append(flags, a)
-			if takesValue(cmd.Flags, a) && i+1 < len(args) {
+			dst := &flags
+			fl := cmd.Flags
+			if !hasFlag(cmd.Flags, a) && hasFlag(app.Flags, a) { // e.g. "runs --store DIR"
+				dst, fl = &global, app.Flags
+			}
+			*dst = append(*dst, a)
+			if takesValue(fl, a) && i+1 < len(args) {
 				i++
-				flags = append(flags, args[i])
+				*dst = append(*dst, args[i])
 			}
 			continue
 		}
 		pos = append(pos, a)
 	}
+	cmdName := out[len(out)-1]
+	out = append(append(out[:len(out)-1], global...), cmdName)
 	out = append(out, flags...)
 	if len(pos) > 0 {
 		out = append(out, "--")
 		out = append(out, pos...)
 	}
 	return out
+}
+
+// hasFlag reports whether arg ("--name" or "--name=v") names one of flags.
+func hasFlag(flags []cli.Flag, arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // takesValue reports whether the flag arg (e.g. "--atol" or "--atol=1")

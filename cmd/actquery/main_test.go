@@ -195,6 +195,7 @@ func TestRun_ExitCodesAndFlagOrder(t *testing.T) {
 		{"flags_after_args", []string{"--store", dir, "diff", "perturbed", "base", "--atol", "0.5", "--min-cosine", "0.9"}, "", 0, "PASS"},
 		{"flags_before_args", []string{"--store", dir, "diff", "--atol=0.1", "perturbed", "base"}, "", 1, "first diverging layer: relu1"},
 		{"env_store", []string{"runs"}, dir, 0, "perturbed"},
+		{"global_flag_after_command", []string{"layers", "base", "--store", dir, "--json"}, "", 0, `"recorded"`},
 		{"no_store", []string{"--store", filepath.Join(dir, "nope"), "runs"}, "", 3, "no store at"},
 		{"unknown_flag", []string{"--store", dir, "runs", "--bogus"}, "", 2, "bogus"},
 		{"missing_args", []string{"--store", dir, "diff", "base"}, "", 2, "two arguments"},
