@@ -128,7 +128,14 @@ func RegroupHist(rows []store.StatsRow, opts HistOptions) (*HistData, error) {
 	d.Hist = denseHistogram(dense)
 	d.Total = d.Hist.Total()
 	if d.Total == 0 {
-		return nil, fmt.Errorf("%w (%d batches, %d NaN, %d Inf)", ErrNoHistogram, len(rows), d.NaN, d.Inf)
+		var count int64
+		for i := range rows {
+			count += rows[i].Count
+		}
+		if count > 0 && d.NaN+d.Inf >= count {
+			return nil, fmt.Errorf("%w: all %d elements of %d batches are NaN (%d) or Inf (%d)", ErrNoHistogram, count, len(rows), d.NaN, d.Inf)
+		}
+		return nil, fmt.Errorf("%w in %d batches (was the recorder's histogram option off?)", ErrNoHistogram, len(rows))
 	}
 	lo, _ := store.KeyRange(d.Hist.Keys[0])
 	_, hi := store.KeyRange(d.Hist.Keys[len(d.Hist.Keys)-1])
