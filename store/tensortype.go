@@ -39,7 +39,7 @@ func NewFixedShapeTensorType(elem arrow.DataType, shape []int) (*FixedShapeTenso
 		return nil, err
 	}
 	return &FixedShapeTensorType{
-		ExtensionBase: arrow.ExtensionBase{Storage: arrow.FixedSizeListOfNonNullable(int32(n), elem)},
+		ExtensionBase: arrow.ExtensionBase{Storage: arrow.FixedSizeListOf(int32(n), elem)},
 		shape:         append([]int{}, shape...),
 	}, nil
 }
