@@ -10,6 +10,7 @@ Default mode writes into testdata/onnx/ (committed, small):
                                Slice, Add/Sub/Mul/Div, Sigmoid, Tanh, Clip, Concat, Softmax, plus
                                Identity, Dropout and Constant nodes inserted after export.
   tinyformer_opset{13,17}.onnx  TinyFormer (below), a pre-norm transformer block on (N, 5, 8).
+  upnet_opset{11,13,17}.onnx    UpNet (below): Resize nearest/bilinear, Expand.
   opsnet_external.onnx, .data opsnet_opset13 with its initializers in an external data file.
   <model>.io.safetensors       "input" (batch 2 or 3; exported with another batch size), "output", and the output of every PyTorch leaf
                                module whose ONNX counterpart is one node (key = module path, which
@@ -109,6 +110,23 @@ class TinyFormer(nn.Module):
 
     def forward(s, x):
         return s.head(s.block(s.embed(x)).mean(dim=1))
+
+
+class UpNet(nn.Module):
+    """(N, 3, 5, 4) -> (N, 4, 15, 15): Resize (nearest x2, bilinear to a size, bilinear with
+    align_corners), Expand with -1 (Equal/Where/ConstantOfShape at load time)."""
+
+    def __init__(s):
+        super().__init__()
+        s.conv = nn.Conv2d(3, 4, 3, padding=1)
+        s.up = nn.Upsample(scale_factor=2, mode="nearest")
+        s.conv2 = nn.Conv2d(4, 1, 1)
+
+    def forward(s, x):
+        y = s.up(s.conv(x))
+        z = nn.functional.interpolate(y, size=(12, 10), mode="bilinear", align_corners=False)
+        w = nn.functional.interpolate(z, scale_factor=1.5, mode="bilinear", align_corners=True)
+        return w * s.conv2(w).expand(-1, 4, -1, -1)
 
 
 def init_bn(model, gen):
@@ -327,6 +345,23 @@ ZOO = ["alexnet", "squeezenet1_0", "googlenet", "densenet121", "shufflenet_v2_x0
        "mobilenet_v3_small", "mnasnet0_5", "efficientnet_b0", "regnet_y_400mf", "convnext_tiny"]
 
 
+def upnet(outdir):
+    gen = torch.Generator().manual_seed(4)
+    torch.manual_seed(4)
+    up = UpNet().eval()
+    x = torch.randn(3, 3, 5, 4, generator=gen)
+    ref, worst = reference(up, x)
+    for opset in (11, 13, 17):
+        name = f"upnet_opset{opset}"
+        p = os.path.join(outdir, name + ".onnx")
+        m = export(up, torch.randn(2, 3, 5, 4, generator=gen), p, opset)
+        r = clear_keys(m, ref, up)
+        r["input"] = x
+        safetensors_io.save(os.path.join(outdir, name + ".io.safetensors"), r)
+        print(name, "ops", sorted({n.op_type for n in m.graph.node}))
+        print(name, "keys", sorted(r), "f32 err", worst)
+
+
 def large(outdir, threads, bench_only=False, zoo=False):
     import torchvision
     os.makedirs(outdir, exist_ok=True)
@@ -386,6 +421,7 @@ def main():
     else:
         small(a.out)
         tinyformer(a.out)
+        upnet(a.out)
 
 
 if __name__ == "__main__":

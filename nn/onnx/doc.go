@@ -80,10 +80,12 @@
 // Reciprocal, Floor, Ceil, MaxPool and AveragePool (2-D, symmetric padding),
 // GlobalAveragePool, BatchNormalization (inference), Flatten, Reshape
 // (allowzero), Transpose, Concat, Slice, Gather, Unsqueeze, Squeeze, Pad
-// (constant mode), ReduceMean, ReduceSum, ReduceMax, ReduceMin,
+// (constant mode), Expand, Resize (nearest and bilinear on NCHW, the
+// coordinate modes PyTorch emits), ReduceMean, ReduceSum, ReduceMax, ReduceMin,
 // GlobalMaxPool, LayerNormalization, Softmax and LogSoftmax (with the axis semantics of
 // opsets before and since 13), Identity, Dropout (inference), Cast (to
-// float), and at load time Constant, Shape, Size and ConstantOfShape.
+// float), and at load time Constant, Shape, Size, ConstantOfShape, Equal
+// and Where (on integers).
 // Version differences handled: Clip min/max as attributes (before 11) or
 // inputs, Dropout ratio as attribute (before 12) or input, Unsqueeze and
 // Squeeze axes as attribute (before 13) or input, reduction axes as

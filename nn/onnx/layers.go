@@ -1426,3 +1426,185 @@ func (l *layerNorm) Forward(in ...*nn.Tensor) (*nn.Tensor, error) {
 	}
 	return y, nil
 }
+
+// ---- Expand and Resize ----
+
+// expand is ONNX Expand of a runtime tensor to a constant shape (entries
+// marked batch take the input's batch size, its dimension 0).
+type expand struct {
+	shape []int64
+	batch []bool
+}
+
+func (e *expand) Op() string { return "Expand" }
+
+func (e *expand) OutputShape(in ...[]int) ([]int, error) {
+	if len(in) != 1 {
+		return nil, fmt.Errorf("onnx: Expand: got %d inputs, want 1", len(in))
+	}
+	x := in[0]
+	target := make([]int, len(e.shape))
+	for i, v := range e.shape {
+		switch {
+		case e.batch != nil && e.batch[i]:
+			if len(x) == 0 {
+				return nil, shapeErr("Expand", "a batch dimension", x)
+			}
+			target[i] = x[0]
+		case v < 0 || v > maxElements:
+			return nil, fmt.Errorf("onnx: Expand: invalid shape %v", e.shape)
+		default:
+			target[i] = int(v)
+		}
+	}
+	out, ok := broadcastShape(x, target)
+	if !ok {
+		return nil, shapeErr("Expand", fmt.Sprintf("a shape broadcastable to %v", e.shape), x)
+	}
+	if _, err := shapeSize(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (e *expand) Forward(in ...*nn.Tensor) (*nn.Tensor, error) {
+	if err := checkInputs("Expand", 1, in); err != nil {
+		return nil, err
+	}
+	x := in[0]
+	s, err := e.OutputShape(x.Shape)
+	if err != nil {
+		return nil, err
+	}
+	n, _ := shapeSize(s)
+	y := &nn.Tensor{Shape: s, Data: make([]float32, n)}
+	broadcast(opAdd, y.Data, s, x.Data, x.Shape, make([]float32, 1), nil)
+	return y, nil
+}
+
+// resize is ONNX Resize over the last two dimensions of a 4-D input, modes
+// nearest and linear (bilinear).
+type resize struct {
+	linear    bool
+	coordMode string    // asymmetric, half_pixel, pytorch_half_pixel, align_corners
+	nearest   string    // floor, ceil, round_prefer_floor, round_prefer_ceil
+	scales    []float32 // 4 values, or nil
+	sizes     []int64   // 4 values (batch entry marked in sizesBatch), or nil
+	sizeBatch []bool
+}
+
+func (r *resize) Op() string { return "Resize" }
+
+func (r *resize) outHW(x []int) (oh, ow int, sh, sw float64, err error) {
+	if len(x) != 4 {
+		return 0, 0, 0, 0, shapeErr("Resize", "[N C H W]", x)
+	}
+	if r.sizes != nil {
+		for d := 0; d < 2; d++ {
+			if (r.sizeBatch == nil || !r.sizeBatch[d]) && r.sizes[d] != int64(x[d]) {
+				return 0, 0, 0, 0, shapeErr("Resize", fmt.Sprintf("sizes %v to keep N and C", r.sizes), x)
+			}
+		}
+		oh, ow = int(r.sizes[2]), int(r.sizes[3])
+		sh, sw = float64(oh)/float64(x[2]), float64(ow)/float64(x[3])
+	} else {
+		sh, sw = float64(r.scales[2]), float64(r.scales[3])
+		oh, ow = int(math.Floor(float64(x[2])*sh)), int(math.Floor(float64(x[3])*sw))
+	}
+	if oh <= 0 || ow <= 0 || oh > 1<<20 || ow > 1<<20 || x[2] == 0 || x[3] == 0 {
+		return 0, 0, 0, 0, shapeErr("Resize", fmt.Sprintf("an output size between 1 and 2^20 (got %dx%d)", oh, ow), x)
+	}
+	if _, err := shapeSize([]int{x[0], x[1], oh, ow}); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	return oh, ow, sh, sw, nil
+}
+
+func (r *resize) OutputShape(in ...[]int) ([]int, error) {
+	if len(in) != 1 {
+		return nil, fmt.Errorf("onnx: Resize: got %d inputs, want 1", len(in))
+	}
+	oh, ow, _, _, err := r.outHW(in[0])
+	if err != nil {
+		return nil, err
+	}
+	return []int{in[0][0], in[0][1], oh, ow}, nil
+}
+
+// source maps an output coordinate to the input coordinate.
+func (r *resize) source(o, in, out int, scale float64) float64 {
+	switch r.coordMode {
+	case "asymmetric":
+		return float64(o) / scale
+	case "align_corners":
+		if out == 1 {
+			return 0
+		}
+		return float64(o) * float64(in-1) / float64(out-1)
+	case "pytorch_half_pixel":
+		if out == 1 {
+			return 0
+		}
+		return (float64(o)+0.5)/scale - 0.5
+	}
+	return (float64(o)+0.5)/scale - 0.5 // half_pixel
+}
+
+// taps returns, per output index, the two input indices and the weight of the second.
+func (r *resize) taps(in, out int, scale float64) (i0, i1 []int, w []float32) {
+	i0, i1, w = make([]int, out), make([]int, out), make([]float32, out)
+	for o := range out {
+		s := r.source(o, in, out, scale)
+		if !r.linear {
+			var k float64
+			switch r.nearest {
+			case "floor":
+				k = math.Floor(s)
+			case "ceil":
+				k = math.Ceil(s)
+			case "round_prefer_ceil":
+				k = math.Floor(s + 0.5)
+			default: // round_prefer_floor
+				k = math.Ceil(s - 0.5)
+			}
+			j := int(min(max(k, 0), float64(in-1)))
+			i0[o], i1[o] = j, j
+			continue
+		}
+		s = min(max(s, 0), float64(in-1))
+		f := math.Floor(s)
+		i0[o] = int(f)
+		i1[o] = min(i0[o]+1, in-1)
+		w[o] = float32(s - f)
+	}
+	return
+}
+
+func (r *resize) Forward(in ...*nn.Tensor) (*nn.Tensor, error) {
+	if err := checkInputs("Resize", 1, in); err != nil {
+		return nil, err
+	}
+	x := in[0]
+	oh, ow, sh, sw, err := r.outHW(x.Shape)
+	if err != nil {
+		return nil, err
+	}
+	n, c, h, wd := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	y := &nn.Tensor{Shape: []int{n, c, oh, ow}, Data: make([]float32, n*c*oh*ow)}
+	h0, h1, hw := r.taps(h, oh, sh)
+	w0, w1, ww := r.taps(wd, ow, sw)
+	for p := 0; p < n*c; p++ {
+		src := x.Data[p*h*wd : (p+1)*h*wd]
+		dst := y.Data[p*oh*ow : (p+1)*oh*ow]
+		for i := range oh {
+			a, b, t := src[h0[i]*wd:], src[h1[i]*wd:], hw[i]
+			row := dst[i*ow : (i+1)*ow]
+			for j := range ow {
+				top := a[w0[j]] + (a[w1[j]]-a[w0[j]])*ww[j]
+				bot := b[w0[j]] + (b[w1[j]]-b[w0[j]])*ww[j]
+				row[j] = top + (bot-top)*t
+			}
+		}
+	}
+	return y, nil
+}

@@ -487,6 +487,10 @@ func (c *converter) layerFor(n *nodeProto) (nn.Layer, []string, bool) {
 		c.problem(n, "operator %s is not supported", n.OpType)
 		return nil, nil, false
 	}
+	if conv == nil {
+		c.problem(n, "operator %s is only supported on values known at load time (shapes, constants)", n.OpType)
+		return nil, nil, false
+	}
 	a := newAttrs(n)
 	layer, data, err := conv(c, n, a)
 	if err != nil {

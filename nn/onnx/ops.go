@@ -48,6 +48,8 @@ func init() {
 		"ReduceMean": convReduce(reduceMean), "ReduceSum": convReduce(reduceSum),
 		"ReduceMax": convReduce(reduceMax), "ReduceMin": convReduce(reduceMin),
 		"LayerNormalization": convLayerNorm, "GlobalMaxPool": convGlobalMaxPool,
+		"Expand": convExpand, "Resize": convResize,
+		"Equal": nil, "Where": nil, // integer shape arithmetic, at load time
 		// Folded at load time only (see fold).
 		"Constant": nil, "Shape": nil, "Size": nil, "ConstantOfShape": nil,
 	}
@@ -963,6 +965,81 @@ func convGlobalMaxPool(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string
 	return l, []string{x}, nil
 }
 
+func convExpand(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error) {
+	x, err := c.data(n, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := c.constIn(n, 1, "shape", false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !k.isInt || len(k.shape) != 1 {
+		return nil, nil, fmt.Errorf("shape must be a 1-D integer tensor, has shape %v", k.shape)
+	}
+	return &expand{shape: k.i, batch: k.batch}, []string{x}, nil
+}
+
+func convResize(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error) {
+	x, err := c.data(n, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &resize{
+		coordMode: a.str("coordinate_transformation_mode", "half_pixel"),
+		nearest:   a.str("nearest_mode", "round_prefer_floor"),
+	}
+	a.ignore("cubic_coeff_a", "extrapolation_value")
+	switch mode := a.str("mode", "nearest"); mode {
+	case "nearest":
+	case "linear":
+		r.linear = true
+	default:
+		return nil, nil, fmt.Errorf("mode %q is not supported", mode)
+	}
+	switch r.coordMode {
+	case "asymmetric", "half_pixel", "pytorch_half_pixel", "align_corners":
+	default:
+		return nil, nil, fmt.Errorf("coordinate_transformation_mode %q is not supported", r.coordMode)
+	}
+	switch r.nearest {
+	case "floor", "ceil", "round_prefer_floor", "round_prefer_ceil":
+	default:
+		return nil, nil, fmt.Errorf("nearest_mode %q is not supported", r.nearest)
+	}
+	if a.int("exclude_outside", 0) != 0 || a.int("antialias", 0) != 0 || a.has("axes") {
+		return nil, nil, errors.New("exclude_outside, antialias and axes are not supported")
+	}
+	if p := a.str("keep_aspect_ratio_policy", "stretch"); p != "stretch" {
+		return nil, nil, fmt.Errorf("keep_aspect_ratio_policy %q is not supported", p)
+	}
+	if r.coordMode == "tf_crop_and_resize" {
+		return nil, nil, errors.New("tf_crop_and_resize is not supported")
+	}
+	if k := c.consts[input(n, 2)]; k != nil && k.size() > 0 {
+		if k.isInt || k.size() != 4 {
+			return nil, nil, fmt.Errorf("scales %v: want 4 float values", k.shape)
+		}
+		if k.f[0] != 1 || k.f[1] != 1 || !(k.f[2] > 0) || !(k.f[3] > 0) {
+			return nil, nil, fmt.Errorf("scales %v: only H and W can be scaled", k.f)
+		}
+		r.scales = k.f
+	} else if input(n, 2) != "" && c.consts[input(n, 2)] == nil {
+		return nil, nil, errors.New("scales must be a constant")
+	}
+	if r.scales == nil {
+		k, err := c.constIn(n, 3, "sizes", false)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !k.isInt || k.size() != 4 {
+			return nil, nil, fmt.Errorf("sizes %v: want 4 integer values", k.shape)
+		}
+		r.sizes, r.sizeBatch = k.i, k.batch
+	}
+	return r, []string{x}, nil
+}
+
 // ---- load-time evaluation ----
 
 // dataMovement ops only rearrange elements; integer constants go through
@@ -1122,6 +1199,12 @@ func (c *converter) foldNode(n *nodeProto) (*constant, bool) {
 				return k, true
 			}
 		}
+	case "Equal", "Where":
+		k, err := c.foldSelect(n)
+		if err != nil {
+			return fail("%v", err)
+		}
+		return k, true
 	case "Cast":
 		a := newAttrs(n)
 		to := int32(a.int("to", 0))
@@ -1316,4 +1399,76 @@ func (c *converter) foldIntArith(n *nodeProto) (*constant, error) {
 		}
 	}
 	return k, nil
+}
+
+// foldSelect evaluates Equal and Where on integer constants (the exporters'
+// handling of -1 in Expand shapes). Batch-size elements may be selected by
+// Where but not compared.
+func (c *converter) foldSelect(n *nodeProto) (*constant, error) {
+	want := 2
+	if n.OpType == "Where" {
+		want = 3
+	}
+	if len(n.Inputs) != want || len(n.Attrs) > 0 {
+		return nil, fmt.Errorf("want %d inputs and no attributes", want)
+	}
+	ks := make([]*constant, want)
+	for i := range ks {
+		ks[i] = c.consts[input(n, i)]
+		if ks[i] == nil {
+			return nil, fmt.Errorf("input %d is not a constant", i)
+		}
+		if !ks[i].isInt {
+			return nil, fmt.Errorf("%s of float tensors is not supported", n.OpType)
+		}
+	}
+	if n.OpType == "Equal" && (ks[0].hasBatch() || ks[1].hasBatch()) || n.OpType == "Where" && ks[0].hasBatch() {
+		return nil, errors.New("comparison with the batch size is not supported")
+	}
+	s := ks[0].shape
+	for _, k := range ks[1:] {
+		var ok bool
+		if s, ok = broadcastShape(s, k.shape); !ok {
+			return nil, fmt.Errorf("shapes do not broadcast")
+		}
+	}
+	sz, err := shapeSize(s)
+	if err != nil || sz > 1<<24 {
+		return nil, fmt.Errorf("shape %v too large", s)
+	}
+	idx := make([][]float32, want)
+	zero := make([]float32, 1)
+	for i, k := range ks {
+		src := make([]float32, len(k.i))
+		for j := range src {
+			src[j] = float32(j)
+		}
+		idx[i] = make([]float32, sz)
+		broadcast(opAdd, idx[i], s, src, k.shape, zero, nil)
+	}
+	out := &constant{isInt: true, shape: s, i: make([]int64, sz), batch: make([]bool, sz)}
+	at := func(k int, j int) (int64, bool) {
+		p := int(idx[k][j])
+		return ks[k].i[p], ks[k].batch != nil && ks[k].batch[p]
+	}
+	for j := range out.i {
+		if n.OpType == "Equal" {
+			a, _ := at(0, j)
+			b, _ := at(1, j)
+			if a == b {
+				out.i[j] = 1
+			}
+			continue
+		}
+		cond, _ := at(0, j)
+		pick := 2
+		if cond != 0 {
+			pick = 1
+		}
+		out.i[j], out.batch[j] = at(pick, j)
+	}
+	if !out.hasBatch() {
+		out.batch = nil
+	}
+	return out, nil
 }

@@ -394,3 +394,12 @@ func TestLoad_DynamicBatchOption(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestOps_LoadTimeOnlyOpsAtRuntime(t *testing.T) {
+	data := model(13, []*valueInfo{vinfo("x", -1, 3)}, "y", nil,
+		node("eq", "Equal", []string{"x", "x"}, []string{"y"}))
+	_, err := Decode(data, LoadOptions{})
+	if err == nil || !strings.Contains(err.Error(), "only supported on values known at load time") {
+		t.Fatalf("err %v", err)
+	}
+}
