@@ -29,7 +29,7 @@ type PlotOptions struct {
 	Batches  string
 	Out      string
 	Force    bool
-	// Bins and Columns tune --hist (0 = defaults: 96 value bins, at most 160 columns).
+	// Bins and Columns tune --hist (0 = defaults: 48..96 value bins, at most 160 columns).
 	Bins, Columns int
 	DiffFlags
 }
@@ -107,7 +107,7 @@ func newPlotCommand(g *globalOptions) *cli.Command {
 		&cli.StringFlag{Name: "batches", Usage: "batch range A:B", Destination: &opts.Batches},
 		&cli.StringFlag{Name: "out", Usage: "output FILE.png or FILE.svg (required)", Destination: &opts.Out},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite an existing output", Destination: &opts.Force},
-		&cli.IntFlag{Name: "bins", Usage: "--hist: value bins", DefaultText: "96", Destination: &opts.Bins},
+		&cli.IntFlag{Name: "bins", Usage: "--hist: value bins", DefaultText: "2*sqrt(elements per column) in 48..96", Destination: &opts.Bins},
 		&cli.IntFlag{Name: "columns", Usage: "--hist: at most this many batch columns (neighbouring batches merged)", DefaultText: "160", Destination: &opts.Columns},
 	}
 	flags = append(flags, diffFlagList(&opts.DiffFlags, &maps, &minSQNR, &minCos)...)

@@ -18,7 +18,9 @@ import (
 
 // HistOptions tune Hist. Zero fields take their defaults.
 type HistOptions struct {
-	// ValueBins is the number of display bins over the layer's value range. Default 96.
+	// ValueBins is the number of display bins over the layer's value range. Default: 96,
+	// fewer (down to 48) for small layers, 2*sqrt(elements per column), so that a column
+	// is not mostly empty bins.
 	ValueBins int
 	// MaxColumns is the maximum number of heat map columns; with more batches, neighbouring
 	// batches are merged into one column. Default 160.
@@ -26,15 +28,18 @@ type HistOptions struct {
 }
 
 func (o HistOptions) withDefaults() HistOptions {
-	if o.ValueBins <= 0 {
-		o.ValueBins = 96
-	}
 	if o.MaxColumns <= 0 {
 		o.MaxColumns = 160
 	}
 	o.ValueBins = min(o.ValueBins, 1024)
 	o.MaxColumns = min(o.MaxColumns, 4096)
 	return o
+}
+
+// defaultValueBins is 2*sqrt(elements per column) clamped to [48, 96].
+func defaultValueBins(total uint64, columns int) int {
+	per := float64(total) / float64(max(columns, 1))
+	return int(math.Max(48, math.Min(96, 2*math.Sqrt(per))))
 }
 
 // ErrNoHistogram is returned (wrapped) by Hist when the rows hold no histogram counts.
@@ -110,7 +115,7 @@ func RegroupHist(rows []store.StatsRow, opts HistOptions) (*HistData, error) {
 	}
 	rows = append([]store.StatsRow(nil), rows...)
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Batch < rows[j].Batch })
-	d := &HistData{Bins: opts.ValueBins, Batches: len(rows)}
+	d := &HistData{Batches: len(rows)}
 	// Merge into a dense array indexed by key: O(keys of a row) per row, whatever the
 	// number of rows (Histogram.Merge would cost O(keys of the merged histogram) per row).
 	dense := make([]uint64, 1<<16)
@@ -137,14 +142,18 @@ func RegroupHist(rows []store.StatsRow, opts HistOptions) (*HistData, error) {
 		}
 		return nil, fmt.Errorf("%w in %d batches (was the recorder's histogram option off?)", ErrNoHistogram, len(rows))
 	}
+	first, last := rows[0].Batch, rows[len(rows)-1].Batch
+	span := float64(last-first) + 1
+	ncols := int(math.Min(span, float64(opts.MaxColumns)))
+	if opts.ValueBins <= 0 {
+		opts.ValueBins = defaultValueBins(d.Total, min(ncols, len(rows)))
+	}
+	d.Bins = opts.ValueBins
 	lo, _ := store.KeyRange(d.Hist.Keys[0])
 	_, hi := store.KeyRange(d.Hist.Keys[len(d.Hist.Keys)-1])
 	b := newBins(lo, hi, opts.ValueBins)
 	d.Lo, d.Hi = b.lo, b.edge(b.n)
 
-	first, last := rows[0].Batch, rows[len(rows)-1].Batch
-	span := float64(last-first) + 1
-	ncols := int(math.Min(span, float64(opts.MaxColumns)))
 	d.BatchLo = first
 	d.BatchWidth = span / float64(ncols)
 	d.Columns = make([][]float64, ncols)
