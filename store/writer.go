@@ -197,7 +197,9 @@ func (w *Writer) loop(every time.Duration) {
 		case <-t.C:
 			w.mu.Lock()
 			if !w.closed && w.err == nil {
-				if err := w.flushLocked(false); err != nil && w.bgErr == nil {
+				// ErrLocked (index busy) is not reported: the entries stay pending and the
+				// next flush commits them; other errors are sticky and reported by the next call.
+				if err := w.flushLocked(false); err != nil && !errors.Is(err, ErrLocked) && w.bgErr == nil {
 					w.bgErr = err
 				}
 			}
