@@ -20,8 +20,9 @@
 //
 // The bfloat16 buckets of store.Histogram are far finer than a picture can
 // show; Hist regroups them into display bins (by default 2*sqrt(elements per
-// column), between 48 and 96) evenly spread over the layer's value range, splitting each bucket's count over the display bins
-// it overlaps in proportion to the overlap. Batches are regrouped the same way
+// column), between 48 and 96) evenly spread over the layer's value range,
+// splitting each bucket's count over the display bins it overlaps in
+// proportion to the overlap. Batches are regrouped the same way
 // when there are more of them than columns (default at most 160): the
 // histograms of neighbouring batches are merged, which is exact because the
 // buckets are the same everywhere.
