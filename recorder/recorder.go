@@ -64,6 +64,30 @@ type Counters struct {
 type layerState struct {
 	info store.LayerInfo
 	mode Mode
+	relu bool // op ReLU: its histogram can be derived from its input's
+}
+
+// histKey identifies a layer output within one Forward call.
+type histKey struct {
+	t    *nn.Tensor
+	data *float32
+	n    int
+}
+
+// histEntry is what a ReLU reading a clean (no NaN/Inf) output computed
+// earlier in the same call needs to derive its own histogram, with a
+// fingerprint of the data it was computed from.
+type histEntry struct {
+	hist  store.Histogram
+	zeros zeroCounts
+	max   float32
+	fp    uint64
+}
+
+// callHists holds the entries of one Forward call.
+type callHists struct {
+	mu sync.Mutex
+	m  map[histKey]histEntry
 }
 
 // batchState is the per-batch decision, made once per batch.
@@ -90,7 +114,8 @@ type Recorder struct {
 	handles []*nn.HookHandle
 	byCall  boundedMap[uint64, *batchState]
 	byIndex boundedMap[int64, *batchState]
-	next    Batch // next auto-assigned batch
+	hists   boundedMap[uint64, *callHists] // by nn.CallID
+	next    Batch                          // next auto-assigned batch
 
 	enabled atomic.Bool
 
@@ -107,6 +132,8 @@ type Recorder struct {
 	// beforeWrite, if set (tests), runs in the worker before an item is
 	// written; a non-nil error is treated as a writer error.
 	beforeWrite func(*item) error
+
+	derived atomic.Int64 // ReLU histograms derived from their input's
 
 	nBatches, statsRows, tensorRows, tensorBytes, dropped, droppedItems atomic.Int64
 	budgetAt                                                            atomic.Int64
@@ -135,6 +162,7 @@ func New(st *store.Store, info store.RunInfo, cfg Config) (*Recorder, error) {
 		layers:        make(map[string]*layerState),
 		byCall:        newBoundedMap[uint64, *batchState](4096),
 		byIndex:       newBoundedMap[int64, *batchState](4096),
+		hists:         newBoundedMap[uint64, *callHists](256),
 		q:             newQueue(cfg.QueueBytes),
 	}
 	r.budgetAt.Store(-1)
@@ -216,6 +244,7 @@ func (r *Recorder) Attach(m *nn.Model, input ...[]int) error {
 		if id := nn.CallID(ctx); id != 0 {
 			r.mu.Lock()
 			r.byCall.delete(id)
+			r.hists.delete(id)
 			r.mu.Unlock()
 		}
 	})
@@ -291,7 +320,7 @@ func (r *Recorder) createRun(layers []store.LayerInfo, sel map[string]Mode) erro
 	r.w = w
 	r.info = info
 	for _, l := range layers {
-		r.layers[l.Path] = &layerState{info: l, mode: sel[l.Path]}
+		r.layers[l.Path] = &layerState{info: l, mode: sel[l.Path], relu: l.Op == "ReLU"}
 	}
 	for i := 0; i < r.cfg.Workers; i++ {
 		r.workers.Add(1)
@@ -350,7 +379,7 @@ func (r *Recorder) Stats() Counters {
 
 // hook returns the forward hook of layer l.
 func (r *Recorder) hook(l *layerState) nn.ForwardHook {
-	return func(ctx context.Context, _ nn.ModuleInfo, _ []*nn.Tensor, out *nn.Tensor) {
+	return func(ctx context.Context, _ nn.ModuleInfo, in []*nn.Tensor, out *nn.Tensor) {
 		if !r.enabled.Load() || out == nil {
 			return
 		}
@@ -363,7 +392,11 @@ func (r *Recorder) hook(l *layerState) nn.ForwardHook {
 			return
 		}
 		bs := r.batchOf(ctx, out)
-		if err := r.record(l, bs, out); err != nil {
+		var src *nn.Tensor
+		if l.relu && len(in) == 1 {
+			src = in[0]
+		}
+		if err := r.record(l, bs, out, nn.CallID(ctx), src); err != nil {
 			r.setErr(err)
 		}
 	}
@@ -397,7 +430,7 @@ func (r *Recorder) Record(ctx context.Context, layer string, b Batch, t *nn.Tens
 			err = fmt.Errorf("recorder: Record %s: panic: %v", layer, p)
 		}
 	}()
-	return r.record(l, r.batchState(b), t)
+	return r.record(l, r.batchState(b), t, 0, nil)
 }
 
 // batchOf returns the batch of the Forward call a hook runs in.
@@ -452,8 +485,9 @@ func batchSize(t *nn.Tensor) int {
 
 // record does the synchronous part for one (batch, layer): statistics of
 // the output (hot in cache) and a copy of the sampled tensors, then queues
-// the rows for the writer.
-func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor) error {
+// the rows for the writer. call is the Forward call (0 outside one); src,
+// for a ReLU layer, is its input.
+func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor, call uint64, src *nn.Tensor) error {
 	wantStats := l.mode&ModeStats != 0 && bs.stats
 	wantTensors := l.mode&ModeTensors != 0 && bs.tensors && r.budgetAt.Load() < 0
 	if !wantStats && !wantTensors {
@@ -472,7 +506,7 @@ func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor) error {
 			it.shape = slices.Clone(out.Shape)
 			it.bytes += int64(4 * len(out.Data))
 		} else {
-			row := r.computeStats(out.Data, out.Shape)
+			row := r.statsOf(out, call, src)
 			row.Batch = bs.b.Index
 			it.stats = &row
 			it.bytes += rowBytes(&row)
@@ -546,6 +580,101 @@ func shapeLen(s []int) int {
 
 func rowBytes(row *store.StatsRow) int64 {
 	return 256 + int64(len(row.Hist.Keys))*10 + int64(len(row.ChannelMean)+len(row.ChannelMax))*4
+}
+
+// statsOf returns the statistics row of a layer output in a Forward call
+// (batch unset). Within a call, what a ReLU needs from every clean output is
+// kept until the call ends; a ReLU whose input is such an output (same
+// tensor, data pointer, length and fingerprint) derives its histogram from
+// it (reluHistogram) and only sums the moments of its own output, saving
+// the histogram pass over ReLU outputs. The derivation is checked (no
+// NaN/Inf, y >= 0, same positive max, consistent counts) and falls back to
+// counting otherwise.
+func (r *Recorder) statsOf(out *nn.Tensor, call uint64, src *nn.Tensor) store.StatsRow {
+	if call == 0 || len(out.Data) == 0 {
+		return r.computeStats(out.Data, out.Shape)
+	}
+	r.mu.Lock()
+	ch, ok := r.hists.get(call)
+	if !ok {
+		ch = &callHists{m: make(map[histKey]histEntry)}
+		r.hists.put(call, ch)
+	}
+	r.mu.Unlock()
+	if src != nil && len(src.Data) == len(out.Data) {
+		ch.mu.Lock()
+		e, ok := ch.m[histKey{src, &src.Data[0], len(src.Data)}]
+		ch.mu.Unlock()
+		if ok && e.fp == fingerprint(src.Data) {
+			if row, ok := r.derivedStats(ch, out, e); ok {
+				return row
+			}
+		}
+	}
+	a := accPool.Get().(*accumulator)
+	accumulate(a, out.Data)
+	e := histEntry{zeros: zeroCounts{a.zeros, a.negZeros}, max: a.max}
+	row := a.result(true)
+	accPool.Put(a)
+	e.hist = row.Hist
+	if !r.cfg.Histogram {
+		row.Hist = store.Histogram{}
+	}
+	if row.NaN == 0 && row.Inf == 0 {
+		r.keep(ch, out, e)
+	}
+	r.addChannelStats(&row, out.Data, out.Shape)
+	return row
+}
+
+// derivedStats computes the row of a ReLU output from the entry of its
+// input; ok is false if the derivation does not check out.
+func (r *Recorder) derivedStats(ch *callHists, out *nn.Tensor, in histEntry) (store.StatsRow, bool) {
+	a := accPool.Get().(*accumulator)
+	defer accPool.Put(a)
+	accumulateWith(a, out.Data, (*accumulator).addMoments)
+	wantMax := max(in.max, 0)
+	zy := zeroCounts{a.zeros, a.negZeros}
+	h, ok := reluHistogram(in.hist, in.zeros, zy)
+	if !ok || a.nan != 0 || a.inf != 0 || a.min < 0 || a.max != wantMax || h.Total() != uint64(a.n) {
+		a.resultWith(store.Histogram{}, false) // reset
+		return store.StatsRow{}, false
+	}
+	e := histEntry{hist: h, zeros: zy, max: a.max}
+	row := a.resultWith(h, r.cfg.Histogram)
+	r.derived.Add(1)
+	r.keep(ch, out, e)
+	r.addChannelStats(&row, out.Data, out.Shape)
+	return row, true
+}
+
+// keep remembers e for out for the rest of the call.
+func (r *Recorder) keep(ch *callHists, out *nn.Tensor, e histEntry) {
+	e.fp = fingerprint(out.Data)
+	ch.mu.Lock()
+	ch.m[histKey{out, &out.Data[0], len(out.Data)}] = e
+	ch.mu.Unlock()
+}
+
+// fingerprint mixes the bits of up to 32 evenly spaced elements of x.
+func fingerprint(x []float32) uint64 {
+	var h uint64 = 0x9e3779b97f4a7c15
+	step := max(len(x)/32, 1)
+	for i := 0; i < len(x); i += step {
+		h ^= uint64(math.Float32bits(x[i])) + uint64(i)<<32
+		h *= 0xbf58476d1ce4e5b9
+		h ^= h >> 29
+	}
+	return h
+}
+
+func (r *Recorder) addChannelStats(row *store.StatsRow, data []float32, shape []int) {
+	if r.cfg.ChannelStats && len(shape) >= 3 {
+		hw := shapeLen(shape[2:])
+		if shape[0]*shape[1]*hw == len(data) && hw > 0 {
+			row.ChannelMean, row.ChannelMax = channelStats(data, shape[0], shape[1], hw)
+		}
+	}
 }
 
 // computeStats returns the statistics row of data (batch unset).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
@@ -202,6 +203,9 @@ func TestRecorderSelection(t *testing.T) {
 	}
 	if run.Meta["dropped_batches"] != "0" {
 		t.Errorf("dropped_batches = %q, want 0", run.Meta["dropped_batches"])
+	}
+	if n := r.derived.Load(); n != 4 {
+		t.Errorf("relu1 histogram derived from conv1's %d times, want 4", n)
 	}
 	if c := r.Stats(); c.Batches != batches || c.StatsRows != 12 || c.TensorRows != 12 {
 		t.Errorf("counters %+v, want 7 batches, 12 stats rows, 12 tensor rows", c)
@@ -706,5 +710,87 @@ func TestRecorderContainersAndGlobs(t *testing.T) {
 	rows := readTensors(t, st, "c", "block2")
 	if len(rows) != 2 || !slices.Equal(rows[tensorKey{0, 1}].Data, out.Data[4:]) {
 		t.Errorf("block2 rows %v, want the model output %v", rows, out.Data)
+	}
+}
+
+// A ReLU's histogram derived from its input's equals the one counted from
+// its output, including signed zeros and subnormals (nn's ReLU keeps -0);
+// inputs with NaN or Inf are not derived from.
+func TestRecorderReLUDerivedHistogram(t *testing.T) {
+	b := nn.NewBuilder("relu")
+	x := b.Input("input", -1, 2048)
+	x = b.Add("flat", nn.NewFlatten(1, -1), x)
+	x = b.Add("relu", nn.NewReLU(), x)
+	x = b.Add("relu2", nn.NewReLU(), x)
+	m, err := b.Build(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	r, err := New(st, store.RunInfo{Name: "relu"}, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Attach(m, []int{1, 2048}); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	outs := map[string][][]float32{}
+	for _, p := range []string{"relu", "relu2"} {
+		p := p
+		h, _ := m.RegisterForwardHook(p, func(_ context.Context, _ nn.ModuleInfo, _ []*nn.Tensor, out *nn.Tensor) {
+			outs[p] = append(outs[p], slices.Clone(out.Data))
+		})
+		defer h.Remove()
+	}
+	const batches = 4
+	for i := 0; i < batches; i++ {
+		in := nn.NewTensor(3, 2048)
+		for j := range in.Data {
+			in.Data[j] = float32(rng.NormFloat64())
+			switch j % 7 {
+			case 1:
+				in.Data[j] = float32(math.Copysign(0, -1))
+			case 2:
+				in.Data[j] = 0
+			case 3:
+				in.Data[j] = -math.Float32frombits(uint32(rng.IntN(1 << 23)))
+			case 4:
+				in.Data[j] = math.Float32frombits(uint32(rng.IntN(1 << 23)))
+			}
+		}
+		switch i {
+		case 2:
+			in.Data[10] = float32(math.NaN())
+		case 3:
+			for j := range in.Data {
+				in.Data[j] = -float32(j + 1) // all negative: ReLU output all zeros
+			}
+		}
+		if _, err := m.Forward(WithBatch(context.Background(), Batch{Index: int64(i)}), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// relu from flat and relu2 from relu, except for the batch with NaN.
+	if n := r.derived.Load(); n != 2*(batches-1) {
+		t.Errorf("derived %d times, want %d", n, 2*(batches-1))
+	}
+	for _, p := range []string{"relu", "relu2"} {
+		rows := readStats(t, st, "relu", p)
+		if len(rows) != batches {
+			t.Fatalf("%s: %d rows", p, len(rows))
+		}
+		for _, row := range rows {
+			want := computeStats(outs[p][row.Batch])
+			if !slices.Equal(row.Hist.Keys, want.Hist.Keys) || !slices.Equal(row.Hist.Counts, want.Hist.Counts) ||
+				row.Percentiles != want.Percentiles || row.ZeroFrac != want.ZeroFrac || row.Count != want.Count ||
+				row.NaN != want.NaN || row.Min != want.Min || row.Max != want.Max || !closeRel(row.Mean, want.Mean, 1e-12, 0) {
+				t.Errorf("%s batch %d: stored stats differ from the output's: %d buckets zero %v p %v vs %d buckets zero %v p %v",
+					p, row.Batch, len(row.Hist.Keys), row.ZeroFrac, row.Percentiles, len(want.Hist.Keys), want.ZeroFrac, want.Percentiles)
+			}
+		}
 	}
 }

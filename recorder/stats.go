@@ -47,6 +47,7 @@ type accumulator struct {
 	min, max   float32
 	nan, inf   int64
 	zeros      int64     // elements equal to ±0
+	negZeros   int64     // elements equal to -0
 	simple     bool      // zeros were rare in the last chunk (histogram loop choice)
 	foldedZero [2]uint64 // ±0 counts folded into big
 }
@@ -71,7 +72,7 @@ func (a *accumulator) release() {
 func (a *accumulator) resetMoments() {
 	a.count, a.n, a.mean, a.m2 = 0, 0, 0, 0
 	a.min, a.max = float32(math.Inf(1)), float32(math.Inf(-1))
-	a.nan, a.inf, a.zeros = 0, 0, 0
+	a.nan, a.inf, a.zeros, a.negZeros = 0, 0, 0, 0
 	a.simple = false
 	a.big = nil
 	a.inDense = 0
@@ -93,8 +94,27 @@ func (a *accumulator) add(x []float32) {
 	}
 }
 
+// moments are the partial results of one pass over a chunk: the sums of
+// d = x-k and d² (s, q), min and max (meaningful only if s is finite), and
+// the numbers of elements equal to ±0 and to -0.
+type moments struct {
+	s, q            float64
+	mn, mx          float32
+	zeros, negZeros int64
+}
+
+// add merges the moments of another part of the chunk (same shift).
+func (m *moments) add(o moments) {
+	m.s += o.s
+	m.q += o.q
+	m.mn = min(m.mn, o.mn)
+	m.mx = max(m.mx, o.mx)
+	m.zeros += o.zeros
+	m.negZeros += o.negZeros
+}
+
 // chunkStatsGo is the portable chunkStats.
-func chunkStatsGo(h *[denseLen]uint32, c []float32, k float64) (s, q float64, mn, mx float32, zeros int64) {
+func chunkStatsGo(h *[denseLen]uint32, c []float32, k float64) moments {
 	histChunkGo(h, c)
 	return momentsGo(c, k)
 }
@@ -135,9 +155,16 @@ func histChunkGo(h *[denseLen]uint32, c []float32) {
 func (a *accumulator) chunk(c []float32) {
 	a.count += int64(len(c))
 	k := float64(c[0])
-	s, q, mn, mx, zeros := chunkStats(a.dense, c, k, a.simple)
-	a.zeros += zeros
-	a.simple = zeros*32 < int64(len(c))
+	m := chunkStats(a.dense, c, k, a.simple)
+	a.mergeChunk(c, k, m)
+	a.simple = m.zeros*32 < int64(len(c))
+}
+
+// mergeChunk merges the moments m (shift k) of chunk c into a.
+func (a *accumulator) mergeChunk(c []float32, k float64, m moments) {
+	a.zeros += m.zeros
+	a.negZeros += m.negZeros
+	s, q := m.s, m.q
 	if math.IsNaN(s) || math.IsInf(s, 0) {
 		a.slowChunk(c)
 		return
@@ -147,14 +174,13 @@ func (a *accumulator) chunk(c []float32) {
 	if m2 < 0 {
 		m2 = 0
 	}
-	a.merge(int64(len(c)), k+s/n, m2, mn, mx)
+	a.merge(int64(len(c)), k+s/n, m2, m.mn, m.mx)
 }
 
-// momentsGo returns the sums of d = x-k and d² over c, its min and max
-// (meaningful only if s is finite) and its number of zeros.
-func momentsGo(c []float32, k float64) (s, q float64, mn, mx float32, zeros int64) {
+// momentsGo returns the moments of c with shift k.
+func momentsGo(c []float32, k float64) (m moments) {
 	var s0, s1, s2, s3, q0, q1, q2, q3 float64
-	mn, mx = c[0], c[0]
+	mn, mx := c[0], c[0]
 	i := 0
 	for ; i+4 <= len(c); i += 4 {
 		x0, x1, x2, x3 := c[i], c[i+1], c[i+2], c[i+3]
@@ -204,14 +230,16 @@ func momentsGo(c []float32, k float64) (s, q float64, mn, mx float32, zeros int6
 			mx = x
 		}
 	}
-	s = (s0 + s1) + (s2 + s3)
-	q = (q0 + q1) + (q2 + q3)
+	m = moments{s: (s0 + s1) + (s2 + s3), q: (q0 + q1) + (q2 + q3), mn: mn, mx: mx}
 	for _, v := range c {
 		if v == 0 {
-			zeros++
+			m.zeros++
+			if math.Signbit(float64(v)) {
+				m.negZeros++
+			}
 		}
 	}
-	return s, q, mn, mx, zeros
+	return m
 }
 
 // slowChunk handles a chunk holding NaN or Inf: two passes over the finite
@@ -550,6 +578,7 @@ func (a *accumulator) absorb(b *accumulator) {
 	}
 	a.count += b.count
 	a.zeros += b.zeros
+	a.negZeros += b.negZeros
 	a.nan += b.nan
 	a.inf += b.inf
 	if b.n > 0 {
@@ -568,10 +597,14 @@ const parallelMin = 1 << 16
 
 // accumulate adds data to a, splitting large inputs across up to
 // GOMAXPROCS (at most 8) goroutines whose partial results are merged.
-func accumulate(a *accumulator, data []float32) {
+func accumulate(a *accumulator, data []float32) { accumulateWith(a, data, (*accumulator).add) }
+
+// accumulateWith is accumulate with add (or addMoments) as the per-part
+// accumulation.
+func accumulateWith(a *accumulator, data []float32, add func(*accumulator, []float32)) {
 	w := min(runtime.GOMAXPROCS(0), 8)
 	if len(data) < parallelMin || w < 2 {
-		a.add(data)
+		add(a, data)
 		return
 	}
 	part := (len(data)/w + chunkLen - 1) / chunkLen * chunkLen
@@ -589,10 +622,10 @@ func accumulate(a *accumulator, data []float32) {
 					failed.Store(fmt.Sprint(e))
 				}
 			}()
-			p.add(x)
+			add(p, x)
 		}(data[lo:min(lo+part, len(data))])
 	}
-	a.add(data[:part])
+	add(a, data[:part])
 	wg.Wait()
 	if e := failed.Load(); e != nil {
 		panic(e)
@@ -653,4 +686,94 @@ func quantiles(h store.Histogram, n uint64) (out [len(store.Quantiles)]float64) 
 		out[i] = a + (b-a)*frac[i]
 	}
 	return out
+}
+
+// addMoments accumulates everything but the histogram of x (for
+// resultWith, when the histogram is known otherwise).
+func (a *accumulator) addMoments(x []float32) {
+	for len(x) > 0 {
+		c := x
+		if len(c) > chunkLen {
+			c = c[:chunkLen]
+		}
+		x = x[len(c):]
+		a.count += int64(len(c))
+		k := float64(c[0])
+		a.mergeChunk(c, k, momentsFast(c, k))
+	}
+}
+
+// resultWith is result for an accumulator filled by addMoments, with the
+// histogram h of the same values supplied by the caller.
+func (a *accumulator) resultWith(h store.Histogram, withHist bool) store.StatsRow {
+	r := store.StatsRow{Count: a.count, NaN: a.nan, Inf: a.inf}
+	nan := math.NaN()
+	r.Mean, r.Std, r.Min, r.Max, r.L2, r.ZeroFrac = nan, nan, nan, nan, 0, nan
+	for i := range r.Percentiles {
+		r.Percentiles[i] = nan
+	}
+	if a.n > 0 {
+		n := float64(a.n)
+		r.Mean = a.mean
+		r.Std = math.Sqrt(a.m2 / n)
+		r.Min, r.Max = float64(a.min), float64(a.max)
+		r.L2 = math.Sqrt(a.m2 + n*a.mean*a.mean)
+		r.ZeroFrac = float64(a.zeros) / n
+		r.Percentiles = quantiles(h, h.Total())
+		for i, v := range r.Percentiles {
+			r.Percentiles[i] = math.Min(math.Max(v, r.Min), r.Max)
+		}
+		if withHist {
+			r.Hist = h
+		}
+	}
+	a.clearAux()
+	a.foldedZero = [2]uint64{}
+	a.resetMoments()
+	return r
+}
+
+// zeroCounts are the numbers of ±0 and of -0 among some values.
+type zeroCounts struct{ zeros, neg int64 }
+
+// reluHistogram returns the histogram of y = ReLU(x) given the histogram
+// hx of x and the zero counts of x and y, for x and y without NaN or Inf
+// and y >= 0. It relies only on ReLU keeping positive values unchanged and
+// mapping everything else to a zero of either sign: the positive buckets
+// of y are those of x, except bucket 0x0000, which holds y's +0 plus x's
+// positive subnormals of that bucket (x's bucket 0x0000 minus x's +0);
+// y's bucket 0x8000 holds exactly y's -0. ok is false if the counts are
+// inconsistent.
+func reluHistogram(hx store.Histogram, zx, zy zeroCounts) (hy store.Histogram, ok bool) {
+	first := len(hx.Keys) // first positive bucket of x
+	var key0 uint64
+	for i, k := range hx.Keys {
+		if k&0x8000 == 0 {
+			first = i
+			if k == 0 {
+				key0 = hx.Counts[i]
+				first++
+			}
+			break
+		}
+	}
+	posZeroX := uint64(zx.zeros - zx.neg)
+	if key0 < posZeroX || zy.neg < 0 || zy.zeros < zy.neg {
+		return hy, false
+	}
+	key0 += uint64(zy.zeros-zy.neg) - posZeroX
+	n := len(hx.Keys) - first + 2
+	hy.Keys = make([]uint16, 0, n)
+	hy.Counts = make([]uint64, 0, n)
+	if zy.neg > 0 {
+		hy.Keys = append(hy.Keys, 0x8000)
+		hy.Counts = append(hy.Counts, uint64(zy.neg))
+	}
+	if key0 > 0 {
+		hy.Keys = append(hy.Keys, 0)
+		hy.Counts = append(hy.Counts, key0)
+	}
+	hy.Keys = append(hy.Keys, hx.Keys[first:]...)
+	hy.Counts = append(hy.Counts, hx.Counts[first:]...)
+	return hy, true
 }

@@ -46,7 +46,7 @@ done:
 // func chunkAVX2(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
 // Fused pass over x (len a multiple of 16): the histogram counts of
 // histAsm and the moments of momentsAVX2, plus the number of elements equal
-// to zero (±0) in out.z. With simple set, exact zeros are counted in their
+// to zero (±0) in out.z and of -0 in out.nz. With simple set, exact zeros are counted in their
 // own keys (0x0000/0x8000) instead of the rotating spare slots; that is
 // cheaper when zeros are rare (the caller predicts it from the previous
 // chunk) and equally correct.
@@ -62,6 +62,10 @@ TEXT ·chunkAVX2(SB), NOSPLIT, $0-56
 	VXORPD Y4, Y4, Y4
 	VPXOR Y12, Y12, Y12
 	VXORPS Y13, Y13, Y13
+	VPXOR Y11, Y11, Y11
+	MOVL $0x80000000, AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, Y10
 	VMOVUPS (SI), Y5
 	VMOVUPS (SI), Y6
 	MOVBLZX simple+40(FP), R9
@@ -79,22 +83,26 @@ TEXT ·chunkAVX2(SB), NOSPLIT, $0-56
 	VPSUBD Y15, Y12, Y12 \
 	VCMPPS $0, Y13, Y14, Y15 \
 	VPSUBD Y15, Y12, Y12 \
+	VPCMPEQD Y10, Y7, Y15 \
+	VPSUBD Y15, Y11, Y11 \
+	VPCMPEQD Y10, Y14, Y15 \
+	VPSUBD Y15, Y11, Y11 \
 	VCVTPS2PD (SI), Y8 \
 	VCVTPS2PD 16(SI), Y9 \
-	VCVTPS2PD 32(SI), Y10 \
-	VCVTPS2PD 48(SI), Y11 \
 	VSUBPD Y0, Y8, Y8 \
 	VSUBPD Y0, Y9, Y9 \
-	VSUBPD Y0, Y10, Y10 \
-	VSUBPD Y0, Y11, Y11 \
 	VADDPD Y8, Y1, Y1 \
 	VADDPD Y9, Y2, Y2 \
 	VFMADD231PD Y8, Y8, Y3 \
 	VFMADD231PD Y9, Y9, Y4 \
-	VADDPD Y10, Y1, Y1 \
-	VADDPD Y11, Y2, Y2 \
-	VFMADD231PD Y10, Y10, Y3 \
-	VFMADD231PD Y11, Y11, Y4
+	VCVTPS2PD 32(SI), Y8 \
+	VCVTPS2PD 48(SI), Y9 \
+	VSUBPD Y0, Y8, Y8 \
+	VSUBPD Y0, Y9, Y9 \
+	VADDPD Y8, Y1, Y1 \
+	VADDPD Y9, Y2, Y2 \
+	VFMADD231PD Y8, Y8, Y3 \
+	VFMADD231PD Y9, Y9, Y4
 
 #define SIMPLE(off) \
 	MOVL off(SI), AX \
@@ -157,6 +165,7 @@ done:
 	VMOVUPS Y5, 64(R8)
 	VMOVUPS Y6, 96(R8)
 	VMOVDQU Y12, 128(R8)
+	VMOVDQU Y11, 160(R8)
 	VZEROUPPER
 	RET
 
@@ -174,6 +183,10 @@ TEXT ·momentsAVX2(SB), NOSPLIT, $0-40
 	VXORPD Y4, Y4, Y4
 	VPXOR Y12, Y12, Y12
 	VXORPS Y13, Y13, Y13
+	VPXOR Y11, Y11, Y11
+	MOVL $0x80000000, AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, Y10
 	VMOVUPS (SI), Y5
 	VMOVUPS (SI), Y6
 
@@ -193,5 +206,6 @@ mdone:
 	VMOVUPS Y5, 64(R8)
 	VMOVUPS Y6, 96(R8)
 	VMOVDQU Y12, 128(R8)
+	VMOVDQU Y11, 160(R8)
 	VZEROUPPER
 	RET
