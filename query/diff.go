@@ -107,6 +107,9 @@ type TensorDiff struct {
 	Samples      int64  `json:"samples"` // matched samples
 	SamplesOnlyA int64  `json:"samples_only_a"`
 	SamplesOnlyB int64  `json:"samples_only_b"`
+	// FirstOutsideBatch is the first batch of run A (in batch order) with
+	// an element outside atol + rtol*|b|, null if none.
+	FirstOutsideBatch *int64 `json:"first_outside_batch"`
 }
 
 // StatsDiff compares the per-batch statistics of one layer, aggregated
@@ -135,6 +138,10 @@ type StatsDiff struct {
 	NaNB       int64 `json:"nan_b"`
 	InfA       int64 `json:"inf_a"`
 	InfB       int64 `json:"inf_b"`
+	// FirstDivergingBatch is the first batch present in both runs whose
+	// mean, std, min or max differ beyond atol + rtol*|b|, null if none or
+	// if the runs' batch sizes differ (AllBatches).
+	FirstDivergingBatch *int64 `json:"first_diverging_batch"`
 	// HistW1 is the Wasserstein-1 (earth mover's) distance between the
 	// merged histograms, each bucket's mass placed at its midpoint, in the
 	// units of the values: sum over consecutive buckets of the union grid of
@@ -316,7 +323,7 @@ func diffLayer(s *store.Store, runA, runB string, a, b store.LayerSummary, opts 
 		ShapeA: shapeOf(a), ShapeB: shapeOf(b)}
 	sameShape := slices.Equal(a.Shape, b.Shape)
 	if a.StatsBatches > 0 && b.StatsBatches > 0 {
-		sd, err := diffStats(s, runA, runB, a.Path, b.Path, opts.Batches, batchesA, batchesB)
+		sd, err := diffStats(s, runA, runB, a.Path, b.Path, opts.Batches, opts.Tol, batchesA, batchesB)
 		if err != nil {
 			return ld, err
 		}
@@ -399,7 +406,17 @@ func judgeStats(d *StatsDiff, opts DiffOptions) (string, []string) {
 }
 
 // diffStats aggregates both runs' stats rows of a layer and compares them.
-func diffStats(s *store.Store, runA, runB, layerA, layerB string, r store.BatchRange, batchesA, batchesB map[int64]bool) (*StatsDiff, error) {
+// statsClose reports whether a stats value x is within tolerance of the
+// reference y; differences in the last bits (aggregation order) and equal
+// NaNs count as equal.
+func statsClose(x, y float64, tol Tolerance) bool {
+	if x == y || (math.IsNaN(x) && math.IsNaN(y)) || math.Abs(x-y) <= 1e-9*max(math.Abs(x), math.Abs(y)) {
+		return true
+	}
+	return math.Abs(x-y) <= tol.Atol+tol.Rtol*math.Abs(y)
+}
+
+func diffStats(s *store.Store, runA, runB, layerA, layerB string, r store.BatchRange, tol Tolerance, batchesA, batchesB map[int64]bool) (*StatsDiff, error) {
 	ra, err := s.Stats(runA, layerA, r)
 	if err != nil {
 		return nil, fmt.Errorf("stats of %s/%s: %w", runA, layerA, err)
@@ -437,6 +454,21 @@ func diffStats(s *store.Store, runA, runB, layerA, layerB string, r store.BatchR
 		commonA, commonB = ra, rb
 	}
 	d.BatchesA, d.BatchesB = len(commonA), len(commonB)
+	if !d.AllBatches {
+		byBatch := make(map[int64]store.StatsRow, len(commonB))
+		for _, x := range commonB {
+			byBatch[x.Batch] = x
+		}
+		for _, x := range commonA {
+			y := byBatch[x.Batch]
+			if !statsClose(x.Mean, y.Mean, tol) || !statsClose(x.Std, y.Std, tol) ||
+				!statsClose(x.Min, y.Min, tol) || !statsClose(x.Max, y.Max, tol) {
+				b := x.Batch
+				d.FirstDivergingBatch = &b
+				break
+			}
+		}
+	}
 	ga, gb := Aggregate(commonA), Aggregate(commonB)
 	d.MeanA, d.MeanB, d.DMean = Float(ga.Mean), Float(gb.Mean), Float(ga.Mean-gb.Mean)
 	d.StdA, d.StdB, d.DStd = Float(ga.Std), Float(gb.Std), Float(ga.Std-gb.Std)
@@ -675,7 +707,12 @@ func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opt
 				return fmt.Errorf("run %q layer %q batch %d sample %d: %d values, shape %v wants %d",
 					runA, a.Path, row.Batch, row.Sample, len(row.Data), a.Shape, len(ref))
 			}
+			before := acc.outside()
 			acc.add(row.Data, ref)
+			if td.FirstOutsideBatch == nil && acc.outside() > before {
+				b := row.Batch
+				td.FirstOutsideBatch = &b
+			}
 			return nil
 		})
 		if err != nil {
@@ -809,6 +846,10 @@ func (sa *splitAccumulator) add(a, b []float32) {
 	sa.main.Add(a[:h], b[:h])
 	<-sa.done
 }
+
+// outside is the number of pairs outside tolerance so far (call between
+// adds only).
+func (sa *splitAccumulator) outside() int64 { return sa.main.Outside + sa.help.Outside }
 
 // stop ends the helper goroutine.
 func (sa *splitAccumulator) stop() {

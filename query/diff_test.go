@@ -88,6 +88,12 @@ func TestDiff_Perturbed(t *testing.T) {
 	if m.N != 48 || m.OutsideCount != 8 {
 		t.Errorf("n %d outside %d", m.N, m.OutsideCount)
 	}
+	if b := l.Tensor.FirstOutsideBatch; b == nil || *b != 0 {
+		t.Errorf("first outside batch %v, want 0", b)
+	}
+	if b := l.Stats.FirstDivergingBatch; b == nil || *b != 0 {
+		t.Errorf("first diverging stats batch %v, want 0", b)
+	}
 	if len(l.Reasons) != 2 || !strings.Contains(l.Reasons[1], "sqnr") {
 		t.Errorf("reasons = %q", l.Reasons)
 	}

@@ -175,6 +175,13 @@ func printDiff(out io.Writer, rep *query.DiffReport) error {
 		for _, r := range l.Reasons {
 			fmt.Fprintf(out, "  %s: %s\n", l.Layer, r)
 		}
+		if l.Status == query.StatusFailed {
+			if t := l.Tensor; t != nil && t.FirstOutsideBatch != nil {
+				fmt.Fprintf(out, "  %s: first batch with elements outside the tolerance: %d\n", l.Layer, *t.FirstOutsideBatch)
+			} else if st := l.Stats; st != nil && st.FirstDivergingBatch != nil {
+				fmt.Fprintf(out, "  %s: first batch whose stats diverge: %d\n", l.Layer, *st.FirstDivergingBatch)
+			}
+		}
 		if t := l.Tensor; t != nil && (t.SamplesOnlyA > 0 || t.SamplesOnlyB > 0) {
 			fmt.Fprintf(out, "  %s: samples only in A: %d, only in B: %d (matched by %s)\n", l.Layer, t.SamplesOnlyA, t.SamplesOnlyB, t.MatchedBy)
 		}
