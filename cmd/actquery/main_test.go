@@ -245,3 +245,21 @@ func TestRm(t *testing.T) {
 		t.Errorf("bs4 still listed:\n%s", buf.String())
 	}
 }
+
+// TestExportProgress: with a progress writer (main passes stderr when it
+// is a terminal) a bar is drawn there and nothing extra goes to stdout.
+func TestExportProgress(t *testing.T) {
+	dir := testStore(t)
+	var out, bar bytes.Buffer
+	err := runExport(context.Background(), ExportOptions{StoreDir: dir, Format: "npz", Out: filepath.Join(t.TempDir(), "a.npz"), Progress: &bar},
+		[]string{"base"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(bar.String(), "export npz") {
+		t.Errorf("no progress bar drawn: %q", bar.String())
+	}
+	if strings.Contains(out.String(), "export npz") || !strings.HasPrefix(out.String(), "exported ") {
+		t.Errorf("stdout = %q", out.String())
+	}
+}
