@@ -48,6 +48,19 @@ func checkParity(t *testing.T, m *Model, fixture string) {
 	if err := m.LoadStateDict(weights); err != nil {
 		t.Fatal(err)
 	}
+	shapes, err := m.Shapes(io["input"].Shape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range shapes {
+		key := s.Path
+		if key == "" {
+			key = "output"
+		}
+		if want := io[key]; want != nil && fmt.Sprint(s.Shape) != fmt.Sprint(want.Shape) {
+			t.Errorf("Shapes: %s %v, PyTorch %v", key, s.Shape, want.Shape)
+		}
+	}
 	got := map[string]*Tensor{}
 	h := m.RegisterGlobalHook(func(ctx context.Context, mod ModuleInfo, in []*Tensor, out *Tensor) {
 		got[mod.Path] = out.Clone()
