@@ -46,8 +46,10 @@ func FormatFromPath(path string) (Format, error) {
 	return 0, fmt.Errorf("plot: output %q: unknown extension %q, want .png or .svg", path, filepath.Ext(path))
 }
 
-// DPI is the resolution of PNG output.
+// DPI is the resolution of PNG output (lowered for figures above 40 megapixels).
 const DPI = 110
+
+const maxPNGPixels = 40e6
 
 // panel is a plot placed in a figure at a rectangle given in fractions of the figure
 // (0,0 = bottom left).
@@ -112,7 +114,13 @@ func (f *Figure) Render(w io.Writer, format Format) (err error) {
 	}()
 	switch format {
 	case PNG:
-		c := vgimg.NewWith(vgimg.UseWH(f.Width, f.Height), vgimg.UseDPI(DPI))
+		// A very wide figure (a diff of thousands of layers) is rendered at a lower
+		// resolution rather than allocating gigabytes: at most maxPNGPixels pixels.
+		dpi := DPI
+		if px := float64(f.Width/vg.Inch) * float64(f.Height/vg.Inch) * DPI * DPI; px > maxPNGPixels {
+			dpi = max(20, int(DPI*math.Sqrt(maxPNGPixels/px)))
+		}
+		c := vgimg.NewWith(vgimg.UseWH(f.Width, f.Height), vgimg.UseDPI(dpi))
 		f.draw(draw.New(c))
 		_, err = vgimg.PngCanvas{Canvas: c}.WriteTo(w)
 		return err
