@@ -288,16 +288,31 @@ func longRecordingQ(tb testing.TB, batches int, capBytes int64) (peak, live, sys
 // BenchmarkStatsRecipeBatch computes the statistics of the outputs of all
 // ten layers of RecipeCNN(3,10) for one batch of 64 (4.3 M elements), on
 // one goroutine, and reports the cost relative to one plain forward pass
-// measured interleaved in CPU time (stats-vs-forward-%).
+// measured interleaved in CPU time (stats-vs-forward-%). "kernel" runs the
+// accumulator on every output; "recorder" runs the recorder's path, which
+// derives ReLU histograms from their inputs'.
 func BenchmarkStatsRecipeBatch(b *testing.B) {
 	m, err := nn.RecipeCNN(3, 10)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var outs []*nn.Tensor
-	h := m.RegisterGlobalHook(func(_ context.Context, mi nn.ModuleInfo, _ []*nn.Tensor, out *nn.Tensor) {
+	type leaf struct {
+		out, in *nn.Tensor
+		relu    bool
+	}
+	var leaves []leaf
+	copies := map[*nn.Tensor]*nn.Tensor{}
+	clone := func(t *nn.Tensor) *nn.Tensor {
+		if c, ok := copies[t]; ok {
+			return c
+		}
+		c := &nn.Tensor{Shape: t.Shape, Data: append([]float32(nil), t.Data...)}
+		copies[t] = c
+		return c
+	}
+	h := m.RegisterGlobalHook(func(_ context.Context, mi nn.ModuleInfo, in []*nn.Tensor, out *nn.Tensor) {
 		if mi.Leaf {
-			outs = append(outs, &nn.Tensor{Shape: out.Shape, Data: append([]float32(nil), out.Data...)})
+			leaves = append(leaves, leaf{out: clone(out), in: clone(in[0]), relu: mi.Op == "ReLU"})
 		}
 	})
 	x := input(64, 1)
@@ -306,24 +321,49 @@ func BenchmarkStatsRecipeBatch(b *testing.B) {
 	}
 	h.Remove()
 	elems := 0
-	for _, o := range outs {
-		elems += len(o.Data)
+	for _, l := range leaves {
+		elems += len(l.out.Data)
 	}
-	a := newAccumulator()
-	var cStats, cFwd time.Duration
-	for b.Loop() {
-		c0 := cpuTime()
-		for _, o := range outs {
-			a.add(o.Data)
-			a.result(true)
+	run := func(b *testing.B, stats func(call uint64)) {
+		var cStats, cFwd time.Duration
+		call := uint64(0)
+		for b.Loop() {
+			call++
+			c0 := cpuTime()
+			stats(call)
+			c1 := cpuTime()
+			if _, err := m.Forward(context.Background(), x); err != nil {
+				b.Fatal(err)
+			}
+			cStats += c1 - c0
+			cFwd += cpuTime() - c1
 		}
-		c1 := cpuTime()
-		if _, err := m.Forward(context.Background(), x); err != nil {
-			b.Fatal(err)
-		}
-		cStats += c1 - c0
-		cFwd += cpuTime() - c1
+		b.ReportMetric(float64(cStats.Nanoseconds())/float64(b.N)/float64(elems), "stats-cpu-ns/elem")
+		b.ReportMetric(100*float64(cStats)/float64(cFwd), "stats-vs-forward-%")
 	}
-	b.ReportMetric(float64(cStats.Nanoseconds())/float64(b.N)/float64(elems), "stats-cpu-ns/elem")
-	b.ReportMetric(100*float64(cStats)/float64(cFwd), "stats-vs-forward-%")
+	b.Run("kernel", func(b *testing.B) {
+		a := newAccumulator()
+		run(b, func(uint64) {
+			for _, l := range leaves {
+				a.add(l.out.Data)
+				a.result(true)
+			}
+		})
+	})
+	b.Run("recorder", func(b *testing.B) {
+		r := &Recorder{cfg: DefaultConfig(), hists: newBoundedMap[uint64, *callHists](256)}
+		run(b, func(call uint64) {
+			for _, l := range leaves {
+				var src *nn.Tensor
+				if l.relu {
+					src = l.in
+				}
+				r.statsOf(l.out, call, src)
+			}
+			r.hists.delete(call)
+		})
+		if n := r.derived.Load(); n == 0 {
+			b.Fatal("no ReLU histogram derived")
+		}
+	})
 }

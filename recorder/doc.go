@@ -76,22 +76,38 @@
 // then reads the data again from memory rather than from cache, and the
 // queue must hold 17 MB per batch (15 batches fill the default 256 MiB).
 // Measured with BenchmarkOverheadInterleaved (plain and recorded passes
-// alternated, process CPU time, 3 runs, shared 2-core machine under heavy
-// load): statistics in hooks cost 49-51 % CPU over plain inference,
-// statistics in workers 64-72 %.
+// alternated, process CPU time, shared 2-core machine under heavy load),
+// before ReLU derivation: statistics in hooks cost 49-51 % CPU over plain
+// inference (3 runs), statistics in workers 64-72 % (5 runs).
 //
 // # Cost
 //
-// The statistics kernel (BenchmarkStatsRecipeBatch) costs about 0.55 ns of
-// CPU per element, about 29 % of the CPU of a plain RecipeCNN(3,10) forward
-// pass at batch 64; that model does so little arithmetic per output element
-// (its whole batch of 64 takes about 9 ms of CPU) that reading every
-// activation once is itself a sizeable fraction of inference. In addition,
-// any forward hook makes nn take its hooked path (no in-place layers, no
-// buffer reuse), which costs about 20 % CPU with empty hooks
+// Statistics cost about 0.55 ns of CPU per element when every output is
+// counted (BenchmarkStatsRecipeBatch/kernel, one goroutine), about 30 % of
+// the CPU of a plain RecipeCNN(3,10) forward pass at batch 64: that model
+// does so little arithmetic per output element (its batch of 64 takes
+// about 9 ms of CPU for 4.3 M output elements) that reading every
+// activation once is itself a sizeable fraction of inference. The recorder
+// saves the histogram pass over ReLU outputs by deriving their histograms
+// from their inputs' (below), which brings this to about 0.46 ns per
+// element, 26 % (BenchmarkStatsRecipeBatch/recorder). In addition, any
+// forward hook makes nn take its hooked path (no in-place layers, no buffer
+// reuse), which costs 20-30 % CPU with empty hooks on this model
 // (BenchmarkOverheadInterleaved/nn-noop-hooks). Recording statistics of
 // only some batches (BatchPolicy.Every) scales the statistics part down
 // proportionally.
+//
+// ReLU derivation: within one Forward call, the recorder keeps the
+// histogram and signed-zero counts of every clean (NaN- and Inf-free)
+// output it summarised. When a recorded ReLU's input is such an output
+// (same tensor, data pointer, length, and a fingerprint of 32 sampled
+// elements), its histogram is derived: positive buckets are the input's,
+// bucket 0x8000 holds the output's -0 and bucket 0x0000 its +0 plus the
+// input's positive subnormals of that bucket; only the moments and zero
+// counts of the output are summed. The result is checked (no NaN/Inf,
+// minimum >= 0, maximum equal to the input's positive maximum, bucket total
+// equal to the finite count) and otherwise counted in full; tests compare
+// derived and counted histograms on data with signed zeros and subnormals.
 //
 // # Statistics
 //
