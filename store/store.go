@@ -45,8 +45,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, segmentsDir), 0o755); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
+	created := false
 	err := s.update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketMeta) == nil && tx.Bucket(bucketRuns) == nil {
+			created = true
 			return initIndex(tx)
 		}
 		if err := checkVersion(tx); err != nil {
@@ -56,6 +58,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	if created && !s.opts.NoSync { // make index.db and segments/ durable entries of dir
+		if err := syncDir(dir); err != nil {
+			return nil, fmt.Errorf("store: open %s: fsync: %w", dir, err)
+		}
 	}
 	return s, nil
 }
