@@ -10,7 +10,7 @@ Default mode writes into testdata/onnx/ (committed, small):
                                Slice, Add/Sub/Mul/Div, Sigmoid, Tanh, Clip, Concat, Softmax, plus
                                Identity, Dropout and Constant nodes inserted after export.
   tinyformer_opset{13,17}.onnx  TinyFormer (below), a pre-norm transformer block on (N, 5, 8).
-  upnet_opset{11,13,17}.onnx    UpNet (below): Resize nearest/bilinear, Expand.
+  upnet_opset{11,13,17}.onnx    UpNet (below): Resize nearest/bilinear, Expand, ConvTranspose.
   opsnet_external.onnx, .data opsnet_opset13 with its initializers in an external data file.
   <model>.io.safetensors       "input" (batch 2 or 3; exported with another batch size), "output", and the output of every PyTorch leaf
                                module whose ONNX counterpart is one node (key = module path, which
@@ -113,20 +113,22 @@ class TinyFormer(nn.Module):
 
 
 class UpNet(nn.Module):
-    """(N, 3, 5, 4) -> (N, 4, 15, 15): Resize (nearest x2, bilinear to a size, bilinear with
-    align_corners), Expand with -1 (Equal/Where/ConstantOfShape at load time)."""
+    """(N, 3, 5, 4) -> (N, 6, 30, 30): Resize (nearest x2, bilinear to a size, bilinear with
+    align_corners), Expand with -1 (Equal/Where/ConstantOfShape at load time), grouped
+    ConvTranspose with stride, padding and output_padding."""
 
     def __init__(s):
         super().__init__()
         s.conv = nn.Conv2d(3, 4, 3, padding=1)
         s.up = nn.Upsample(scale_factor=2, mode="nearest")
         s.conv2 = nn.Conv2d(4, 1, 1)
+        s.deconv = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
 
     def forward(s, x):
         y = s.up(s.conv(x))
         z = nn.functional.interpolate(y, size=(12, 10), mode="bilinear", align_corners=False)
         w = nn.functional.interpolate(z, scale_factor=1.5, mode="bilinear", align_corners=True)
-        return w * s.conv2(w).expand(-1, 4, -1, -1)
+        return s.deconv(w * s.conv2(w).expand(-1, 4, -1, -1))
 
 
 def init_bn(model, gen):

@@ -74,7 +74,8 @@
 // Default domain, opsets MinOpset (11) to MaxOpset (21); tested with PyTorch
 // exports at opsets 11, 13 and 17 (a CNN, an operator zoo, a transformer
 // block, torchvision resnet18 and mobilenet_v2). SupportedOps lists them: Conv (2-D,
-// symmetric or SAME padding), Gemm, MatMul, Add, Sub, Mul, Div, Pow, Relu,
+// symmetric or SAME padding), ConvTranspose (2-D, any pads, groups,
+// output_padding), Gemm, MatMul, Add, Sub, Mul, Div, Pow, Relu,
 // LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Gelu, Erf (so the
 // exported GELU pattern Div-Erf-Add-Mul-Mul), Sqrt, Exp, Log, Neg, Abs,
 // Reciprocal, Floor, Ceil, MaxPool and AveragePool (2-D, symmetric padding),

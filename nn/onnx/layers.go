@@ -1608,3 +1608,107 @@ func (r *resize) Forward(in ...*nn.Tensor) (*nn.Tensor, error) {
 	}
 	return y, nil
 }
+
+// deconv2d is ONNX ConvTranspose for NCHW input (PyTorch
+// nn.ConvTranspose2d): GEMM of the transposed weight with each input
+// sample, then col2im scatter-add.
+type deconv2d struct {
+	weight, bias *nn.Tensor // weight [C, M/group, kH, kW]; bias [M] or nil
+	group        int
+	stride, dil  [2]int
+	padBegin     [2]int
+	padEnd       [2]int
+	outPad       [2]int
+}
+
+func (c *deconv2d) Op() string { return "ConvTranspose2d" }
+
+func (c *deconv2d) Params() []nn.Param {
+	ps := []nn.Param{{Name: "weight", T: c.weight}}
+	if c.bias != nil {
+		ps = append(ps, nn.Param{Name: "bias", T: c.bias})
+	}
+	return ps
+}
+
+func (c *deconv2d) OutputShape(in ...[]int) ([]int, error) {
+	if len(in) != 1 {
+		return nil, fmt.Errorf("onnx: ConvTranspose: got %d inputs, want 1", len(in))
+	}
+	x := in[0]
+	w := c.weight.Shape
+	if len(x) != 4 || x[1] != w[0] {
+		return nil, shapeErr("ConvTranspose2d", fmt.Sprintf("[N %d H W]", w[0]), x)
+	}
+	out := []int{x[0], w[1] * c.group, 0, 0}
+	for i := range 2 {
+		out[2+i] = c.stride[i]*(x[2+i]-1) + c.outPad[i] + (w[2+i]-1)*c.dil[i] + 1 - c.padBegin[i] - c.padEnd[i]
+		if x[2+i] == 0 || out[2+i] <= 0 {
+			return nil, shapeErr("ConvTranspose2d", "an input giving a positive output size", x)
+		}
+	}
+	if _, err := shapeSize(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deconv2d) Forward(in ...*nn.Tensor) (*nn.Tensor, error) {
+	if err := checkInputs("ConvTranspose2d", 1, in); err != nil {
+		return nil, err
+	}
+	x := in[0]
+	s, err := c.OutputShape(x.Shape)
+	if err != nil {
+		return nil, err
+	}
+	n, ch, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	m, oh, ow := s[1], s[2], s[3]
+	kh, kw := c.weight.Shape[2], c.weight.Shape[3]
+	cg, mg := ch/c.group, m/c.group
+	kk := kh * kw
+	hw := h * w
+	y := &nn.Tensor{Shape: s, Data: make([]float32, n*m*oh*ow)}
+	if hw > maxElements/(mg*kk+1) {
+		return nil, fmt.Errorf("onnx: ConvTranspose: input too large")
+	}
+	col := make([]float32, mg*kk*hw)
+	for b := range n {
+		for g := range c.group {
+			if cg > 0 {
+				gemm.SgemmParallel(0, true, false, mg*kk, hw, cg, 1,
+					c.weight.Data[g*cg*mg*kk:], mg*kk, x.Data[(b*ch+g*cg)*hw:], hw, 0, col, hw)
+			} else {
+				clear(col)
+			}
+			for mm := range mg {
+				dst := y.Data[((b*m)+g*mg+mm)*oh*ow:][:oh*ow]
+				for i := range kh {
+					for j := range kw {
+						src := col[((mm*kh+i)*kw+j)*hw:][:hw]
+						for ih := range h {
+							r := ih*c.stride[0] - c.padBegin[0] + i*c.dil[0]
+							if r < 0 || r >= oh {
+								continue
+							}
+							row := dst[r*ow:][:ow]
+							for iw := range w {
+								q := iw*c.stride[1] - c.padBegin[1] + j*c.dil[1]
+								if q >= 0 && q < ow {
+									row[q] += src[ih*w+iw]
+								}
+							}
+						}
+					}
+				}
+				if c.bias != nil {
+					bv := c.bias.Data[g*mg+mm]
+					for k := range dst {
+						dst[k] += bv
+					}
+				}
+			}
+		}
+	}
+	return y, nil
+}

@@ -48,7 +48,7 @@ func init() {
 		"ReduceMean": convReduce(reduceMean), "ReduceSum": convReduce(reduceSum),
 		"ReduceMax": convReduce(reduceMax), "ReduceMin": convReduce(reduceMin),
 		"LayerNormalization": convLayerNorm, "GlobalMaxPool": convGlobalMaxPool,
-		"Expand": convExpand, "Resize": convResize,
+		"Expand": convExpand, "Resize": convResize, "ConvTranspose": convConvTranspose,
 		"Equal": nil, "Where": nil, // integer shape arithmetic, at load time
 		// Folded at load time only (see fold).
 		"Constant": nil, "Shape": nil, "Size": nil, "ConstantOfShape": nil,
@@ -430,6 +430,68 @@ func convConv(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error) 
 		return nil, nil, err
 	}
 	l.Weight, l.Bias = w, bias
+	return l, []string{x}, nil
+}
+
+func convConvTranspose(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error) {
+	x, err := c.data(n, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.isData(input(n, 1)) {
+		return nil, nil, errors.New("W must be a constant or an initializer")
+	}
+	w, err := c.floatIn(n, 1, "W", false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(w.Shape) != 4 || w.Shape[0] == 0 || w.Shape[1] == 0 || w.Shape[2] == 0 || w.Shape[3] == 0 {
+		return nil, nil, fmt.Errorf("weight shape %v: only 2-D transposed convolutions are supported", w.Shape)
+	}
+	bias, err := c.floatIn(n, 2, "B", true)
+	if err != nil {
+		return nil, nil, err
+	}
+	group := a.int("group", 1)
+	if group <= 0 || int64(w.Shape[0])%group != 0 {
+		return nil, nil, fmt.Errorf("group %d does not divide %d input channels", group, w.Shape[0])
+	}
+	l := &deconv2d{weight: w, bias: bias, group: int(group), stride: [2]int{1, 1}, dil: [2]int{1, 1}}
+	if bias != nil && (len(bias.Shape) != 1 || bias.Shape[0] != w.Shape[1]*int(group)) {
+		return nil, nil, fmt.Errorf("bias shape %v, want [%d]", bias.Shape, w.Shape[1]*int(group))
+	}
+	if k := a.ints("kernel_shape"); k != nil && (len(k) != 2 || k[0] != int64(w.Shape[2]) || k[1] != int64(w.Shape[3])) {
+		return nil, nil, fmt.Errorf("kernel_shape %v does not match weight %v", k, w.Shape)
+	}
+	read2 := func(name string, v []int64, dst *[2]int, lo int64) error {
+		if v == nil {
+			return nil
+		}
+		if len(v) != 2 || v[0] < lo || v[1] < lo || v[0] > 1<<16 || v[1] > 1<<16 {
+			return fmt.Errorf("%s %v: want 2 values >= %d", name, v, lo)
+		}
+		*dst = [2]int{int(v[0]), int(v[1])}
+		return nil
+	}
+	if err := errors.Join(read2("strides", a.ints("strides"), &l.stride, 1),
+		read2("dilations", a.ints("dilations"), &l.dil, 1),
+		read2("output_padding", a.ints("output_padding"), &l.outPad, 0)); err != nil {
+		return nil, nil, err
+	}
+	if p := a.ints("pads"); p != nil {
+		if len(p) != 4 {
+			return nil, nil, fmt.Errorf("pads %v: want 4 values", p)
+		}
+		if err := errors.Join(read2("pads", p[:2], &l.padBegin, 0), read2("pads", p[2:], &l.padEnd, 0)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if ap := a.str("auto_pad", "NOTSET"); ap != "NOTSET" && ap != "VALID" {
+		return nil, nil, fmt.Errorf("auto_pad %q is not supported", ap)
+	}
+	if a.has("output_shape") {
+		return nil, nil, errors.New("output_shape is not supported")
+	}
 	return l, []string{x}, nil
 }
 
