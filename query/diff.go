@@ -632,6 +632,7 @@ func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opt
 			aBatches = append(aBatches, aBatch{batch: ka[i].batch})
 		}
 		ab := &aBatches[len(aBatches)-1]
+		ab.rows = append(ab.rows, l)
 		if !slices.Contains(ab.needs, l.batch) {
 			ab.needs = append(ab.needs, l.batch)
 		}
@@ -650,7 +651,7 @@ func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opt
 		bBatchList = append(bBatchList, bb)
 	}
 	slices.Sort(bBatchList)
-	windows := planWindows(aBatches, rowsPerB, int64(elems)*4, opts.MemoryBudget)
+	windows := planWindows(aBatches, int64(elems)*4, opts.MemoryBudget)
 
 	// The loader fills windows of B rows ahead of the comparison.
 	quit := make(chan struct{})
@@ -724,39 +725,42 @@ func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opt
 	return td, nil
 }
 
-// aBatch is a batch of run A with the run-B batches its samples match.
+// aBatch is a batch of run A with the run-B rows its samples match and
+// the B batches holding them.
 type aBatch struct {
 	batch int64
-	needs []int64
+	needs []int64 // B batches
+	rows  []bLoc  // B rows, each matched by exactly one A row
 }
 
-// window is a run of A batches aBatches[from:to] with the B batches they
-// need and those batches' bytes.
+// window is a run of A batches aBatches[from:to] with the B batches and
+// rows they need and those rows' bytes.
 type window struct {
 	from, to int
 	need     map[int64]bool
+	rows     map[bLoc]bool
 	bytes    int64
 }
 
 // planWindows cuts aBatches into windows whose B rows fit in budget (at
-// least one A batch per window).
-func planWindows(aBatches []aBatch, rowsPerB map[int64]int64, rowBytes, budget int64) []window {
+// least one A batch per window). Only the matched rows are held, so memory
+// stays bounded even when A's samples are spread over many B batches
+// (shuffled orders); those B batches are then read once per window.
+func planWindows(aBatches []aBatch, rowBytes, budget int64) []window {
 	var out []window
 	for i := 0; i < len(aBatches); {
-		w := window{from: i, need: map[int64]bool{}}
+		w := window{from: i, need: map[int64]bool{}, rows: map[bLoc]bool{}}
 		j := i
 		for ; j < len(aBatches); j++ {
-			var add int64
-			for _, nb := range aBatches[j].needs {
-				if !w.need[nb] {
-					add += rowsPerB[nb] * rowBytes
-				}
-			}
+			add := int64(len(aBatches[j].rows)) * rowBytes
 			if j > i && w.bytes+add > budget {
 				break
 			}
 			for _, nb := range aBatches[j].needs {
 				w.need[nb] = true
+			}
+			for _, r := range aBatches[j].rows {
+				w.rows[r] = true
 			}
 			w.bytes += add
 		}
@@ -784,7 +788,7 @@ func loadWindow(s *store.Store, runB string, b store.LayerSummary, elems int, w 
 	arena = arena[:0]
 	for _, rg := range neededRanges(bBatchList, w.need) {
 		err := s.Tensors(runB, b.Path, rg, func(row store.TensorRow) error {
-			if !w.need[row.Batch] {
+			if !w.rows[bLoc{row.Batch, row.Sample}] {
 				return nil
 			}
 			if len(row.Data) != elems {

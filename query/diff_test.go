@@ -234,3 +234,37 @@ func FuzzReadMapFile(f *testing.F) {
 		}
 	})
 }
+
+func TestDiff_ShuffledOrder(t *testing.T) {
+	s, _ := testStore(t)
+	// Batch size 3 and a permuted order: every A batch needs rows of
+	// several B batches; a budget of one row forces a window per A batch.
+	for _, budget := range []int64{1, 1 << 20} {
+		rep, err := Diff(s, "shuffled", "base", DiffOptions{MemoryBudget: budget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"conv1", "relu1"} {
+			l := layerByName(t, rep, name)
+			if l.Status != StatusEqual || l.Tensor.Samples != 8 || l.Tensor.MatchedBy != "dataset_index" {
+				t.Errorf("budget %d %s: %s %+v", budget, name, l.Status, l.Tensor)
+			}
+		}
+		// Stats are per batch: same values, other groupings.
+		if l := layerByName(t, rep, "fc"); !l.Stats.AllBatches || l.Status != StatusEqual {
+			t.Errorf("fc: %s %+v", l.Status, l.Stats)
+		}
+	}
+}
+
+func TestDiff_NoDatasetIndex(t *testing.T) {
+	s, _ := testStore(t)
+	rep, err := Diff(s, "noindex", "base", DiffOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := layerByName(t, rep, "conv1")
+	if l.Tensor.MatchedBy != "batch_sample" || l.Status != StatusEqual || l.Tensor.Samples != 8 {
+		t.Errorf("conv1: %s %+v", l.Status, l.Tensor)
+	}
+}

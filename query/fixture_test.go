@@ -26,6 +26,9 @@ type fixRun struct {
 	bs        int
 	val       func(layer string, ds, elem int) float32
 	noDataset bool // record dataset index -1
+	// order maps a position in the recording to a dataset index (default
+	// identity), e.g. a shuffled data loader.
+	order func(pos int) int
 }
 
 // baseLayers are the layers of the standard synthetic model.
@@ -122,6 +125,9 @@ func record(t testing.TB, dir string, runs ...fixRun) {
 				var data [][]float32
 				for sm := 0; sm < fr.bs && b*fr.bs+sm < fr.samples; sm++ {
 					ds := b*fr.bs + sm
+					if fr.order != nil {
+						ds = fr.order(ds)
+					}
 					v := make([]float32, elems)
 					for e := range v {
 						v[e] = fr.val(l.path, ds, e)
@@ -181,6 +187,9 @@ func testStore(t testing.TB) (*store.Store, string) {
 			return baseVal(l[len("features."):], ds, e)
 		}},
 		fixRun{name: "reshaped", layers: reshaped, samples: 8, bs: 2, val: baseVal},
+		fixRun{name: "shuffled", layers: baseLayers(), samples: 8, bs: 3, val: baseVal,
+			order: func(pos int) int { return (pos * 5) % 8 }},
+		fixRun{name: "noindex", layers: baseLayers(), samples: 8, bs: 2, val: baseVal, noDataset: true},
 	)
 	s, err := store.OpenReadOnly(dir)
 	if err != nil {
