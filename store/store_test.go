@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"unsafe"
 )
 
 func testOptions() Options {
@@ -212,5 +213,37 @@ func TestRoundTrip_Values(t *testing.T) {
 				t.Fatalf("check: %v %v", probs, err)
 			}
 		})
+	}
+}
+
+// TestTensors_ZeroCopy: rows of an uncompressed segment alias the segment's memory map, for
+// sealed segments (footer reader) and unsealed ones (message reader) alike.
+func TestTensors_ZeroCopy(t *testing.T) {
+	for _, seal := range []bool{true, false} {
+		s, _ := Open(t.TempDir(), testOptions())
+		writeRun(t, s, "r", 2, seal)
+		lu, err := s.find("r", "conv1", kindTensor, BatchRange{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &segCache{s: s, runID: lu.run.ID, files: map[uint32]*segFile{}}
+		e := lu.ents[0]
+		rec, f, err := c.record(e, lu.segs[e.seq])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (f.footer != nil) != seal {
+			t.Fatalf("sealed %v but footer reader %v", seal, f.footer != nil)
+		}
+		vals, _, err := tensorValues(rec.Column(tcTensor))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := uintptr(unsafe.Pointer(&vals[0]))
+		lo, hi := uintptr(unsafe.Pointer(&f.data[0])), uintptr(unsafe.Pointer(&f.data[len(f.data)-1]))
+		if p < lo || p > hi {
+			t.Errorf("sealed=%v: tensor data at %#x is outside the mapping [%#x, %#x]", seal, p, lo, hi)
+		}
+		c.close()
 	}
 }
