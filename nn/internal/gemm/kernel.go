@@ -26,34 +26,30 @@ func kernelGeneric(rows, cols, kc int, a []float32, rsA, csA int, b, c []float32
 	}
 	for i := 0; i < rows; i++ {
 		ar := a[i*rsA:]
-		for h := 0; h < nr; h += 8 {
-			var s0, s1, s2, s3, s4, s5, s6, s7 float32
+		// Four columns at a time keeps the accumulators, the A value and
+		// the products in registers.
+		for h := 0; h < nr; h += 4 {
+			var s0, s1, s2, s3 float32
+			bb := b[h:]
+			q := 0
 			for p := 0; p < kc; p++ {
-				ai := ar[p*csA]
-				bb := b[p*nr+h : p*nr+h+8 : p*nr+h+8]
-				s0 += ai * bb[0]
-				s1 += ai * bb[1]
-				s2 += ai * bb[2]
-				s3 += ai * bb[3]
-				s4 += ai * bb[4]
-				s5 += ai * bb[5]
-				s6 += ai * bb[6]
-				s7 += ai * bb[7]
+				ai := ar[q]
+				v := bb[p*nr : p*nr+4 : p*nr+4]
+				s0 += ai * v[0]
+				s1 += ai * v[1]
+				s2 += ai * v[2]
+				s3 += ai * v[3]
+				q += csA
 			}
-			row := c[i*ldc+h : i*ldc+h+8 : i*ldc+h+8]
+			row := c[i*ldc+h : i*ldc+h+4 : i*ldc+h+4]
 			if beta == 0 {
 				row[0], row[1], row[2], row[3] = alpha*s0, alpha*s1, alpha*s2, alpha*s3
-				row[4], row[5], row[6], row[7] = alpha*s4, alpha*s5, alpha*s6, alpha*s7
 				continue
 			}
 			row[0] = alpha*s0 + beta*row[0]
 			row[1] = alpha*s1 + beta*row[1]
 			row[2] = alpha*s2 + beta*row[2]
 			row[3] = alpha*s3 + beta*row[3]
-			row[4] = alpha*s4 + beta*row[4]
-			row[5] = alpha*s5 + beta*row[5]
-			row[6] = alpha*s6 + beta*row[6]
-			row[7] = alpha*s7 + beta*row[7]
 		}
 	}
 }
