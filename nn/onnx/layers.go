@@ -852,8 +852,8 @@ func (s *slice) ranges(x []int) (first, step, count []int, err error) {
 		seen[ax] = true
 		dim := int64(x[ax])
 		st := s.steps[i]
-		if st == 0 {
-			return nil, nil, nil, fmt.Errorf("onnx: Slice: step 0")
+		if st == 0 || st > maxElements || st < -maxElements {
+			return nil, nil, nil, fmt.Errorf("onnx: Slice: step %d out of range", st)
 		}
 		b, e := s.starts[i], s.ends[i]
 		if b < 0 {
@@ -874,9 +874,6 @@ func (s *slice) ranges(x []int) (first, step, count []int, err error) {
 			n = (e - b + st - 1) / st
 		} else if st < 0 && e < b {
 			n = (b - e + (-st) - 1) / (-st)
-		}
-		if st > maxElements || st < -maxElements {
-			return nil, nil, nil, fmt.Errorf("onnx: Slice: step %d out of range", st)
 		}
 		first[ax], step[ax], count[ax] = int(b), int(st), int(n)
 	}

@@ -403,3 +403,41 @@ func TestOps_LoadTimeOnlyOpsAtRuntime(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestOps_SliceExtremes(t *testing.T) {
+	x := &nn.Tensor{Shape: []int{1, 5}, Data: []float32{0, 1, 2, 3, 4}}
+	for _, tc := range []struct {
+		name             string
+		start, end, step int64
+		want             []float32
+		wantErr          string
+	}{
+		{"to the end", 1, math.MaxInt64, 1, []float32{1, 2, 3, 4}, ""},
+		{"reversed", -1, math.MinInt64, -1, []float32{4, 3, 2, 1, 0}, ""},
+		{"huge step", 0, 5, math.MaxInt64, nil, "out of range"},
+		{"huge negative step", 4, -10, math.MinInt64 + 1, nil, "out of range"},
+		{"empty", 3, 1, 1, []float32{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := model(13, []*valueInfo{vinfo("x", -1, 5)}, "y", []*tensorProto{
+				intInit("st", []int64{1}, tc.start), intInit("en", []int64{1}, tc.end),
+				intInit("ax", []int64{1}, 1), intInit("sp", []int64{1}, tc.step)},
+				node("s", "Slice", []string{"x", "st", "en", "ax", "sp"}, []string{"y"}))
+			m, err := Decode(data, LoadOptions{})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := m.Forward(context.Background(), x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			near(t, y, []int{1, len(tc.want)}, tc.want)
+		})
+	}
+}
