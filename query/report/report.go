@@ -251,6 +251,7 @@ type diffRow struct {
 	Layer, Op, Status, StatusClass       string
 	SQNR, Cosine, RelL2, MaxAbs, Outside string
 	DMean, DStd, W1                      string
+	FirstBatch                           string // first batch beyond the tolerance
 	Reasons                              string
 	First                                bool
 }
@@ -443,6 +444,11 @@ func diffSection(rep *query.DiffReport, m plot.Metric) (*diffView, error) {
 			r.RelL2 = fmtFloat(t.RelL2, 3)
 			r.MaxAbs = fmtFloat(t.MaxAbsErr, 3)
 			r.Outside = fmtFloat(query.Float(100*float64(t.OutsideFrac)), 3) + "%"
+		}
+		if t := l.Tensor; t != nil && t.FirstOutsideBatch != nil {
+			r.FirstBatch = strconv.FormatInt(*t.FirstOutsideBatch, 10)
+		} else if st := l.Stats; st != nil && st.FirstDivergingBatch != nil {
+			r.FirstBatch = strconv.FormatInt(*st.FirstDivergingBatch, 10) + " (stats)"
 		}
 		if st := l.Stats; st != nil {
 			r.DMean = fmtFloat(st.DMean, 3)

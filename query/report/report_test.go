@@ -187,7 +187,7 @@ func TestReportTwoRunsSelfContained(t *testing.T) {
 	for _, want := range []string{"actrec report: int8 vs fp32", "recipe-cnn", "sha256:0123abcd",
 		"fashion-mnist t10k[0:64]", "testhost", "go1.26.8", "complete", "dropped batches",
 		"precision=int8", "Recorder configuration of both runs (identical)", "First diverging layer:", "fc1",
-		"Layers only in int8: softmax.", "Conv2d", "[4×8×8]", "stats+tensors", "FAIL"} {
+		"Layers only in int8: softmax.", "first batch beyond tol.", "Conv2d", "[4×8×8]", "stats+tensors", "FAIL"} {
 		if !hasText(d, want) {
 			t.Errorf("report has no text %q", want)
 		}

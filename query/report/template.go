@@ -85,8 +85,8 @@ footer { color: var(--muted); font-size: 12px; padding: 12px 28px; border-top: 1
 {{range .Summary}}<p>{{.}}</p>{{end}}
 {{with .Chart}}<figure class="scroll">{{.SVG}}<figcaption>{{.Caption}}</figcaption></figure>{{end}}
 <table>
-<tr><th>layer</th><th>op</th><th>status</th><th class="num">SQNR dB</th><th class="num">cosine</th><th class="num">rel. L2</th><th class="num">max |a−b|</th><th class="num">outside tol.</th><th class="num">Δ mean</th><th class="num">Δ std</th><th class="num">hist W1</th><th>reasons</th></tr>
-{{range .Rows}}<tr{{if .First}} class="first"{{end}}><td>{{.Layer}}</td><td>{{.Op}}</td><td class="{{.StatusClass}}">{{.Status}}</td><td class="num">{{.SQNR}}</td><td class="num">{{.Cosine}}</td><td class="num">{{.RelL2}}</td><td class="num">{{.MaxAbs}}</td><td class="num">{{.Outside}}</td><td class="num">{{.DMean}}</td><td class="num">{{.DStd}}</td><td class="num">{{.W1}}</td><td>{{.Reasons}}</td></tr>
+<tr><th>layer</th><th>op</th><th>status</th><th class="num">SQNR dB</th><th class="num">cosine</th><th class="num">rel. L2</th><th class="num">max |a−b|</th><th class="num">outside tol.</th><th class="num">Δ mean</th><th class="num">Δ std</th><th class="num">hist W1</th><th class="num">first batch beyond tol.</th><th>reasons</th></tr>
+{{range .Rows}}<tr{{if .First}} class="first"{{end}}><td>{{.Layer}}</td><td>{{.Op}}</td><td class="{{.StatusClass}}">{{.Status}}</td><td class="num">{{.SQNR}}</td><td class="num">{{.Cosine}}</td><td class="num">{{.RelL2}}</td><td class="num">{{.MaxAbs}}</td><td class="num">{{.Outside}}</td><td class="num">{{.DMean}}</td><td class="num">{{.DStd}}</td><td class="num">{{.W1}}</td><td class="num">{{.FirstBatch}}</td><td>{{.Reasons}}</td></tr>
 {{end}}</table>
 </section>
 {{end}}
