@@ -396,7 +396,9 @@ func (r *Recorder) hook(l *layerState) nn.ForwardHook {
 		if l.relu && len(in) == 1 {
 			src = in[0]
 		}
-		if err := r.record(l, bs, out, nn.CallID(ctx), src); err != nil {
+		// A hook still running when Close is called records nothing; that
+		// is not an error of the recording.
+		if err := r.record(l, bs, out, nn.CallID(ctx), src); err != nil && !errors.Is(err, ErrClosed) {
 			r.setErr(err)
 		}
 	}
