@@ -434,8 +434,14 @@ func TestAppendTensors_ErrShape(t *testing.T) {
 	if err := w.AppendTensors("nope", TensorRow{Data: make([]float32, 4)}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("%v, want ErrNotFound", err)
 	}
-	if err := w.AppendStats("fc", StatsRow{Hist: Histogram{Keys: []uint16{1}}}); !errors.Is(err, ErrShape) {
-		t.Fatalf("%v, want ErrShape", err)
+	for i, bad := range []StatsRow{
+		{Hist: Histogram{Keys: []uint16{1}}},
+		{Hist: Histogram{Keys: []uint16{0x3f80, 0x3f00}, Counts: []uint64{1, 1}}},
+		{Count: -1},
+	} {
+		if err := w.AppendStats("fc", bad); !errors.Is(err, ErrShape) {
+			t.Fatalf("bad stats row %d: %v, want ErrShape", i, err)
+		}
 	}
 }
 

@@ -233,7 +233,8 @@ func (w *Writer) layer(path string) (uint32, error) {
 	return id, nil
 }
 
-// AppendStats buffers stats rows of one layer.
+// AppendStats buffers stats rows of one layer. A row whose histogram breaks the Histogram
+// invariants (see Histogram.Validate) or with a negative count is refused with ErrShape.
 func (w *Writer) AppendStats(layer string, rows ...StatsRow) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -245,8 +246,12 @@ func (w *Writer) AppendStats(layer string, rows ...StatsRow) error {
 		return err
 	}
 	for _, r := range rows {
-		if len(r.Hist.Keys) != len(r.Hist.Counts) {
-			return fmt.Errorf("store: run %q layer %q batch %d: histogram has %d keys, %d counts: %w", w.name, layer, r.Batch, len(r.Hist.Keys), len(r.Hist.Counts), ErrShape)
+		// what readers would reject is refused here, so a bad row never makes a run unreadable
+		if err := r.Hist.Validate(); err != nil {
+			return fmt.Errorf("store: run %q layer %q batch %d: %w: %v", w.name, layer, r.Batch, ErrShape, err)
+		}
+		if r.Count < 0 || r.NaN < 0 || r.Inf < 0 {
+			return fmt.Errorf("store: run %q layer %q batch %d: %w: negative count", w.name, layer, r.Batch, ErrShape)
 		}
 	}
 	before := w.statsBuf.bytes
