@@ -843,3 +843,27 @@ func TestRecorderCloseDuringForward(t *testing.T) {
 		t.Errorf("store has %d stats rows, recorder wrote %d", n, c.StatsRows)
 	}
 }
+
+func TestRecorderCloseAsInterrupted(t *testing.T) {
+	st := openStore(t)
+	r, err := New(st, store.RunInfo{Name: "int"}, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Declare([]store.LayerInfo{{Path: "x", Op: "Identity", Shape: []int{4}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Record(context.Background(), "x", Batch{}, nn.NewTensor(2, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CloseAs(store.StateInterrupted); err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.Run("int")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.State != store.StateInterrupted || len(readStats(t, st, "int", "x")) != 1 {
+		t.Errorf("state %q with %d rows, want interrupted with 1 row", run.State, len(readStats(t, st, "int", "x")))
+	}
+}
