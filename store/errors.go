@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -59,6 +60,19 @@ type Problem struct {
 	File   string `json:"file,omitempty"`
 	Offset int64  `json:"offset"`
 	Err    error  `json:"-"`
+}
+
+// MarshalJSON encodes the problem with its error as text ("error").
+func (p Problem) MarshalJSON() ([]byte, error) {
+	type plain Problem
+	msg := ""
+	if p.Err != nil {
+		msg = p.Err.Error()
+	}
+	return json.Marshal(struct {
+		plain
+		Error string `json:"error"`
+	}{plain(p), msg})
 }
 
 func (p Problem) String() string {
