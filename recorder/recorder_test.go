@@ -103,6 +103,7 @@ func TestRecorderSelection(t *testing.T) {
 	cfg.Batches = BatchPolicy{Every: 2}
 	cfg.TensorBatches = BatchPolicy{Ranges: "2-"}
 	cfg.Samples = SamplePolicy{Indices: []int{0, 2}}
+	cfg.ChannelStats = true
 	r, err := New(st, store.RunInfo{Name: "sel", Input: "synthetic sin"}, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -149,8 +150,17 @@ func TestRecorderSelection(t *testing.T) {
 	if rows := readStats(t, st, "sel", "fc1"); len(rows) != 0 {
 		t.Errorf("fc1 has %d stats rows, want 0 (tensors only)", len(rows))
 	}
+	for _, row := range readStats(t, st, "sel", "conv2") {
+		if len(row.ChannelMean) != 64 || len(row.ChannelMax) != 64 {
+			t.Fatalf("conv2 batch %d: %d channel means, %d maxima, want 64", row.Batch, len(row.ChannelMean), len(row.ChannelMax))
+		}
+	}
 	// The stored stats are those of the layer output.
 	for _, row := range readStats(t, st, "sel", "relu1") {
+		mean, mx := channelStats((*relu1)[row.Batch], n, 32, 26*26)
+		if !slices.Equal(row.ChannelMean, mean) || !slices.Equal(row.ChannelMax, mx) {
+			t.Errorf("relu1 batch %d: channel stats differ", row.Batch)
+		}
 		want := computeStats((*relu1)[row.Batch])
 		if row.Count != want.Count || row.Max != want.Max || row.ZeroFrac != want.ZeroFrac ||
 			!closeRel(row.Mean, want.Mean, 1e-12, 0) || !closeRel(row.Std, want.Std, 1e-12, 0) || !closeRel(row.L2, want.L2, 1e-12, 0) ||
