@@ -613,7 +613,7 @@ func (r *Recorder) statsOf(out *nn.Tensor, call uint64, src *nn.Tensor) store.St
 			}
 		}
 	}
-	a := accPool.Get().(*accumulator)
+	a := accPool.Get()
 	accumulate(a, out.Data)
 	e := histEntry{zeros: zeroCounts{a.zeros, a.negZeros}, max: a.max}
 	row := a.result(true)
@@ -632,7 +632,7 @@ func (r *Recorder) statsOf(out *nn.Tensor, call uint64, src *nn.Tensor) store.St
 // derivedStats computes the row of a ReLU output from the entry of its
 // input; ok is false if the derivation does not check out.
 func (r *Recorder) derivedStats(ch *callHists, out *nn.Tensor, in histEntry) (store.StatsRow, bool) {
-	a := accPool.Get().(*accumulator)
+	a := accPool.Get()
 	defer accPool.Put(a)
 	accumulateWith(a, out.Data, (*accumulator).addMoments)
 	wantMax := max(in.max, 0)
@@ -681,7 +681,7 @@ func (r *Recorder) addChannelStats(row *store.StatsRow, data []float32, shape []
 
 // computeStats returns the statistics row of data (batch unset).
 func (r *Recorder) computeStats(data []float32, shape []int) store.StatsRow {
-	a := accPool.Get().(*accumulator)
+	a := accPool.Get()
 	accumulate(a, data)
 	row := a.result(r.cfg.Histogram)
 	accPool.Put(a)

@@ -589,7 +589,29 @@ func (a *accumulator) absorb(b *accumulator) {
 	b.resetMoments()
 }
 
-var accPool = sync.Pool{New: func() any { return newAccumulator() }}
+// accPool keeps clean accumulators (each holds a 512 KiB counter array)
+// across garbage collections, unlike a sync.Pool, which the frequent GCs of
+// a forward pass would empty; beyond its capacity they are left to the GC.
+var accPool = accumulatorPool{free: make(chan *accumulator, 32)}
+
+type accumulatorPool struct{ free chan *accumulator }
+
+func (p accumulatorPool) Get() *accumulator {
+	select {
+	case a := <-p.free:
+		return a
+	default:
+		return newAccumulator()
+	}
+}
+
+// Put returns a, which must be reset (result, resultWith or absorb).
+func (p accumulatorPool) Put(a *accumulator) {
+	select {
+	case p.free <- a:
+	default:
+	}
+}
 
 // parallelMin is the smallest input that accumulate splits across
 // goroutines.
@@ -612,7 +634,7 @@ func accumulateWith(a *accumulator, data []float32, add func(*accumulator, []flo
 	var parts []*accumulator
 	var failed atomic.Value
 	for lo := part; lo < len(data); lo += part {
-		p := accPool.Get().(*accumulator)
+		p := accPool.Get()
 		parts = append(parts, p)
 		wg.Add(1)
 		go func(x []float32) {
