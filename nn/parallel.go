@@ -45,6 +45,7 @@ func getBuf(n int) *[]float32 {
 			*p = (*p)[:n]
 			return p
 		}
+		bufPool.Put(p) // too small for this caller; keep it for another
 	}
 	b := make([]float32, n)
 	return &b
