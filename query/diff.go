@@ -2,6 +2,7 @@ package query
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -577,6 +578,12 @@ func matchKeys(rows []keyRow, byIndex bool) []rowKey {
 // row, the larger rows split between two goroutines. Peak memory: two
 // windows of B rows plus the row lists.
 func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opts DiffOptions, batchesA, batchesB map[int64]bool) (*TensorDiff, error) {
+	if opts.Batches == (store.BatchRange{}) {
+		td, err := diffLockstep(s, runA, runB, a, b, opts, batchesA, batchesB)
+		if !errors.Is(err, errLayout) {
+			return td, err
+		}
+	}
 	var ka, kb []keyRow
 	var errA, errB error
 	var wg sync.WaitGroup
@@ -891,4 +898,161 @@ func neededRanges(sorted []int64, need map[int64]bool) []store.BatchRange {
 		out = append(out, store.BatchRange{From: sorted[start], To: sorted[len(sorted)-1] + 1})
 	}
 	return out
+}
+
+// errLayout stops diffLockstep: the runs' rows are not laid out alike.
+var errLayout = errors.New("row layouts differ")
+
+// lockWindow is a window of run-B rows read by diffLockstep's loader:
+// whole batches lo..hi, keyed by (batch, sample).
+type lockWindow struct {
+	lo, hi  int64
+	rows    map[bLoc]lockRow
+	batches int
+	arena   []float32
+	err     error
+}
+
+type lockRow struct {
+	ds   int64
+	data []float32
+}
+
+// diffLockstep is the fast path of diffTensors for the common case of two
+// runs whose rows are laid out alike (same batches, same samples, same
+// dataset indices: same data, same batch size). It reads each run once:
+// a loader goroutine copies run B batch by batch into windows of
+// opts.MemoryBudget, and run A is streamed over each window's batches and
+// matched by (batch, sample). It returns errLayout, having accumulated
+// nothing the caller keeps, as soon as the layouts turn out to differ; the
+// caller then plans the general match by dataset index.
+func diffLockstep(s *store.Store, runA, runB string, a, b store.LayerSummary, opts DiffOptions, batchesA, batchesB map[int64]bool) (*TensorDiff, error) {
+	elems := 1
+	for _, d := range a.Shape {
+		elems *= d
+	}
+	quit := make(chan struct{})
+	defer close(quit)
+	free := make(chan []float32, 2)
+	free <- nil
+	free <- nil
+	ready := make(chan *lockWindow)
+	budget := opts.MemoryBudget / 4 // in float32s
+	go func() {
+		defer close(ready)
+		var w *lockWindow
+		send := func() bool {
+			select {
+			case ready <- w:
+				w = nil
+				return true
+			case <-quit:
+				return false
+			}
+		}
+		next := func(batch int64) bool {
+			var arena []float32
+			select {
+			case arena = <-free:
+			case <-quit:
+				return false
+			}
+			if int64(cap(arena)) < budget {
+				arena = make([]float32, 0, budget+int64(elems)*64)
+			}
+			w = &lockWindow{lo: batch, hi: batch, rows: map[bLoc]lockRow{}, arena: arena[:0]}
+			return true
+		}
+		err := s.Tensors(runB, b.Path, store.BatchRange{}, func(row store.TensorRow) error {
+			if len(row.Data) != elems {
+				return fmt.Errorf("run %q layer %q batch %d sample %d: %d values, shape %v wants %d",
+					runB, b.Path, row.Batch, row.Sample, len(row.Data), b.Shape, elems)
+			}
+			if w != nil && row.Batch != w.hi && int64(len(w.arena)+elems) > budget {
+				if !send() {
+					return errLayout
+				}
+			}
+			if w == nil && !next(row.Batch) {
+				return errLayout
+			}
+			if row.Batch != w.hi || w.batches == 0 {
+				w.batches++
+			}
+			w.hi = row.Batch
+			// Growing the arena leaves earlier rows in the old array, still
+			// referenced and valid; after the first windows it is big enough.
+			off := len(w.arena)
+			w.arena = append(w.arena, row.Data...)
+			data := w.arena[off : off+elems : off+elems]
+			if _, dup := w.rows[bLoc{row.Batch, row.Sample}]; dup {
+				return errLayout
+			}
+			w.rows[bLoc{row.Batch, row.Sample}] = lockRow{row.DatasetIndex, data}
+			return nil
+		})
+		if err != nil {
+			w = &lockWindow{err: err}
+		}
+		if w != nil {
+			send()
+		}
+	}()
+
+	td := &TensorDiff{MatchedBy: "dataset_index"}
+	acc := newSplitAccumulator(opts.Tol, elems)
+	defer acc.stop()
+	batchesSeenA, batchesSeenB := 0, 0
+	for w := range ready {
+		if w.err != nil {
+			if errors.Is(w.err, errLayout) {
+				return nil, errLayout
+			}
+			return nil, fmt.Errorf("tensors of %s/%s: %w", runB, b.Path, w.err)
+		}
+		batchesSeenB += w.batches
+		matched := 0
+		lastA := int64(math.MinInt64)
+		err := s.Tensors(runA, a.Path, store.BatchRange{From: w.lo, To: w.hi + 1}, func(row store.TensorRow) error {
+			ref, ok := w.rows[bLoc{row.Batch, row.Sample}]
+			if !ok || ref.ds != row.DatasetIndex || len(row.Data) != len(ref.data) {
+				return errLayout
+			}
+			if row.DatasetIndex < 0 {
+				td.MatchedBy = "batch_sample"
+			}
+			if row.Batch != lastA {
+				batchesSeenA++
+				lastA = row.Batch
+			}
+			matched++
+			before := acc.outside()
+			acc.add(row.Data, ref.data)
+			if td.FirstOutsideBatch == nil && acc.outside() > before {
+				b := row.Batch
+				td.FirstOutsideBatch = &b
+			}
+			return nil
+		})
+		if errors.Is(err, errLayout) || (err == nil && matched != len(w.rows)) {
+			return nil, errLayout
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tensors of %s/%s: %w", runA, a.Path, err)
+		}
+		for k := range w.rows {
+			batchesA[k.batch] = true
+			batchesB[k.batch] = true
+		}
+		td.Samples += int64(matched)
+		free <- w.arena
+	}
+	// Rows of A outside B's batches, or more batches than were read, mean
+	// other layouts (or a live writer appending): let the general path
+	// count them.
+	if batchesSeenA != a.TensorBatches || batchesSeenB != b.TensorBatches {
+		return nil, errLayout
+	}
+	td.ErrorMetrics = acc.result().Metrics()
+	return td, nil
 }

@@ -268,3 +268,29 @@ func TestDiff_NoDatasetIndex(t *testing.T) {
 		t.Errorf("conv1: %s %+v", l.Status, l.Tensor)
 	}
 }
+
+// TestDiffLockstep checks the one-pass path against the general one.
+func TestDiffLockstep(t *testing.T) {
+	s, _ := testStore(t)
+	la, _ := s.Layers("perturbed")
+	lb, _ := s.Layers("base")
+	for _, budget := range []int64{1, 48, 1 << 20} {
+		opts := DiffOptions{MemoryBudget: budget, Tol: Tolerance{Atol: 0.1}}
+		fast, err := diffLockstep(s, "perturbed", "base", la[1], lb[1], opts, map[int64]bool{}, map[int64]bool{})
+		if err != nil {
+			t.Fatalf("budget %d: lockstep on alike runs: %v", budget, err)
+		}
+		opts.Batches = store.BatchRange{From: 0, To: 100} // forces the general path
+		slow, err := diffTensors(s, "perturbed", "base", la[1], lb[1], opts, map[int64]bool{}, map[int64]bool{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fast.ErrorMetrics != slow.ErrorMetrics || fast.Samples != slow.Samples || *fast.FirstOutsideBatch != *slow.FirstOutsideBatch {
+			t.Errorf("budget %d: lockstep %+v, general %+v", budget, fast, slow)
+		}
+	}
+	l4, _ := s.Layers("bs4")
+	if _, err := diffLockstep(s, "bs4", "base", l4[0], lb[0], DiffOptions{MemoryBudget: 1 << 20}, map[int64]bool{}, map[int64]bool{}); !errors.Is(err, errLayout) {
+		t.Errorf("different batch sizes: %v, want errLayout", err)
+	}
+}
