@@ -177,6 +177,11 @@ func overheadConfigs() []overheadConfig {
 			return c
 		}},
 		{"stats-all-layers", func() Config { return DefaultConfig() }},
+		{"moments-only-all-layers", func() Config {
+			c := DefaultConfig()
+			c.MomentsOnly = true
+			return c
+		}},
 		{"stats+samples-0,2-relu1,maxpool2,fc1", func() Config {
 			c := DefaultConfig()
 			c.Overrides = []LayerMode{{Select: "relu1", Mode: ModeBoth}, {Select: "maxpool2", Mode: ModeBoth}, {Select: "fc1", Mode: ModeBoth}}

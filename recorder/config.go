@@ -149,6 +149,10 @@ type Config struct {
 	// Histogram stores the bfloat16 histogram with each stats row.
 	// Default true. Percentiles are computed either way.
 	Histogram bool `json:"histogram"`
+	// MomentsOnly skips the histogram and the percentiles (stored as NaN):
+	// count, mean, std, min, max, L2, zero fraction, NaN and Inf only, for
+	// about half the CPU. Default false.
+	MomentsOnly bool `json:"moments_only,omitempty"`
 	// ChannelStats adds per-channel mean and max for outputs of rank >= 3
 	// (N, C, ...). Default false.
 	ChannelStats bool `json:"channel_stats"`

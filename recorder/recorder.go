@@ -593,7 +593,7 @@ func rowBytes(row *store.StatsRow) int64 {
 // NaN/Inf, y >= 0, same positive max, consistent counts) and falls back to
 // counting otherwise.
 func (r *Recorder) statsOf(out *nn.Tensor, call uint64, src *nn.Tensor) store.StatsRow {
-	if call == 0 || len(out.Data) == 0 {
+	if call == 0 || len(out.Data) == 0 || r.cfg.MomentsOnly {
 		return r.computeStats(out.Data, out.Shape)
 	}
 	r.mu.Lock()
@@ -682,8 +682,14 @@ func (r *Recorder) addChannelStats(row *store.StatsRow, data []float32, shape []
 // computeStats returns the statistics row of data (batch unset).
 func (r *Recorder) computeStats(data []float32, shape []int) store.StatsRow {
 	a := accPool.Get()
-	accumulate(a, data)
-	row := a.result(r.cfg.Histogram)
+	var row store.StatsRow
+	if r.cfg.MomentsOnly {
+		accumulateWith(a, data, (*accumulator).addMoments)
+		row = a.resultWith(store.Histogram{}, false)
+	} else {
+		accumulate(a, data)
+		row = a.result(r.cfg.Histogram)
+	}
 	accPool.Put(a)
 	if r.cfg.ChannelStats && len(shape) >= 3 {
 		hw := shapeLen(shape[2:])

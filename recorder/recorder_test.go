@@ -877,3 +877,32 @@ func TestRecorderCloseAsInterrupted(t *testing.T) {
 		t.Errorf("state %q with %d rows, want interrupted with 1 row", run.State, len(readStats(t, st, "int", "x")))
 	}
 }
+
+func TestRecorderMomentsOnly(t *testing.T) {
+	st := openStore(t)
+	cfg := DefaultConfig()
+	cfg.MomentsOnly = true
+	r, err := New(st, store.RunInfo{Name: "mo"}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Declare([]store.LayerInfo{{Path: "x", Op: "Identity", Shape: []int{3}}}); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := nn.FromSlice([]float32{0, 1, -2, 3, float32(math.NaN()), 0}, 2, 3)
+	if err := r.Record(context.Background(), "x", Batch{}, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rows := readStats(t, st, "mo", "x")
+	if len(rows) != 1 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	got, want := rows[0], computeStats(x.Data)
+	if got.Count != 6 || got.NaN != 1 || got.Mean != want.Mean || got.Std != want.Std || got.Min != -2 || got.Max != 3 ||
+		got.ZeroFrac != want.ZeroFrac || got.L2 != want.L2 || len(got.Hist.Keys) != 0 || !math.IsNaN(got.Percentiles[3]) {
+		t.Errorf("moments-only row %+v, want moments of %+v without histogram or percentiles", got, want)
+	}
+}

@@ -741,7 +741,7 @@ func (a *accumulator) resultWith(h store.Histogram, withHist bool) store.StatsRo
 		r.Min, r.Max = float64(a.min), float64(a.max)
 		r.L2 = math.Sqrt(a.m2 + n*a.mean*a.mean)
 		r.ZeroFrac = float64(a.zeros) / n
-		r.Percentiles = quantiles(h, h.Total())
+		r.Percentiles = quantiles(h, h.Total()) // NaN for an empty h
 		for i, v := range r.Percentiles {
 			r.Percentiles[i] = math.Min(math.Max(v, r.Min), r.Max)
 		}
