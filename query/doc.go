@@ -48,12 +48,16 @@
 // difference fails. The first diverging layer is the first failed or
 // shape-mismatched layer of A in execution order.
 //
-// Memory stays bounded: Diff lists the rows of a layer (batch, sample,
-// dataset index: a few dozen bytes per sample) and then walks run A in
-// windows of batches, holding only the run-B rows those batches need (two
-// windows of DiffOptions.MemoryBudget, default 64 MiB, one being loaded
-// while the other is compared); run A's data is read in place from the
-// store's memory map.
+// Memory stays bounded: two windows of run-B rows of at most
+// DiffOptions.MemoryBudget (default 64 MiB) each, one being loaded while
+// the other is compared; run A's data is read in place from the store's
+// memory map. When both runs hold the same batches, samples and dataset
+// indices (the common case: same data, same batch size) each run is read
+// once, in lockstep. Otherwise Diff first lists the rows of both runs
+// (batch, sample, dataset index: some tens of bytes per sample), matches
+// them, and walks run A in windows holding only the matched run-B rows;
+// with a shuffled sample order the run-B batches are then read once per
+// window.
 //
 // # Export layouts
 //
