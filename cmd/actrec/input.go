@@ -3,7 +3,6 @@ package main
 import (
 	"archive/zip"
 	"bufio"
-	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,6 +20,8 @@ import (
 	"strings"
 
 	"golang.org/x/image/draw"
+
+	idx "github.com/actrec/actrec/nn/dataset"
 )
 
 // dataset is a sequence of input samples of one shape, read into float32 batches.
@@ -136,104 +137,28 @@ func sameShape(a, b []int) bool {
 // without limit before reading.
 const maxInputBytes = 8 << 30
 
-func openMaybeGzip(path string) (io.ReadCloser, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	br := bufio.NewReader(f)
-	magic, _ := br.Peek(2)
-	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s: gzip: %w", path, err)
-		}
-		return struct {
-			io.Reader
-			io.Closer
-		}{zr, f}, nil
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{br, f}, nil
-}
-
-// readIDXImages reads an MNIST-format IDX file of unsigned bytes with 2 or 3 dims per sample
-// ([N,H,W] -> samples [1,H,W]; [N,C,H,W] -> [C,H,W]).
+// readIDXImages reads an MNIST-format IDX image file (gzip or not) into samples [1,H,W],
+// normalized exactly as torchvision's ToTensor + Normalize (see nn/dataset).
 func readIDXImages(path string, norm normalization) (dataset, error) {
-	rc, err := openMaybeGzip(path)
+	im, err := idx.OpenImages(path)
 	if err != nil {
 		return nil, fmt.Errorf("input %s: %w", path, err)
 	}
-	defer rc.Close()
-	shape, raw, err := decodeIDX(rc)
+	mean, std := float32(0), float32(1)
+	if len(norm.Mean) > 0 {
+		mean = float32(norm.Mean[0])
+	}
+	if len(norm.Std) > 0 {
+		std = float32(norm.Std[0])
+	}
+	t, err := im.Tensor(0, im.N, mean, std)
 	if err != nil {
 		return nil, fmt.Errorf("input %s: %w", path, err)
 	}
-	var sample []int
-	switch len(shape) {
-	case 3:
-		sample = []int{1, shape[1], shape[2]}
-	case 4:
-		sample = shape[1:]
-	default:
-		return nil, fmt.Errorf("input %s: IDX has %d dims %v, want images [N,H,W] or [N,C,H,W]", path, len(shape), shape)
-	}
-	per := prod(sample)
-	hw := sample[1] * sample[2]
-	data := make([]float32, len(raw))
-	for i, b := range raw {
-		c := (i % per) / hw
-		data[i] = norm.apply(c, float64(b)/255)
-	}
-	return &memDataset{shape: sample, data: data,
-		desc: fmt.Sprintf("idx:%s n=%d shape=%v normalize=%s", filepath.Base(path), shape[0], sample, norm)}, nil
+	sample := []int{1, im.Rows, im.Cols}
+	return &memDataset{shape: sample, data: t.Data,
+		desc: fmt.Sprintf("idx:%s n=%d shape=%v normalize=%s", filepath.Base(path), im.N, sample, norm)}, nil
 }
-
-// decodeIDX parses the IDX format: 0 0 type ndims, ndims big-endian uint32 dims, data.
-// Only unsigned byte data (type 0x08) is accepted.
-func decodeIDX(r io.Reader) ([]int, []byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, nil, fmt.Errorf("IDX header at offset 0: %w", noEOF(err))
-	}
-	if hdr[0] != 0 || hdr[1] != 0 {
-		return nil, nil, fmt.Errorf("IDX header at offset 0: bad magic %x", hdr)
-	}
-	if hdr[2] != 0x08 {
-		return nil, nil, fmt.Errorf("IDX header at offset 2: element type 0x%02x, only unsigned byte (0x08) is supported", hdr[2])
-	}
-	nd := int(hdr[3])
-	if nd < 1 || nd > 8 {
-		return nil, nil, fmt.Errorf("IDX header at offset 3: %d dimensions", nd)
-	}
-	shape := make([]int, nd)
-	total := int64(1)
-	for i := range shape {
-		var d [4]byte
-		if _, err := io.ReadFull(r, d[:]); err != nil {
-			return nil, nil, fmt.Errorf("IDX dims at offset %d: %w", 4+4*i, noEOF(err))
-		}
-		shape[i] = int(binary.BigEndian.Uint32(d[:]))
-		if shape[i] > 0 && total > maxInputBytes/int64(shape[i]) {
-			return nil, nil, fmt.Errorf("IDX dims at offset %d: shape %v too large", 4+4*i, shape[:i+1])
-		}
-		total *= int64(shape[i])
-	}
-	buf := make([]byte, 0, min(total, 64<<20))
-	w := &byteSink{buf: buf}
-	n, err := io.CopyN(w, r, total)
-	if err != nil {
-		return nil, nil, fmt.Errorf("IDX data at offset %d: truncated: have %d of %d bytes", int64(4+4*nd)+n, n, total)
-	}
-	return shape, w.buf, nil
-}
-
-type byteSink struct{ buf []byte }
-
-func (b *byteSink) Write(p []byte) (int, error) { b.buf = append(b.buf, p...); return len(p), nil }
 
 func noEOF(err error) error {
 	if errors.Is(err, io.EOF) {
