@@ -83,19 +83,20 @@
 // # Cost
 //
 // Statistics cost about 0.55 ns of CPU per element when every output is
-// counted (BenchmarkStatsRecipeBatch/kernel, one goroutine), about 30 % of
-// the CPU of a plain RecipeCNN(3,10) forward pass at batch 64: that model
-// does so little arithmetic per output element (its batch of 64 takes
-// about 9 ms of CPU for 4.3 M output elements) that reading every
-// activation once is itself a sizeable fraction of inference. The recorder
-// saves the histogram pass over ReLU outputs by deriving their histograms
-// from their inputs' (below), which brings this to about 0.46 ns per
-// element, 26 % (BenchmarkStatsRecipeBatch/recorder). In addition, any
-// forward hook makes nn take its hooked path (no in-place layers, no buffer
-// reuse), which costs 20-30 % CPU with empty hooks on this model
-// (BenchmarkOverheadInterleaved/nn-noop-hooks). Recording statistics of
-// only some batches (BatchPolicy.Every) scales the statistics part down
-// proportionally.
+// counted (BenchmarkStatsRecipeBatch/kernel), and about 0.46 ns with the
+// recorder's derivation of ReLU histograms (below;
+// BenchmarkStatsRecipeBatch/recorder): 33 % of the CPU of a plain
+// RecipeCNN(3,10) forward pass at batch 64, which produces 4.3 M output
+// elements in about 6 ms. That model does so little arithmetic per output
+// element that reading every activation once is a sizeable fraction of
+// inference. The larger part of the overhead of recording every layer is
+// not the recorder's: a hook on a module makes nn materialise that
+// module's whole-batch output instead of running its fused, in-place,
+// sample-by-sample path, which costs 65-85 % CPU with empty hooks on every
+// layer (BenchmarkOverheadInterleaved/nn-noop-hooks). MomentsOnly halves
+// the statistics part; recording only some batches (BatchPolicy.Every)
+// scales it down proportionally; recording fewer layers keeps more of nn's
+// fusion.
 //
 // ReLU derivation: within one Forward call, the recorder keeps the
 // histogram and signed-zero counts of every clean (NaN- and Inf-free)
