@@ -130,16 +130,17 @@ func Export(s *store.Store, run string, opts ExportOptions) (*ExportResult, erro
 		return nil, fmt.Errorf("%w: %s output %s; choose a layer (layers with tensors: %s)%s",
 			ErrOneLayer, opts.Format, opts.Out, strings.Join(names, ", "), hint)
 	}
-	plans, total, err := planTensors(s, run, sel, opts.Batches)
+	// npy and npz put the row count in the header, before the data: list
+	// the rows first. Arrow and Parquet stream without.
+	plans, total, err := planTensors(s, run, sel, opts.Batches, opts.Format == FormatNPZ || opts.Format == FormatNPY)
 	if err != nil {
 		return nil, err
 	}
 	pr := &progress{fn: opts.Progress, total: total}
 	for _, p := range plans {
 		res.Layers = append(res.Layers, p.layer.Path)
-		res.Rows += int64(len(p.keys))
 	}
-	res.Bytes = total
+	defer func() { res.Rows, res.Bytes = pr.rows, pr.done }()
 	switch {
 	case opts.Format == FormatNPZ:
 		res.Files = append(res.Files, filepath.Base(opts.Out))
@@ -222,17 +223,24 @@ type tensorPlan struct {
 	keys  []keyRow
 }
 
-func planTensors(s *store.Store, run string, layers []store.LayerSummary, r store.BatchRange) ([]tensorPlan, int64, error) {
+// planTensors returns the layers' plans and the total tensor bytes
+// (estimated from the index when the rows are not listed).
+func planTensors(s *store.Store, run string, layers []store.LayerSummary, r store.BatchRange, listRows bool) ([]tensorPlan, int64, error) {
 	var plans []tensorPlan
 	var total int64
 	for _, l := range layers {
-		keys, err := tensorKeys(s, run, l.Path, r)
-		if err != nil {
-			return nil, 0, err
-		}
 		elems := 1
 		for _, d := range l.Shape {
 			elems *= d
+		}
+		if !listRows {
+			plans = append(plans, tensorPlan{layer: l, elems: elems})
+			total += l.Bytes
+			continue
+		}
+		keys, err := tensorKeys(s, run, l.Path, r)
+		if err != nil {
+			return nil, 0, err
 		}
 		plans = append(plans, tensorPlan{layer: l, elems: elems, keys: keys})
 		total += int64(len(keys)) * int64(elems) * 4
@@ -240,16 +248,18 @@ func planTensors(s *store.Store, run string, layers []store.LayerSummary, r stor
 	return plans, total, nil
 }
 
-// progress reports bytes written.
+// progress counts the tensor rows and bytes written and reports them.
 type progress struct {
 	fn          func(done, total int64)
 	done, total int64
+	rows        int64
 }
 
-func (p *progress) add(n int64) {
+func (p *progress) add(rows, n int64) {
+	p.rows += rows
 	p.done += n
 	if p.fn != nil {
-		p.fn(p.done, p.total)
+		p.fn(p.done, max(p.total, p.done))
 	}
 }
 

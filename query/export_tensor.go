@@ -138,7 +138,7 @@ func tensorChunks(s *store.Store, run string, p tensorPlan, r store.BatchRange, 
 		vals.Release()
 		ld.Release()
 		storage.Release()
-		pr.add(int64(len(values)) * 4)
+		pr.add(int64(n), int64(len(values))*4)
 		batches, samples, dsIdx, values = batches[:0], samples[:0], dsIdx[:0], values[:0]
 		return err
 	}
@@ -236,7 +236,7 @@ func writeLayerData(s *store.Store, run string, p tensorPlan, r store.BatchRange
 		if err := w.WriteFloat32(row.Data); err != nil {
 			return err
 		}
-		pr.add(int64(len(row.Data)) * 4)
+		pr.add(1, int64(len(row.Data))*4)
 		return nil
 	})
 	if err != nil {
