@@ -356,7 +356,7 @@ func BenchmarkStatsRecipeBatch(b *testing.B) {
 		})
 	})
 	b.Run("recorder", func(b *testing.B) {
-		r := &Recorder{cfg: DefaultConfig(), hists: newBoundedMap[uint64, *callHists](256)}
+		r := &Recorder{cfg: DefaultConfig(), hists: newBoundedMap[uint64, *callHists](64), anyReLU: true}
 		run(b, func(call uint64) {
 			for _, l := range leaves {
 				var src *nn.Tensor

@@ -134,6 +134,7 @@ type Recorder struct {
 	beforeWrite func(*item) error
 
 	derived atomic.Int64 // ReLU histograms derived from their input's
+	anyReLU bool         // a recorded layer is a ReLU (set when the run is created)
 
 	nBatches, statsRows, tensorRows, tensorBytes, dropped, droppedItems atomic.Int64
 	budgetAt                                                            atomic.Int64
@@ -162,7 +163,7 @@ func New(st *store.Store, info store.RunInfo, cfg Config) (*Recorder, error) {
 		layers:        make(map[string]*layerState),
 		byCall:        newBoundedMap[uint64, *batchState](4096),
 		byIndex:       newBoundedMap[int64, *batchState](4096),
-		hists:         newBoundedMap[uint64, *callHists](256),
+		hists:         newBoundedMap[uint64, *callHists](64),
 		q:             newQueue(cfg.QueueBytes),
 	}
 	r.budgetAt.Store(-1)
@@ -321,6 +322,9 @@ func (r *Recorder) createRun(layers []store.LayerInfo, sel map[string]Mode) erro
 	r.info = info
 	for _, l := range layers {
 		r.layers[l.Path] = &layerState{info: l, mode: sel[l.Path], relu: l.Op == "ReLU"}
+		if l.Op == "ReLU" && sel[l.Path]&ModeStats != 0 {
+			r.anyReLU = true
+		}
 	}
 	for i := 0; i < r.cfg.Workers; i++ {
 		r.workers.Add(1)
@@ -593,7 +597,7 @@ func rowBytes(row *store.StatsRow) int64 {
 // NaN/Inf, y >= 0, same positive max, consistent counts) and falls back to
 // counting otherwise.
 func (r *Recorder) statsOf(out *nn.Tensor, call uint64, src *nn.Tensor) store.StatsRow {
-	if call == 0 || len(out.Data) == 0 || r.cfg.MomentsOnly {
+	if call == 0 || len(out.Data) == 0 || r.cfg.MomentsOnly || !r.anyReLU {
 		return r.computeStats(out.Data, out.Shape)
 	}
 	r.mu.Lock()
