@@ -232,3 +232,44 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Batch ranges and layer selectors come from flags and config files: no
+// input may panic, and parsed ranges are well formed.
+func FuzzParseRanges(f *testing.F) {
+	for _, s := range []string{"0-9,20,50-", "", "1", "5-3", "-", ",", "9223372036854775807-", "1-2-3", " 4 - 7 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		spans, err := parseRanges(s)
+		if err != nil {
+			return
+		}
+		for _, sp := range spans {
+			if sp.lo < 0 || (sp.hi >= 0 && sp.hi < sp.lo) || sp.hi < -1 {
+				t.Fatalf("parseRanges(%q) gave bad span %+v", s, sp)
+			}
+		}
+		f := newBatchFilter(BatchPolicy{Ranges: s}, time.Now)
+		for b := int64(0); b < 4; b++ {
+			f.keep(b)
+		}
+	})
+}
+
+func FuzzSelector(f *testing.F) {
+	for _, s := range []string{"relu*", "op:Conv2d", "all", "layer1.*", "[", `\`, "conv1", ""} {
+		f.Add(s)
+	}
+	mods := []nn.ModuleInfo{
+		{Path: "", Op: "Net", Order: -1},
+		{Path: "layer1", Op: "Sequential"},
+		{Path: "layer1.0", Op: "Conv2d", Leaf: true},
+		{Path: "relu1", Op: "ReLU", Order: 1, Leaf: true},
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := matchSelector(mods, s)
+		if err == nil && len(got) == 0 && s != "all" {
+			t.Fatalf("selector %q matched nothing without an error", s)
+		}
+	})
+}
