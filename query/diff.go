@@ -28,6 +28,12 @@ type DiffOptions struct {
 	// SQNR or cosine similarity is below them.
 	MinSQNR   *float64
 	MinCosine *float64
+	// MetricsOnly: Tol no longer fails layers (the fraction outside it is
+	// still reported); only MinSQNR and MinCosine do. actquery sets it when
+	// --min-sqnr or --min-cosine is given without --atol or --rtol, so that
+	// "SQNR >= 30 dB" is a gate of its own rather than one on top of an exact
+	// comparison.
+	MetricsOnly bool
 	// Batches restricts the comparison to these batches of both runs.
 	Batches store.BatchRange
 	// MemoryBudget bounds the bytes of run-B tensor data of one window;
@@ -353,7 +359,7 @@ func diffLayer(s *store.Store, runA, runB string, a, b store.LayerSummary, opts 
 
 func judgeTensor(t *TensorDiff, opts DiffOptions) (string, []string) {
 	reasons := []string{}
-	if t.OutsideCount > 0 {
+	if t.OutsideCount > 0 && !opts.MetricsOnly {
 		reasons = append(reasons, fmt.Sprintf("%d of %d elements outside atol %g + rtol %g * |b| (max abs err %s)",
 			t.OutsideCount, t.N, opts.Tol.Atol, opts.Tol.Rtol, t.MaxAbsErr))
 	}
@@ -386,7 +392,7 @@ func judgeStats(d *StatsDiff, opts DiffOptions) (string, []string) {
 			continue
 		}
 		equal = false
-		if !(math.Abs(x-y) <= opts.Tol.Atol+opts.Tol.Rtol*math.Abs(y)) {
+		if !opts.MetricsOnly && !(math.Abs(x-y) <= opts.Tol.Atol+opts.Tol.Rtol*math.Abs(y)) {
 			reasons = append(reasons, fmt.Sprintf("%s %s vs %s outside atol %g + rtol %g * |b|", c.name, c.a, c.b, opts.Tol.Atol, opts.Tol.Rtol))
 		}
 	}

@@ -105,6 +105,26 @@ func TestDiff_Perturbed(t *testing.T) {
 	if !rep.Pass || layerByName(t, rep, "relu1").Status != StatusOK {
 		t.Errorf("atol 0.5: pass %v status %s", rep.Pass, layerByName(t, rep, "relu1").Status)
 	}
+	// MetricsOnly: a low SQNR gate alone passes although elements differ; a high one fails
+	// relu1 for its SQNR only, never for the (exact) element tolerance.
+	for _, tc := range []struct {
+		sqnr float64
+		pass bool
+	}{{-100, true}, {1e6, false}} {
+		rep, err = Diff(s, "perturbed", "base", DiffOptions{MinSQNR: &tc.sqnr, MetricsOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := layerByName(t, rep, "relu1")
+		if rep.Pass != tc.pass {
+			t.Errorf("metrics only, min sqnr %g: pass %v, want %v (%q)", tc.sqnr, rep.Pass, tc.pass, r.Reasons)
+		}
+		for _, why := range r.Reasons {
+			if strings.Contains(why, "outside atol") {
+				t.Errorf("metrics only, min sqnr %g: failed on the element tolerance: %q", tc.sqnr, why)
+			}
+		}
+	}
 }
 
 func TestDiff_BatchSizesAlignedByDatasetIndex(t *testing.T) {

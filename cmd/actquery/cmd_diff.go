@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -14,16 +13,11 @@ import (
 
 // DiffOptions are the options of "actquery diff".
 type DiffOptions struct {
-	StoreDir  string
-	Map       []string // old=new
-	MapFile   string
-	Atol      float64
-	Rtol      float64
-	MinSQNR   *float64
-	MinCosine *float64
-	Layers    []string
-	Batches   string
-	JSON      bool
+	StoreDir string
+	DiffFlags
+	Layers  []string
+	Batches string
+	JSON    bool
 }
 
 func newDiffCommand(g *globalOptions) *cli.Command {
@@ -35,30 +29,20 @@ func newDiffCommand(g *globalOptions) *cli.Command {
 		Usage: "compare two runs layer by layer and name the first diverging layer",
 		Description: "RUN_A is the candidate, RUN_B the reference (relative errors are relative to B).\n" +
 			"Layers are matched by path (or --map), samples by dataset index (else batch and sample).\n" +
-			"With no threshold flags any difference fails a layer; exit status 1 when a layer fails\n" +
+			"With no threshold flags any difference fails a layer. --min-sqnr/--min-cosine alone gate on\n" +
+			"those metrics only; with --atol/--rtol too, elements outside atol + rtol*|b| also fail.\n" +
+			"Exit status 1 when a layer fails\n" +
 			"or has a shape mismatch. Layers or batches present in one run only are reported, not failed.",
 		ArgsUsage: "RUN_A RUN_B",
-		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "map", Usage: "layer renamed from A to B, as old=new (repeatable)", Destination: &maps},
-			&cli.StringFlag{Name: "map-file", Usage: "file of old=new lines (# comments)", Destination: &opts.MapFile},
-			&cli.Float64Flag{Name: "atol", Usage: "absolute tolerance: an element fails when |a-b| > atol + rtol*|b|", Destination: &opts.Atol},
-			&cli.Float64Flag{Name: "rtol", Usage: "relative tolerance (see --atol)", Destination: &opts.Rtol},
-			&cli.Float64Flag{Name: "min-sqnr", Usage: "fail a layer whose SQNR (dB) is below this", DefaultText: "none", Destination: &minSQNR},
-			&cli.Float64Flag{Name: "min-cosine", Usage: "fail a layer whose cosine similarity is below this", DefaultText: "none", Destination: &minCos},
+		Flags: append(diffFlagList(&opts.DiffFlags, &maps, &minSQNR, &minCos),
 			&cli.StringSliceFlag{Name: "layer", Usage: "compare only this layer of RUN_A (repeatable)", Destination: &layers},
 			&cli.StringFlag{Name: "batches", Usage: "batch range A:B of both runs", Destination: &opts.Batches},
 			&cli.BoolFlag{Name: "json", Usage: "JSON output (schema actquery.diff/v1)", Destination: &opts.JSON},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			opts.StoreDir = g.StoreDir
-			opts.Map = maps.Value()
+			opts.DiffFlags.setFrom(c, &maps, &minSQNR, &minCos)
 			opts.Layers = layers.Value()
-			if c.IsSet("min-sqnr") {
-				opts.MinSQNR = &minSQNR
-			}
-			if c.IsSet("min-cosine") {
-				opts.MinCosine = &minCos
-			}
 			return runDiff(c.Context, opts, c.Args().Slice(), c.App.Writer)
 		},
 	}
@@ -73,27 +57,9 @@ func runDiff(_ context.Context, opts DiffOptions, args []string, out io.Writer) 
 	if len(args) != 2 {
 		return usagef("diff takes two arguments, RUN_A and RUN_B")
 	}
-	m, err := query.ParseMap(opts.Map)
+	qo, err := opts.DiffFlags.queryOptions()
 	if err != nil {
-		return usageError{err}
-	}
-	if opts.MapFile != "" {
-		f, err := os.Open(opts.MapFile)
-		if err != nil {
-			return usageError{err}
-		}
-		fm, err := query.ReadMapFile(f)
-		f.Close()
-		if err != nil {
-			return usageError{fmt.Errorf("%s: %w", opts.MapFile, err)}
-		}
-		for k, v := range m { // --map wins over the file
-			fm[k] = v
-		}
-		m = fm
-	}
-	if opts.Atol < 0 || opts.Rtol < 0 {
-		return usagef("--atol and --rtol must not be negative")
+		return err
 	}
 	br, err := query.ParseBatchRange(opts.Batches)
 	if err != nil {
@@ -104,10 +70,8 @@ func runDiff(_ context.Context, opts DiffOptions, args []string, out io.Writer) 
 		return err
 	}
 	defer s.Close()
-	rep, err := query.Diff(s, args[0], args[1], query.DiffOptions{
-		Map: m, Tol: query.Tolerance{Atol: opts.Atol, Rtol: opts.Rtol},
-		MinSQNR: opts.MinSQNR, MinCosine: opts.MinCosine, Batches: br, Layers: opts.Layers,
-	})
+	qo.Batches, qo.Layers = br, opts.Layers
+	rep, err := query.Diff(s, args[0], args[1], qo)
 	if err != nil {
 		return err
 	}

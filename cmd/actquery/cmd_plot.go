@@ -34,65 +34,6 @@ type PlotOptions struct {
 	DiffFlags
 }
 
-// DiffFlags are the comparison flags shared by plot --diff and report (as in diff).
-type DiffFlags struct {
-	Map       []string
-	MapFile   string
-	Atol      float64
-	Rtol      float64
-	MinSQNR   *float64
-	MinCosine *float64
-}
-
-func diffFlagList(d *DiffFlags, maps *cli.StringSlice, minSQNR, minCos *float64) []cli.Flag {
-	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "map", Usage: "layer renamed from A to B, as old=new (repeatable)", Destination: maps},
-		&cli.StringFlag{Name: "map-file", Usage: "file of old=new lines (# comments)", Destination: &d.MapFile},
-		&cli.Float64Flag{Name: "atol", Usage: "absolute tolerance: an element fails when |a-b| > atol + rtol*|b|", Destination: &d.Atol},
-		&cli.Float64Flag{Name: "rtol", Usage: "relative tolerance (see --atol)", Destination: &d.Rtol},
-		&cli.Float64Flag{Name: "min-sqnr", Usage: "fail a layer whose SQNR (dB) is below this (drawn as a line)", DefaultText: "none", Destination: minSQNR},
-		&cli.Float64Flag{Name: "min-cosine", Usage: "fail a layer whose cosine similarity is below this (drawn as a line)", DefaultText: "none", Destination: minCos},
-	}
-}
-
-func (d *DiffFlags) setFrom(c *cli.Context, maps *cli.StringSlice, minSQNR, minCos *float64) {
-	d.Map = maps.Value()
-	if c.IsSet("min-sqnr") {
-		d.MinSQNR = minSQNR
-	}
-	if c.IsSet("min-cosine") {
-		d.MinCosine = minCos
-	}
-}
-
-// queryOptions turns the flags into query.DiffOptions.
-func (d DiffFlags) queryOptions() (query.DiffOptions, error) {
-	m, err := query.ParseMap(d.Map)
-	if err != nil {
-		return query.DiffOptions{}, usageError{err}
-	}
-	if d.MapFile != "" {
-		f, err := os.Open(d.MapFile)
-		if err != nil {
-			return query.DiffOptions{}, usageError{err}
-		}
-		fm, err := query.ReadMapFile(f)
-		f.Close()
-		if err != nil {
-			return query.DiffOptions{}, usageError{fmt.Errorf("%s: %w", d.MapFile, err)}
-		}
-		for k, v := range m { // --map wins over the file
-			fm[k] = v
-		}
-		m = fm
-	}
-	if d.Atol < 0 || d.Rtol < 0 {
-		return query.DiffOptions{}, usagef("--atol and --rtol must not be negative")
-	}
-	return query.DiffOptions{Map: m, Tol: query.Tolerance{Atol: d.Atol, Rtol: d.Rtol},
-		MinSQNR: d.MinSQNR, MinCosine: d.MinCosine}, nil
-}
-
 func newPlotCommand(g *globalOptions) *cli.Command {
 	var opts PlotOptions
 	var layers, stats, maps cli.StringSlice

@@ -90,16 +90,16 @@ func TestCommandsGolden(t *testing.T) {
 			return runDiff(ctx, DiffOptions{StoreDir: dir}, []string{"base", "base"}, w)
 		}, 0},
 		{"diff_perturbed", func(w *bytes.Buffer) error {
-			return runDiff(ctx, DiffOptions{StoreDir: dir, MinSQNR: &sqnr}, []string{"perturbed", "base"}, w)
+			return runDiff(ctx, DiffOptions{StoreDir: dir, DiffFlags: DiffFlags{MinSQNR: &sqnr}}, []string{"perturbed", "base"}, w)
 		}, exitFound},
 		{"diff_perturbed_json", func(w *bytes.Buffer) error {
-			return runDiff(ctx, DiffOptions{StoreDir: dir, Atol: 0.5, JSON: true}, []string{"perturbed", "base"}, w)
+			return runDiff(ctx, DiffOptions{StoreDir: dir, DiffFlags: DiffFlags{Atol: 0.5}, JSON: true}, []string{"perturbed", "base"}, w)
 		}, 0},
 		{"diff_batch_sizes", func(w *bytes.Buffer) error {
 			return runDiff(ctx, DiffOptions{StoreDir: dir}, []string{"bs4", "base"}, w)
 		}, 0},
 		{"diff_renamed", func(w *bytes.Buffer) error {
-			return runDiff(ctx, DiffOptions{StoreDir: dir, MapFile: mapFile, Map: []string{"fc=features.fc"}}, []string{"base", "renamed"}, w)
+			return runDiff(ctx, DiffOptions{StoreDir: dir, DiffFlags: DiffFlags{MapFile: mapFile, Map: []string{"fc=features.fc"}}}, []string{"base", "renamed"}, w)
 		}, 0},
 		{"diff_unmapped", func(w *bytes.Buffer) error {
 			return runDiff(ctx, DiffOptions{StoreDir: dir}, []string{"base", "renamed"}, w)
