@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go test -count=1 ./...
-race_pkgs=$(go list ./recorder/... ./store/... ./nn/... 2>/dev/null || true)
+race_pkgs=$(go list ./recorder/... ./store/... ./nn/... ./query/... ./cmd/actquery 2>/dev/null || true)
 if [ -n "$race_pkgs" ]; then
   go test -count=1 -race $race_pkgs
 fi
