@@ -51,12 +51,15 @@ func writeRun(t testing.TB, s *Store, name string, n int64, seal bool) {
 // abandon drops a writer without closing it, like a killed process: its lock is released,
 // its segments stay unsealed, its run stays "recording".
 func abandon(w *Writer) {
+	if w.stop != nil {
+		close(w.stop)
+		<-w.done
+	}
+	w.fmu.Lock()
+	defer w.fmu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.closed = true
-	if w.stop != nil {
-		close(w.stop)
-	}
 	for _, sw := range w.openSegments() {
 		sw.close()
 	}
@@ -64,6 +67,21 @@ func abandon(w *Writer) {
 	w.s.wmu.Lock()
 	delete(w.s.writers, w)
 	w.s.wmu.Unlock()
+}
+
+// writeNoCommit writes and fsyncs the buffered rows like a flush, but does not commit them,
+// as if the process died just before its commit.
+func writeNoCommit(t testing.TB, w *Writer) {
+	t.Helper()
+	w.fmu.Lock()
+	defer w.fmu.Unlock()
+	sb, tb, err := w.swap(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.writeBuffers(&sb, tb, false); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func firstEntry(t *testing.T, s *Store, run, layer string, kind byte) (entry, string) {

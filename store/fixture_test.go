@@ -52,16 +52,12 @@ func writeFixtureV1(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	appendFixtureBatches(t, w, 2, 3)
-	w.mu.Lock()
-	if err := w.writeBuffersLocked(false); err != nil { // written, fsynced, never committed
-		t.Fatal(err)
-	}
+	writeNoCommit(t, w) // written, fsynced, never committed
 	// a torn message: the start of a record batch that never finished
 	sw := w.tensors[1]
 	if _, err := sw.f.Write([]byte{0xff, 0xff, 0xff, 0xff, 0x40, 0x01, 0, 0, 1, 2, 3}); err != nil {
 		t.Fatal(err)
 	}
-	w.mu.Unlock()
 	abandon(w)
 	// the stored run keeps the fixed time; fixture files must not change between regenerations
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {

@@ -24,9 +24,13 @@ import (
 // Options.MaxBufferBytes are buffered, and on Flush and Close. Only data committed by a flush
 // is visible to readers and survives a crash.
 //
-// A Writer is safe for concurrent use by multiple goroutines; calls are serialized. Errors of
-// a background flush are returned by the next call. There is at most one Writer per run, in
-// any process (ErrLocked otherwise).
+// A Writer is safe for concurrent use by multiple goroutines. Appends go to in-memory buffers
+// under a short lock; a flush swaps the buffers out and writes, fsyncs and commits them while
+// appends continue into fresh buffers (an Append that fills MaxBufferBytes waits for the flush
+// in progress, which bounds memory). A write error is sticky: every later call returns it.
+// There is at most one Writer per run, in any process.
+//
+// Lock order: fmu (flush side: segments, pending entries) before mu (append side).
 type Writer struct {
 	s      *Store
 	id     uint64
@@ -38,29 +42,38 @@ type Writer struct {
 	sizes  []int // elements per tensor row, per layer
 	paths  []string
 
-	mu       sync.Mutex
-	info     RunInfo
-	infoDiry bool
-	statsBuf statsBuffer
-	tensBuf  []tensorBuffer
-	stats    *segWriter   // open stats segment
-	tensors  []*segWriter // open tensor segment per layer
-	nextSeq  uint32
-	newFiles bool
-	pending  []pendingEntry
-	dirty    map[*segWriter]bool // segments whose record must be committed
-	buffered int64
-	err      error // sticky write error
-	bgErr    error // error of a background flush, reported once
-	closed   bool
+	// append side, guarded by mu
+	mu        sync.Mutex
+	info      RunInfo
+	infoDirty bool
+	statsBuf  statsBuffer
+	tensBuf   []tensorBuffer
+	buffered  int64 // bytes in statsBuf and tensBuf
+	inflight  int64 // bytes swapped out by the flush in progress, not yet written
+	err       error // sticky write or commit error
+	closed    bool
+
+	// flush side, guarded by fmu
+	fmu         sync.Mutex
+	spareStats  statsBuffer
+	spareTens   []tensorBuffer
+	commitInfo  RunInfo // info as of the last swap, committed by the next commit
+	infoPending bool
+	stats       *segWriter   // open stats segment
+	tensors     []*segWriter // open tensor segment per layer
+	nextSeq     uint32
+	newFiles    bool
+	pending     []pendingEntry
+	dirty       map[*segWriter]bool // segments whose record must be committed
 
 	written atomic.Int64 // bytes written to segments
 
 	stop chan struct{}
 	done chan struct{}
 
-	// hookBeforeCommit, if set (tests), runs after segments are fsynced, before the commit.
+	// hooks for tests: after segments are fsynced, before the commit; after the commit
 	hookBeforeCommit func()
+	hookAfterCommit  func()
 }
 
 type pendingEntry struct {
@@ -108,8 +121,9 @@ func (s *Store) CreateRun(info RunInfo, layers []LayerInfo) (*Writer, error) {
 		w.layers = append(w.layers, layerRecord{V: formatVersion, Path: l.Path, Op: l.Op, Shape: append([]int{}, l.Shape...), Order: l.Order})
 	}
 	w.tensBuf = make([]tensorBuffer, len(layers))
+	w.spareTens = make([]tensorBuffer, len(layers))
 	for i := range w.tensBuf {
-		w.tensBuf[i].n = w.sizes[i]
+		w.tensBuf[i].n, w.spareTens[i].n = w.sizes[i], w.sizes[i]
 	}
 	w.tensors = make([]*segWriter, len(layers))
 	if info.Created.IsZero() {
@@ -125,7 +139,7 @@ func (s *Store) CreateRun(info RunInfo, layers []LayerInfo) (*Writer, error) {
 	info.Finished = time.Time{}
 	info.Tags = maps.Clone(info.Tags)
 	info.Meta = maps.Clone(info.Meta)
-	w.info = info
+	w.info, w.commitInfo = info, info
 
 	err := s.update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketNames).Get([]byte(info.Name)) != nil {
@@ -195,15 +209,9 @@ func (w *Writer) loop(every time.Duration) {
 		case <-w.stop:
 			return
 		case <-t.C:
-			w.mu.Lock()
-			if !w.closed && w.err == nil {
-				// ErrLocked (index busy) is not reported: the entries stay pending and the
-				// next flush commits them; other errors are sticky and reported by the next call.
-				if err := w.flushLocked(false); err != nil && !errors.Is(err, ErrLocked) && w.bgErr == nil {
-					w.bgErr = err
-				}
-			}
-			w.mu.Unlock()
+			// errors are sticky (w.err) and returned by the next call, except ErrLocked
+			// (index busy): the entries stay pending and the next flush commits them
+			_ = w.flush(false)
 		}
 	}
 }
@@ -215,14 +223,7 @@ func (w *Writer) checkLocked() error {
 	if w.closed {
 		return fmt.Errorf("store: run %q: writer %w", w.name, ErrClosed)
 	}
-	if w.err != nil {
-		return w.err
-	}
-	if err := w.bgErr; err != nil {
-		w.bgErr = nil
-		return err
-	}
-	return nil
+	return w.err
 }
 
 func (w *Writer) layer(path string) (uint32, error) {
@@ -237,7 +238,14 @@ func (w *Writer) layer(path string) (uint32, error) {
 // invariants (see Histogram.Validate) or with a negative count is refused with ErrShape.
 func (w *Writer) AppendStats(layer string, rows ...StatsRow) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	if err := w.appendStatsLocked(layer, rows); err != nil {
+		w.mu.Unlock()
+		return err
+	}
+	return w.maybeFlush()
+}
+
+func (w *Writer) appendStatsLocked(layer string, rows []StatsRow) error {
 	if err := w.checkLocked(); err != nil {
 		return err
 	}
@@ -259,14 +267,21 @@ func (w *Writer) AppendStats(layer string, rows ...StatsRow) error {
 		w.statsBuf.add(id, r)
 	}
 	w.buffered += w.statsBuf.bytes - before
-	return w.maybeFlushLocked()
+	return nil
 }
 
 // AppendTensors buffers tensor rows of one layer; each row's Data must have the layer's
 // per-sample size (ErrShape). Data is copied, so the caller may reuse it after the call.
 func (w *Writer) AppendTensors(layer string, rows ...TensorRow) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	if err := w.appendTensorsLocked(layer, rows); err != nil {
+		w.mu.Unlock()
+		return err
+	}
+	return w.maybeFlush()
+}
+
+func (w *Writer) appendTensorsLocked(layer string, rows []TensorRow) error {
 	if err := w.checkLocked(); err != nil {
 		return err
 	}
@@ -287,14 +302,21 @@ func (w *Writer) AppendTensors(layer string, rows ...TensorRow) error {
 		b.add(r)
 	}
 	w.buffered += b.bytes() - before
-	return w.maybeFlushLocked()
+	return nil
 }
 
-func (w *Writer) maybeFlushLocked() error {
-	if w.buffered < w.s.opts.MaxBufferBytes {
+// maybeFlush is called with mu held and releases it; it flushes when the buffers are full.
+// ErrLocked is not returned: the rows are written and their commit is retried.
+func (w *Writer) maybeFlush() error {
+	full := w.buffered >= w.s.opts.MaxBufferBytes
+	w.mu.Unlock()
+	if !full {
 		return nil
 	}
-	return w.flushLocked(false)
+	if err := w.flush(false); err != nil && !errors.Is(err, ErrLocked) {
+		return err
+	}
+	return nil
 }
 
 // UpdateRun changes the run's info (tags, meta, config...) at the next flush. Name, State,
@@ -316,7 +338,7 @@ func (w *Writer) UpdateRun(fn func(*RunInfo)) error {
 	}
 	info.Name, info.State, info.Created, info.Finished = w.info.Name, w.info.State, w.info.Created, w.info.Finished
 	w.info = info
-	w.infoDiry = true
+	w.infoDirty = true
 	return nil
 }
 
@@ -324,18 +346,19 @@ func (w *Writer) UpdateRun(fn func(*RunInfo)) error {
 // they survive a crash.
 func (w *Writer) Flush() error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.checkLocked(); err != nil {
+	err := w.checkLocked()
+	w.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	return w.flushLocked(false)
+	return w.flush(false)
 }
 
 // BytesWritten returns the bytes of row data accepted so far: written to segment files plus
 // buffered for the next flush. Recorders use it for storage budgets.
 func (w *Writer) BytesWritten() int64 {
 	w.mu.Lock()
-	b := w.buffered
+	b := w.buffered + w.inflight
 	w.mu.Unlock()
 	return w.written.Load() + b
 }
@@ -353,37 +376,42 @@ func (w *Writer) Close(state RunState) error {
 		<-w.done
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.closed {
+		w.mu.Unlock()
 		return fmt.Errorf("store: run %q: writer %w", w.name, ErrClosed)
 	}
 	w.closed = true
+	if state != StateComplete {
+		state = StateInterrupted
+	}
+	err := w.err
+	if err == nil {
+		w.info.State = state
+		w.info.Finished = time.Now().UTC()
+		w.infoDirty = true
+	}
+	w.mu.Unlock()
 	defer func() {
 		w.s.wmu.Lock()
 		delete(w.s.writers, w)
 		w.s.wmu.Unlock()
+		w.fmu.Lock()
 		for _, sw := range w.openSegments() {
 			sw.close()
 		}
+		for sw := range w.dirty {
+			sw.close()
+		}
+		w.fmu.Unlock()
 		w.lock.release()
 	}()
-	if state != StateComplete {
-		state = StateInterrupted
+	if err != nil {
+		return err
 	}
-	if w.err != nil {
-		return w.err
-	}
-	w.info.State = state
-	w.info.Finished = time.Now().UTC()
-	w.infoDiry = true
-	var err error
 	for try := 0; try < 5; try++ { // another process may hold the index briefly
-		if err = w.flushLocked(true); !errors.Is(err, ErrLocked) || w.err != nil {
+		if err = w.flush(true); !errors.Is(err, ErrLocked) {
 			break
 		}
-	}
-	if err == nil {
-		err = w.bgErr
 	}
 	return err
 }
@@ -431,18 +459,61 @@ func (w *Writer) segmentFor(kind byte, layer uint32) (*segWriter, error) {
 	return sw, nil
 }
 
-// flushLocked: write buffered rows as record batches, roll segments, fsync, then commit the
-// index (FORMAT.md §7). Write errors are sticky; an index commit error (ErrLocked) is not: the
-// entries stay pending and are committed by the next flush.
-func (w *Writer) flushLocked(closing bool) error {
+// swap takes the append side's buffers and info for a flush (fmu held).
+func (w *Writer) swap(closing bool) (sb statsBuffer, tb []tensorBuffer, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.err != nil {
-		return w.err
+		return sb, nil, w.err
 	}
-	if err := w.writeBuffersLocked(closing); err != nil {
-		w.err = fmt.Errorf("store: run %q: %w", w.name, err)
-		return w.err
+	if w.closed && !closing {
+		return sb, nil, fmt.Errorf("store: run %q: writer %w", w.name, ErrClosed)
 	}
-	if len(w.pending) == 0 && len(w.dirty) == 0 && !w.infoDiry {
+	sb, tb = w.statsBuf, w.tensBuf
+	w.statsBuf, w.tensBuf = w.spareStats, w.spareTens
+	w.inflight, w.buffered = w.buffered, 0
+	if w.infoDirty {
+		w.commitInfo = w.info
+		w.commitInfo.Tags, w.commitInfo.Meta = maps.Clone(w.info.Tags), maps.Clone(w.info.Meta)
+		w.infoPending, w.infoDirty = true, false
+	}
+	return sb, tb, nil
+}
+
+// fail records a sticky error and returns the first one.
+func (w *Writer) fail(err error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// flush writes the buffered rows as record batches, rolls segments, fsyncs, then commits the
+// index (FORMAT.md §7). Appends continue meanwhile into fresh buffers. Write errors are
+// sticky; an index commit error (ErrLocked) is not: the entries stay pending and are
+// committed by the next flush.
+func (w *Writer) flush(closing bool) error {
+	w.fmu.Lock()
+	defer w.fmu.Unlock()
+	sb, tb, err := w.swap(closing)
+	if err != nil {
+		return err
+	}
+	err = w.writeBuffers(&sb, tb, closing)
+	sb.reset()
+	for i := range tb {
+		tb[i].reset()
+	}
+	w.spareStats, w.spareTens = sb, tb
+	w.mu.Lock()
+	w.inflight = 0
+	w.mu.Unlock()
+	if err != nil {
+		return w.fail(fmt.Errorf("store: run %q: %w", w.name, err))
+	}
+	if len(w.pending) == 0 && len(w.dirty) == 0 && !w.infoPending {
 		return nil
 	}
 	if w.hookBeforeCommit != nil {
@@ -452,37 +523,39 @@ func (w *Writer) flushLocked(closing bool) error {
 		if errors.Is(err, ErrLocked) {
 			return fmt.Errorf("store: run %q: commit: %w", w.name, err)
 		}
-		w.err = fmt.Errorf("store: run %q: commit: %w", w.name, err)
-		return w.err
+		return w.fail(fmt.Errorf("store: run %q: commit: %w", w.name, err))
 	}
 	w.pending = w.pending[:0]
-	w.infoDiry = false
+	w.infoPending = false
 	for sw := range w.dirty {
 		if sw.sealed {
 			sw.close()
 		}
 	}
 	clear(w.dirty)
+	if w.hookAfterCommit != nil {
+		w.hookAfterCommit()
+	}
 	return nil
 }
 
-func (w *Writer) writeBuffersLocked(closing bool) error {
-	for lo := 0; lo < len(w.statsBuf.rows); lo += statsChunkRows {
-		hi := min(lo+statsChunkRows, len(w.statsBuf.rows))
+// writeBuffers appends the rows of sb and tb to the segments (fmu held).
+func (w *Writer) writeBuffers(sb *statsBuffer, tb []tensorBuffer, closing bool) error {
+	for lo := 0; lo < len(sb.rows); lo += statsChunkRows {
+		hi := min(lo+statsChunkRows, len(sb.rows))
 		sw, err := w.segmentFor(kindStats, 0)
 		if err != nil {
 			return err
 		}
-		rec := w.statsBuf.record(memory.DefaultAllocator, sw.schema, w.paths, lo, hi)
-		err = w.appendRecord(sw, rec, func(i int) (uint32, int64) { return w.statsBuf.layers[lo+i], w.statsBuf.rows[lo+i].Batch }, true)
+		rec := sb.record(memory.DefaultAllocator, sw.schema, w.paths, lo, hi)
+		err = w.appendRecord(sw, rec, func(i int) (uint32, int64) { return sb.layers[lo+i], sb.rows[lo+i].Batch }, true)
 		rec.Release()
 		if err != nil {
 			return err
 		}
 	}
-	w.statsBuf.reset()
-	for id := range w.tensBuf {
-		b := &w.tensBuf[id]
+	for id := range tb {
+		b := &tb[id]
 		if b.len() == 0 {
 			continue
 		}
@@ -507,9 +580,7 @@ func (w *Writer) writeBuffersLocked(closing bool) error {
 				w.detach(sw)
 			}
 		}
-		b.reset()
 	}
-	w.buffered = 0
 	// roll and sync
 	now := time.Now()
 	for _, sw := range w.openSegments() {
@@ -628,7 +699,7 @@ func (w *Writer) commit(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	r.Info = w.info
+	r.Info = w.commitInfo
 	r.NextSeq = w.nextSeq
 	return putRun(tx, r)
 }

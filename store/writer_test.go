@@ -178,22 +178,22 @@ func TestWriter_FlushInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	committed := make(chan struct{}, 1)
-	w.mu.Lock()
-	w.hookBeforeCommit = func() {
+	w.fmu.Lock() // hooks are read by flushes, under fmu
+	w.hookAfterCommit = func() {
 		select {
 		case committed <- struct{}{}:
 		default:
 		}
 	}
-	w.mu.Unlock()
+	w.fmu.Unlock()
 	if err := w.AppendStats("fc", statsRow(0)); err != nil {
 		t.Fatal(err)
 	}
-	<-committed
-	// the hook runs just before the commit; the commit takes the writer lock, so once an
-	// Append returns after it, the commit is done
-	if err := w.AppendStats("fc", statsRow(1)); err != nil {
-		t.Fatal(err)
+	for { // a commit may have happened before the row was appended: wait for one that has it
+		<-committed
+		if st, err := s.Stats("r", "fc", BatchRange{}); err != nil || len(st) > 0 {
+			break
+		}
 	}
 	st, err := s.Stats("r", "fc", BatchRange{})
 	if err != nil || len(st) == 0 || st[0].Batch != 0 {
@@ -300,11 +300,7 @@ func TestCrash_BeforeFirstCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendFixtureBatches(t, w, 0, 3)
-	w.mu.Lock()
-	if err := w.writeBuffersLocked(false); err != nil {
-		t.Fatal(err)
-	}
-	w.mu.Unlock()
+	writeNoCommit(t, w)
 	abandon(w)
 	if st, err := s.Stats("r", "fc", BatchRange{}); err != nil || len(st) != 0 {
 		t.Fatalf("before recovery: %d rows, %v", len(st), err)
@@ -320,5 +316,49 @@ func TestCrash_BeforeFirstCommit(t *testing.T) {
 	checkFixtureRun(t, s2, "r", 3)
 	if probs, err := s2.Check("r"); err != nil || len(probs) != 0 {
 		t.Fatalf("check: %v %v", probs, err)
+	}
+}
+
+// TestWriter_AppendDuringFlush: appends proceed while a flush is writing and committing
+// (double buffering); rows appended meanwhile are committed by the next flush.
+func TestWriter_AppendDuringFlush(t *testing.T) {
+	s, _ := Open(t.TempDir(), testOptions())
+	w, err := s.CreateRun(RunInfo{Name: "r"}, testLayers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	w.hookBeforeCommit = func() {
+		close(entered)
+		<-release
+	}
+	if err := w.AppendStats("fc", statsRow(0)); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error)
+	go func() { flushed <- w.Flush() }()
+	<-entered // the flush holds the segments and waits before its commit
+	if err := w.AppendStats("fc", statsRow(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AppendTensors("fc", tensorRow(1, 0, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if b := w.BytesWritten(); b <= 0 {
+		t.Fatalf("BytesWritten %d during a flush", b)
+	}
+	close(release)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	w.hookBeforeCommit = nil
+	if st, _ := s.Stats("r", "fc", BatchRange{}); len(st) != 1 {
+		t.Fatalf("after the first flush: %d rows, want 1", len(st))
+	}
+	if err := w.Close(StateComplete); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Stats("r", "fc", BatchRange{}); len(st) != 2 {
+		t.Fatalf("after close: %d rows, want 2", len(st))
 	}
 }
