@@ -27,9 +27,14 @@
 // every batch committed up to the writer's last flush. A lock held by another process for
 // longer than Options.LockTimeout gives ErrLocked.
 //
-// A Writer records one run. Its methods are safe for concurrent use by multiple goroutines
-// (they are serialized by a mutex; the Writer's flush timer takes the same mutex). There is
-// at most one Writer per run across all processes: CreateRun takes an exclusive flock(2) on
+// A Writer records one run. Its methods are safe for concurrent use by multiple goroutines.
+// Appends take a short lock and copy rows into in-memory buffers; a flush (the Writer's timer,
+// Flush, Close, or an Append that fills Options.MaxBufferBytes) swaps those buffers out and
+// writes, fsyncs and commits them while other appends continue into fresh buffers, so an
+// Append waits for disk only when the buffers are full (memory stays below about twice
+// MaxBufferBytes). A write or commit error is sticky: every later call returns it (except
+// ErrLocked from a busy index, whose commit is retried at the next flush). There is at most
+// one Writer per run across all processes: CreateRun takes an exclusive flock(2) on
 // the run's LOCK file and holds it until Close, and the kernel releases it if the process
 // dies. Creating a run whose name exists fails with ErrRunExists; deleting a run that a live
 // writer holds fails with ErrLocked.
