@@ -12,7 +12,7 @@ Default mode writes into testdata/onnx/ (committed, small):
   tinyformer_opset{13,17}.onnx  TinyFormer (below), a pre-norm transformer block on (N, 5, 8).
   upnet_opset{11,13,17}.onnx    UpNet (below): Resize nearest/bilinear, Expand, ConvTranspose.
   opsnet_external.onnx, .data opsnet_opset13 with its initializers in an external data file.
-  <model>.io.safetensors       "input" (batch 2 or 3; exported with another batch size), "output", and the output of every PyTorch leaf
+  <model>.io.safetensors       "input" (batch 1 to 3; exported with another batch size), "output", and the output of every PyTorch leaf
                                module whose ONNX counterpart is one node (key = module path, which
                                is the Go module path the loader derives from the node name).
 
@@ -113,7 +113,7 @@ class TinyFormer(nn.Module):
 
 
 class UpNet(nn.Module):
-    """(N, 3, 5, 4) -> (N, 6, 30, 30): Resize (nearest x2, bilinear to a size, bilinear with
+    """(N, 3, 4, 3) -> (N, 6, 24, 18): Resize (nearest x2, bilinear to a size, bilinear with
     align_corners), Expand with -1 (Equal/Where/ConstantOfShape at load time), grouped
     ConvTranspose with stride, padding and output_padding."""
 
@@ -126,7 +126,7 @@ class UpNet(nn.Module):
 
     def forward(s, x):
         y = s.up(s.conv(x))
-        z = nn.functional.interpolate(y, size=(12, 10), mode="bilinear", align_corners=False)
+        z = nn.functional.interpolate(y, size=(8, 6), mode="bilinear", align_corners=False)
         w = nn.functional.interpolate(z, scale_factor=1.5, mode="bilinear", align_corners=True)
         return s.deconv(w * s.conv2(w).expand(-1, 4, -1, -1))
 
@@ -291,7 +291,7 @@ def small(outdir):
     else:
         print("recipe_cnn: random weights (seed 0);", wpath, "not found")
     cnn.eval()
-    x = torch.randn(2, 1, 28, 28)
+    x = torch.randn(1, 1, 28, 28)
     p = os.path.join(outdir, "recipe_cnn.onnx")
     m = export(cnn, torch.randn(4, 1, 28, 28), p, 13)
     ref, worst = reference(cnn, x)
@@ -351,12 +351,12 @@ def upnet(outdir):
     gen = torch.Generator().manual_seed(4)
     torch.manual_seed(4)
     up = UpNet().eval()
-    x = torch.randn(3, 3, 5, 4, generator=gen)
+    x = torch.randn(2, 3, 4, 3, generator=gen)
     ref, worst = reference(up, x)
     for opset in (11, 13, 17):
         name = f"upnet_opset{opset}"
         p = os.path.join(outdir, name + ".onnx")
-        m = export(up, torch.randn(2, 3, 5, 4, generator=gen), p, opset)
+        m = export(up, torch.randn(3, 3, 4, 3, generator=gen), p, opset)
         r = clear_keys(m, ref, up)
         r["input"] = x
         safetensors_io.save(os.path.join(outdir, name + ".io.safetensors"), r)
