@@ -11,6 +11,7 @@ Default mode writes into testdata/onnx/ (committed, small):
                                Identity, Dropout and Constant nodes inserted after export.
   tinyformer_opset{13,17}.onnx  TinyFormer (below), a pre-norm transformer block on (N, 5, 8).
   upnet_opset{11,13,17}.onnx    UpNet (below): Resize nearest/bilinear, Expand, ConvTranspose.
+  actnet_opset{12,13,17}.onnx   ActNet (below): InstanceNormalization, PRelu, Split, ELU/SELU/CELU...
   opsnet_external.onnx, .data opsnet_opset13 with its initializers in an external data file.
   <model>.io.safetensors       "input" (batch 1 to 3; exported with another batch size), "output", and the output of every PyTorch leaf
                                module whose ONNX counterpart is one node (key = module path, which
@@ -129,6 +130,31 @@ class UpNet(nn.Module):
         z = nn.functional.interpolate(y, size=(8, 6), mode="bilinear", align_corners=False)
         w = nn.functional.interpolate(z, scale_factor=1.5, mode="bilinear", align_corners=True)
         return s.deconv(w * s.conv2(w).expand(-1, 4, -1, -1))
+
+
+class ActNet(nn.Module):
+    """(N, 3, 5, 5) -> (N, 8, 5, 5): InstanceNormalization, PRelu, Split, Elu, Selu, Celu,
+    Softplus, Mish and Softsign patterns, SiLU, Hardswish."""
+
+    def __init__(s):
+        super().__init__()
+        s.conv = nn.Conv2d(3, 8, 3, padding=1)
+        s.inorm = nn.InstanceNorm2d(8, affine=True)
+        s.prelu = nn.PReLU(8)
+        s.elu = nn.ELU(0.7)
+        s.selu = nn.SELU()
+        s.softplus = nn.Softplus()
+        s.mish = nn.Mish()
+        s.silu = nn.SiLU()
+        s.softsign = nn.Softsign()
+        s.celu = nn.CELU(1.3)
+        s.hardswish = nn.Hardswish()
+
+    def forward(s, x):
+        x = s.prelu(s.inorm(s.conv(x)))
+        a, b, c = torch.split(x, [2, 2, 4], dim=1)
+        c = s.mish(c) * s.silu(c) + s.softsign(c) - s.celu(c) + s.hardswish(c)
+        return torch.cat([s.elu(a), s.selu(b) + s.softplus(b), c], 1)
 
 
 def init_bn(model, gen):
@@ -364,6 +390,27 @@ def upnet(outdir):
         print(name, "keys", sorted(r), "f32 err", worst)
 
 
+def actnet(outdir):
+    gen = torch.Generator().manual_seed(5)
+    torch.manual_seed(5)
+    net = ActNet().eval()
+    with torch.no_grad():
+        net.prelu.weight.copy_(torch.rand(8, generator=gen))
+        net.inorm.weight.copy_(torch.rand(8, generator=gen) + 0.5)
+        net.inorm.bias.copy_(torch.randn(8, generator=gen) * 0.2)
+    x = torch.randn(2, 3, 5, 5, generator=gen) * 2
+    ref, worst = reference(net, x)
+    for opset in (12, 13, 17):  # CELU needs opset 12
+        name = f"actnet_opset{opset}"
+        p = os.path.join(outdir, name + ".onnx")
+        m = export(net, torch.randn(3, 3, 5, 5, generator=gen), p, opset)
+        r = clear_keys(m, ref, net)
+        r["input"] = x
+        safetensors_io.save(os.path.join(outdir, name + ".io.safetensors"), r)
+        print(name, "ops", sorted({n.op_type for n in m.graph.node}))
+        print(name, "keys", sorted(r), "f32 err", worst)
+
+
 def large(outdir, threads, bench_only=False, zoo=False):
     import torchvision
     os.makedirs(outdir, exist_ok=True)
@@ -424,6 +471,7 @@ def main():
         small(a.out)
         tinyformer(a.out)
         upnet(a.out)
+        actnet(a.out)
 
 
 if __name__ == "__main__":

@@ -76,14 +76,16 @@
 // block, torchvision resnet18 and mobilenet_v2). SupportedOps lists them: Conv (2-D,
 // symmetric or SAME padding), ConvTranspose (2-D, any pads, groups,
 // output_padding), Gemm, MatMul, Add, Sub, Mul, Div, Pow, Relu,
-// LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Gelu, Erf (so the
+// LeakyRelu, PRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Elu, Selu,
+// Celu, Softplus, Softsign, Mish, Sin, Cos, Gelu, Erf (so the
 // exported GELU pattern Div-Erf-Add-Mul-Mul), Sqrt, Exp, Log, Neg, Abs,
 // Reciprocal, Floor, Ceil, MaxPool and AveragePool (2-D, symmetric padding),
 // GlobalAveragePool, BatchNormalization (inference), Flatten, Reshape
 // (allowzero), Transpose, Concat, Slice, Gather, Unsqueeze, Squeeze, Pad
 // (constant mode), Expand, Resize (nearest and bilinear on NCHW, the
 // coordinate modes PyTorch emits), ReduceMean, ReduceSum, ReduceMax, ReduceMin,
-// GlobalMaxPool, LayerNormalization, Softmax and LogSoftmax (with the axis semantics of
+// GlobalMaxPool, LayerNormalization, InstanceNormalization, Split (one
+// Slice leaf per output: "split.0", "split.1"...), Softmax and LogSoftmax (with the axis semantics of
 // opsets before and since 13), Identity, Dropout (inference), Cast (to
 // float), and at load time Constant, Shape, Size, ConstantOfShape, Equal
 // and Where (on integers).

@@ -70,9 +70,10 @@ const (
 	opMul
 	opDiv
 	opPow
+	opPRelu
 )
 
-var binOpNames = [...]string{"Add", "Sub", "Mul", "Div", "Pow"}
+var binOpNames = [...]string{"Add", "Sub", "Mul", "Div", "Pow", "PReLU"}
 
 // elementwise is an element-wise operator with NumPy broadcasting. Either operand
 // may be a constant (an initializer, a Constant node or a folded value); the
@@ -244,6 +245,14 @@ func kernel(op binOp, dst, a []float32, sa int, b []float32, sb int) {
 	case opPow:
 		for i := range dst {
 			dst[i] = float32(math.Pow(float64(a[i*sa]), float64(b[i*sb])))
+		}
+	case opPRelu:
+		for i := range dst {
+			v := a[i*sa]
+			if v < 0 {
+				v *= b[i*sb]
+			}
+			dst[i] = v
 		}
 	}
 }
@@ -1705,6 +1714,68 @@ func (c *deconv2d) Forward(in ...*nn.Tensor) (*nn.Tensor, error) {
 					}
 				}
 			}
+		}
+	}
+	return y, nil
+}
+
+// instanceNorm is InstanceNormalization: every (sample, channel) plane is
+// normalised by its own mean and variance, then scaled and shifted per channel.
+type instanceNorm struct {
+	eps         float64
+	scale, bias *nn.Tensor
+	params      []nn.Param
+}
+
+func (l *instanceNorm) Op() string         { return "InstanceNorm" }
+func (l *instanceNorm) Params() []nn.Param { return l.params }
+
+func (l *instanceNorm) OutputShape(in ...[]int) ([]int, error) {
+	if len(in) != 1 {
+		return nil, fmt.Errorf("onnx: InstanceNormalization: got %d inputs, want 1", len(in))
+	}
+	x := in[0]
+	if len(x) < 3 || x[1] != len(l.scale.Data) {
+		return nil, shapeErr("InstanceNorm", fmt.Sprintf("[N %d ...]", len(l.scale.Data)), x)
+	}
+	return clone(x), nil
+}
+
+func (l *instanceNorm) Forward(in ...*nn.Tensor) (*nn.Tensor, error) {
+	if err := checkInputs("InstanceNorm", 1, in); err != nil {
+		return nil, err
+	}
+	x := in[0]
+	if _, err := l.OutputShape(x.Shape); err != nil {
+		return nil, err
+	}
+	c := x.Shape[1]
+	inner := 1
+	for _, d := range x.Shape[2:] {
+		inner *= d
+	}
+	y := &nn.Tensor{Shape: clone(x.Shape), Data: make([]float32, len(x.Data))}
+	if inner == 0 {
+		return y, nil
+	}
+	for o := 0; o+inner <= len(x.Data); o += inner {
+		ch := (o / inner) % c
+		row := x.Data[o : o+inner]
+		var mean float64
+		for _, v := range row {
+			mean += float64(v)
+		}
+		mean /= float64(inner)
+		var variance float64
+		for _, v := range row {
+			d := float64(v) - mean
+			variance += d * d
+		}
+		variance /= float64(inner)
+		a := float64(l.scale.Data[ch]) / math.Sqrt(variance+l.eps)
+		b := float64(l.bias.Data[ch]) - mean*a
+		for i, v := range row {
+			y.Data[o+i] = float32(float64(v)*a + b)
 		}
 	}
 	return y, nil

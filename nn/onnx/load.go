@@ -387,19 +387,39 @@ func (c *converter) addNode(n *nodeProto, path string) {
 	if c.skipPoisoned(n) {
 		return
 	}
+	if n.OpType == "Split" {
+		c.addSplit(n, path)
+		return
+	}
 	layer, data, ok := c.layerFor(n)
 	if !ok {
 		c.poison(n)
 		return
 	}
+	if out, ok := c.add(n, path, layer, data); ok {
+		c.rt[n.Outputs[0]] = out
+		for i, o := range n.Outputs[1:] {
+			if o != "" && c.used[o] {
+				c.problem(n, "output %d (%q) is used; only the first output is supported", i+1, o)
+			}
+			c.poisoned[o] = true
+		}
+	} else {
+		c.poison(n)
+	}
+}
+
+// add appends layer at path, applied to the data inputs, after checking its
+// output shape keeps the batch in dimension 0. It records a problem and
+// returns false otherwise.
+func (c *converter) add(n *nodeProto, path string, layer nn.Layer, data []string) (*rtValue, bool) {
 	var vals []nn.Value
 	var in1, in2 [][]int
 	for _, d := range data {
 		r := c.rt[d]
 		if r == nil {
 			c.problem(n, "input %q: integer or constant tensor used as data", d)
-			c.poison(n)
-			return
+			return nil, false
 		}
 		vals = append(vals, r.v)
 		in1, in2 = append(in1, r.s1), append(in2, r.s2)
@@ -408,8 +428,7 @@ func (c *converter) addNode(n *nodeProto, path string) {
 	s2, err2 := layer.OutputShape(in2...)
 	if err := errors.Join(err1, err2); err != nil {
 		c.problem(n, "input shapes: %v", err1)
-		c.poison(n)
-		return
+		return nil, false
 	}
 	if c.dynamic {
 		ok := len(s1) > 0 && len(s1) == len(s2) && s1[0] == batch1 && s2[0] == batch2
@@ -418,17 +437,98 @@ func (c *converter) addNode(n *nodeProto, path string) {
 		}
 		if !ok {
 			c.problem(n, "output shape %s does not keep the batch in dimension 0 (N = batch size); only models whose every node output has the batch as its first dimension are supported", symShape(s1, s2))
-			c.poison(n)
-			return
+			return nil, false
 		}
 	}
 	v := c.b.Add(path, layer, vals...)
-	c.rt[n.Outputs[0]] = &rtValue{v: v, s1: s1, s2: s2}
-	for i, o := range n.Outputs[1:] {
-		if o != "" && c.used[o] {
-			c.problem(n, "output %d (%q) is used; only the first output is supported", i+1, o)
+	return &rtValue{v: v, s1: s1, s2: s2}, true
+}
+
+// addSplit converts a Split node into one Slice leaf per output, at
+// path.0, path.1, ... (the node's path becomes their container).
+func (c *converter) addSplit(n *nodeProto, path string) {
+	fail := func(format string, args ...any) {
+		c.problem(n, format, args...)
+		c.poison(n)
+	}
+	x := input(n, 0)
+	r := c.rt[x]
+	if r == nil || len(n.Outputs) == 0 {
+		fail("input 0 is missing")
+		return
+	}
+	a := newAttrs(n)
+	rank := len(r.s1)
+	axis := a.int("axis", 0)
+	if axis < -int64(rank) || axis >= int64(rank) {
+		fail("axis %d out of range for rank %d", axis, rank)
+		return
+	}
+	if axis < 0 {
+		axis += int64(rank)
+	}
+	dim := int64(r.s1[axis])
+	if r.s1[axis] != r.s2[axis] {
+		fail("splitting the batch dimension is not supported")
+		return
+	}
+	var sizes []int64
+	var err error
+	switch {
+	case c.opset < 13:
+		sizes = a.ints("split")
+	default:
+		if sizes, err = c.intsIn(n, 1, "split", true); err != nil {
+			fail("%v", err)
+			return
 		}
-		c.poisoned[o] = true
+	}
+	k := int64(len(n.Outputs))
+	if c.opset >= 18 && a.has("num_outputs") {
+		k = a.int("num_outputs", k)
+	}
+	if errs := a.check(); len(errs) > 0 {
+		fail("%s", strings.Join(errs, "; "))
+		return
+	}
+	if sizes == nil {
+		if k <= 0 || k != int64(len(n.Outputs)) {
+			fail("num_outputs %d for %d outputs", k, len(n.Outputs))
+			return
+		}
+		chunk := (dim + k - 1) / k
+		for i := int64(0); i < k; i++ {
+			sizes = append(sizes, max(0, min(chunk, dim-i*chunk)))
+		}
+	}
+	if len(sizes) != len(n.Outputs) {
+		fail("%d split sizes for %d outputs", len(sizes), len(n.Outputs))
+		return
+	}
+	var sum int64
+	for _, sz := range sizes {
+		if sz < 0 || sz > dim {
+			fail("invalid split sizes %v for dimension %d", sizes, dim)
+			return
+		}
+		sum += sz
+	}
+	if sum != dim {
+		fail("split sizes %v do not add up to dimension %d", sizes, dim)
+		return
+	}
+	var off int64
+	for i, o := range n.Outputs {
+		l := &slice{starts: []int64{off}, ends: []int64{off + sizes[i]}, axes: []int64{axis}, steps: []int64{1}}
+		off += sizes[i]
+		out, ok := c.add(n, fmt.Sprintf("%s.%d", path, i), l, []string{x})
+		if !ok {
+			c.poison(n)
+			return
+		}
+		if o != "" {
+			c.rt[o] = out
+		}
 	}
 }
 
@@ -488,7 +588,11 @@ func (c *converter) layerFor(n *nodeProto) (nn.Layer, []string, bool) {
 		return nil, nil, false
 	}
 	if conv == nil {
-		c.problem(n, "operator %s is only supported on values known at load time (shapes, constants)", n.OpType)
+		if n.OpType == "Split" {
+			c.problem(n, "Split of values known at load time is not supported")
+		} else {
+			c.problem(n, "operator %s is only supported on values known at load time (shapes, constants)", n.OpType)
+		}
 		return nil, nil, false
 	}
 	a := newAttrs(n)

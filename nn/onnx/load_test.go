@@ -89,7 +89,7 @@ func equalShape(a, b []int) bool {
 }
 
 func TestLoad_Parity(t *testing.T) {
-	for _, name := range []string{"recipe_cnn", "opsnet_opset11", "opsnet_opset13", "opsnet_opset17", "opsnet_external", "tinyformer_opset13", "tinyformer_opset17", "upnet_opset11", "upnet_opset13", "upnet_opset17"} {
+	for _, name := range []string{"recipe_cnn", "opsnet_opset11", "opsnet_opset13", "opsnet_opset17", "opsnet_external", "tinyformer_opset13", "tinyformer_opset17", "upnet_opset11", "upnet_opset13", "upnet_opset17", "actnet_opset12", "actnet_opset13", "actnet_opset17"} {
 		t.Run(name, func(t *testing.T) {
 			m, err := Load(fixture(name + ".onnx"))
 			if err != nil {

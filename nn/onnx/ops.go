@@ -49,7 +49,25 @@ func init() {
 		"ReduceMax": convReduce(reduceMax), "ReduceMin": convReduce(reduceMin),
 		"LayerNormalization": convLayerNorm, "GlobalMaxPool": convGlobalMaxPool,
 		"Expand": convExpand, "Resize": convResize, "ConvTranspose": convConvTranspose,
-		"Equal": nil, "Where": nil, // integer shape arithmetic, at load time
+		"Elu": convAlphaUnary("ELU", 1, func(v, a float64) float64 {
+			if v < 0 {
+				return a * math.Expm1(v)
+			}
+			return v
+		}),
+		"Celu": convAlphaUnary("CELU", 1, func(v, a float64) float64 {
+			return math.Max(0, v) + math.Min(0, a*math.Expm1(v/a))
+		}),
+		"Selu":                  convSelu,
+		"Softplus":              unaryOp("Softplus", f64(softplus)),
+		"Softsign":              unaryOp("Softsign", func(v float32) float32 { return v / (1 + float32(math.Abs(float64(v)))) }),
+		"Mish":                  unaryOp("Mish", f64(func(v float64) float64 { return v * math.Tanh(softplus(v)) })),
+		"Sin":                   unaryOp("Sin", f64(math.Sin)),
+		"Cos":                   unaryOp("Cos", f64(math.Cos)),
+		"PRelu":                 convBinary(opPRelu),
+		"InstanceNormalization": convInstanceNorm,
+		"Split":                 nil,               // converted by converter.addSplit
+		"Equal":                 nil, "Where": nil, // integer shape arithmetic, at load time
 		// Folded at load time only (see fold).
 		"Constant": nil, "Shape": nil, "Size": nil, "ConstantOfShape": nil,
 	}
@@ -173,6 +191,56 @@ func simple(f func() nn.Layer) convFunc {
 
 func unaryOp(op string, f func(float32) float32) convFunc {
 	return simple(func() nn.Layer { return &unary{op: op, f: f} })
+}
+
+func softplus(v float64) float64 {
+	if v > 30 {
+		return v
+	}
+	return math.Log1p(math.Exp(v))
+}
+
+func convAlphaUnary(op string, def float32, f func(v, a float64) float64) convFunc {
+	return func(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error) {
+		x, err := c.data(n, 0)
+		alpha := float64(a.float("alpha", def))
+		if op == "CELU" && alpha == 0 {
+			return nil, nil, errors.New("alpha 0")
+		}
+		return &unary{op: op, f: func(v float32) float32 { return float32(f(float64(v), alpha)) }}, []string{x}, err
+	}
+}
+
+func convSelu(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error) {
+	x, err := c.data(n, 0)
+	alpha := float64(a.float("alpha", 1.67326319217681884765625))
+	gamma := float64(a.float("gamma", 1.05070102214813232421875))
+	return &unary{op: "SELU", f: func(v float32) float32 {
+		f := float64(v)
+		if f <= 0 {
+			f = alpha * math.Expm1(f)
+		}
+		return float32(gamma * f)
+	}}, []string{x}, err
+}
+
+func convInstanceNorm(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error) {
+	x, err := c.data(n, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	l := &instanceNorm{eps: float64(a.float("epsilon", 1e-5))}
+	if l.scale, err = c.floatIn(n, 1, "scale", false); err != nil {
+		return nil, nil, err
+	}
+	if l.bias, err = c.floatIn(n, 2, "B", false); err != nil {
+		return nil, nil, err
+	}
+	if len(l.scale.Shape) != 1 || len(l.bias.Shape) != 1 || l.scale.Shape[0] != l.bias.Shape[0] {
+		return nil, nil, fmt.Errorf("scale %v and B %v must be [C]", l.scale.Shape, l.bias.Shape)
+	}
+	l.params = append(c.param(input(n, 1), "weight"), c.param(input(n, 2), "bias")...)
+	return l, []string{x}, nil
 }
 
 func convLeakyRelu(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error) {

@@ -441,3 +441,52 @@ func TestOps_SliceExtremes(t *testing.T) {
 		})
 	}
 }
+
+func TestOps_Split(t *testing.T) {
+	x := &nn.Tensor{Shape: []int{1, 5}, Data: []float32{0, 1, 2, 3, 4}}
+	in := []*valueInfo{vinfo("x", -1, 5)}
+	concatBack := node("c", "Concat", []string{"b", "a"}, []string{"y"}, aInt("axis", 1))
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want []float32
+	}{
+		{"opset 11 attribute", model(11, in, "y", nil,
+			node("/s/Split", "Split", []string{"x"}, []string{"a", "b"}, aInt("axis", 1), aInts("split", 2, 3)), concatBack),
+			[]float32{2, 3, 4, 0, 1}},
+		{"opset 13 input", model(13, in, "y", []*tensorProto{intInit("sp", []int64{2}, 4, 1)},
+			node("/s/Split", "Split", []string{"x", "sp"}, []string{"a", "b"}, aInt("axis", -1)), concatBack),
+			[]float32{4, 0, 1, 2, 3}},
+		{"opset 18 uneven num_outputs", model(18, in, "y", nil,
+			node("/s/Split", "Split", []string{"x"}, []string{"a", "b"}, aInt("axis", 1), aInt("num_outputs", 2)), concatBack),
+			[]float32{3, 4, 0, 1, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := Decode(tc.data, LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var leaves []string
+			for _, mi := range m.Modules() {
+				leaves = append(leaves, mi.Path)
+			}
+			if got := strings.Join(leaves, " "); got != " s s.0 s.1 c" {
+				t.Errorf("modules %q", got)
+			}
+			y, err := m.Forward(context.Background(), x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			near(t, y, []int{1, 5}, tc.want)
+		})
+	}
+	bad := model(13, in, "y", []*tensorProto{intInit("sp", []int64{2}, 4, 4)},
+		node("/s/Split", "Split", []string{"x", "sp"}, []string{"a", "b"}, aInt("axis", 1)), concatBack)
+	if _, err := Decode(bad, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "do not add up") {
+		t.Errorf("bad sizes: %v", err)
+	}
+	batch := model(13, in, "y", nil, node("/s/Split", "Split", []string{"x"}, []string{"a", "b"}), concatBack)
+	if _, err := Decode(batch, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "batch dimension") {
+		t.Errorf("split of the batch: %v", err)
+	}
+}
