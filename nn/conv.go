@@ -108,7 +108,7 @@ func (c *Conv2d) Forward(in ...*Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.forward(x, s, false, nil, nil), nil
+	return c.forward(x, s, false, nil, nil, nil), nil
 }
 
 // forward computes the convolution of x (whose output shape s has been
@@ -116,7 +116,10 @@ func (c *Conv2d) Forward(in ...*Tensor) (*Tensor, error) {
 // whose output shape ps has been checked), sample by sample while each
 // sample's output is still in the cache. With pool set, it returns the
 // pooled tensor and the convolution output is never materialised.
-func (c *Conv2d) forward(x *Tensor, s []int, relu bool, pool *MaxPool2d, ps []int) *Tensor {
+//
+// ch, if not nil, receives each stage's output in chunks of samples while
+// they are in the cache (see stageChunks).
+func (c *Conv2d) forward(x *Tensor, s []int, relu bool, pool *MaxPool2d, ps []int, ch *stageChunks) *Tensor {
 	depthwise := c.Options.InChannels == c.Options.Groups
 	y := &Tensor{Shape: s} // with pool: per-sample scratch only
 	out := y
@@ -132,8 +135,10 @@ func (c *Conv2d) forward(x *Tensor, s []int, relu bool, pool *MaxPool2d, ps []in
 	}
 	if depthwise {
 		c.forwardDepthwise(x, y)
+		ch.deliver(ch.conv(), y, 0, n)
 		if relu {
 			inPlace(y, reluSlice)
+			ch.deliver(ch.relu(), y, 0, n)
 		}
 		if pool != nil {
 			l, pl := s[2]*s[3], ps[2]*ps[3]
@@ -142,10 +147,11 @@ func (c *Conv2d) forward(x *Tensor, s []int, relu bool, pool *MaxPool2d, ps []in
 					pool.plane(y.Data[i*l:(i+1)*l], out.Data[i*pl:(i+1)*pl], s[2], s[3], ps[2], ps[3])
 				}
 			})
+			ch.deliver(ch.pooled(), out, 0, n)
 		}
 		return out
 	}
-	ep := epilogue{relu: relu, pool: pool, out: out}
+	ep := epilogue{relu: relu, pool: pool, out: out, ch: ch}
 	if w := runtime.GOMAXPROCS(0); n >= w || w == 1 {
 		parallel(n, 1, func(lo, hi int) {
 			c.forwardSamples(x, y, lo, hi, false, ep)
@@ -161,6 +167,47 @@ type epilogue struct {
 	relu bool
 	pool *MaxPool2d // nil: none
 	out  *Tensor    // pooled output when pool is set
+	ch   *stageChunks
+}
+
+// stageChunks are the chunk callbacks of the stages of a fused chain: the
+// convolution's output (bias added), the ReLU's and the max-pool's; a nil
+// callback (or a nil *stageChunks) delivers nothing. Each is called with
+// rows [lo, hi) of its stage's output, as a tensor of shape [hi-lo, ...]
+// valid only during the call, possibly concurrently for disjoint ranges.
+type stageChunks struct {
+	fns [3]func(out *Tensor, lo, hi int)
+}
+
+func (ch *stageChunks) get(i int) func(*Tensor, int, int) {
+	if ch == nil {
+		return nil
+	}
+	return ch.fns[i]
+}
+
+func (ch *stageChunks) conv() func(*Tensor, int, int)   { return ch.get(0) }
+func (ch *stageChunks) relu() func(*Tensor, int, int)   { return ch.get(1) }
+func (ch *stageChunks) pooled() func(*Tensor, int, int) { return ch.get(2) }
+
+// deliver calls fn (if not nil) with rows [lo, hi) of t, t holding exactly
+// those rows.
+func (*stageChunks) deliver(fn func(*Tensor, int, int), t *Tensor, lo, hi int) {
+	if fn != nil {
+		fn(t, lo, hi)
+	}
+}
+
+// chunkView is a reusable per-sample view of a stage's output.
+type chunkView struct {
+	t     Tensor
+	shape [4]int
+}
+
+func (v *chunkView) of(data []float32, c, h, w int) *Tensor {
+	v.shape = [4]int{1, c, h, w}
+	v.t = Tensor{Shape: v.shape[:], Data: data}
+	return &v.t
 }
 
 // forwardSamples computes samples [lo, hi) of the output y (bias and
@@ -189,6 +236,11 @@ func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool, ep epilogue)
 		defer putBuf(sp)
 		scratch = *sp
 	}
+	convFn, reluFn, poolFn := ep.ch.conv(), ep.ch.relu(), ep.ch.pooled()
+	// Hooks on the convolution or the ReLU need their full outputs: bias
+	// and ReLU are then applied before pooling (same result, see below).
+	early := convFn != nil || reluFn != nil
+	var view chunkView
 	for s := lo; s < hi; s++ {
 		ys := scratch
 		if ep.pool == nil {
@@ -209,9 +261,23 @@ func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool, ep epilogue)
 				gemm.Sgemm(false, false, og, l, k, 1, wg, k, col, l, 0, dst, l)
 			}
 		}
+		if early {
+			c.biasReLU(ys, l, ep.relu && convFn == nil)
+			if convFn != nil {
+				convFn(view.of(ys, cout, ho, wo), s, s+1)
+				if ep.relu {
+					reluSlice(ys, ys)
+				}
+			}
+			if ep.relu && reluFn != nil {
+				reluFn(view.of(ys, cout, ho, wo), s, s+1)
+			}
+		}
 		if ep.pool == nil {
-			// bias and ReLU while the sample's output is in the cache
-			c.biasReLU(ys, l, ep.relu)
+			if !early {
+				// bias and ReLU while the sample's output is in the cache
+				c.biasReLU(ys, l, ep.relu)
+			}
 			continue
 		}
 		// Max-pool first, then bias and ReLU on the smaller pooled planes:
@@ -223,7 +289,12 @@ func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool, ep epilogue)
 		for oc := 0; oc < cout; oc++ {
 			ep.pool.plane(ys[oc*l:(oc+1)*l], dst[oc*pl:(oc+1)*pl], ho, wo, ps[2], ps[3])
 		}
-		c.biasReLU(dst, pl, ep.relu)
+		if !early {
+			c.biasReLU(dst, pl, ep.relu)
+		}
+		if poolFn != nil {
+			poolFn(view.of(dst, cout, ps[2], ps[3]), s, s+1)
+		}
 	}
 }
 

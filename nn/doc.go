@@ -74,6 +74,18 @@
 //   - The context passed to a hook is Forward's, carrying CallID: a
 //     process-wide unique id of the Forward call, so that hooks serving
 //     concurrent calls never mix up batches.
+//   - Chunk hooks (Model.RegisterChunkHook, interface ChunkHook) see a
+//     module's output in pieces of whole samples instead, and do not
+//     disable the fusion: the fused chain hands each stage's per-sample
+//     output (convolution with bias, ReLU, max-pool) to the chunk hooks
+//     from the worker goroutine that computed it, while it is in the
+//     cache, possibly concurrently for different samples; other modules
+//     deliver one chunk [0, N) after their forward hooks. Done follows once
+//     per module and call, after all its chunks. This is what the recorder
+//     uses; a no-op chunk hook on every module of RecipeCNN costs little
+//     beyond the bias and ReLU of the convolution outputs being applied
+//     before pooling rather than after (BenchmarkRecipeCNNChunkHooked vs
+//     BenchmarkRecipeCNNHooked, whose forward hooks defeat the fusion).
 //   - With no hook registered, Forward takes a fast path that does no
 //     hook-related work at all (not even creating the CallID context).
 //

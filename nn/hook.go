@@ -19,6 +19,32 @@ type ForwardHook func(ctx context.Context, mod ModuleInfo, in []*Tensor, out *Te
 // ForwardHook for containers and the root).
 type ForwardPreHook func(ctx context.Context, mod ModuleInfo, in []*Tensor)
 
+// ChunkHook sees a module's output in pieces of whole samples, without
+// making the runtime materialise tensors it would otherwise not: a
+// Conv2d → ReLU → MaxPool2d chain keeps running fused and sample by sample,
+// and delivers each stage's output per sample from the goroutine that
+// computed it, while the data is hot in the cache.
+//
+// Chunk is called with out holding rows [lo, hi) of the module's output
+// along dimension 0 (shape [hi-lo, ...]); for one module and Forward call
+// the chunks cover [0, N) exactly once, in no particular order, possibly
+// concurrently for disjoint ranges (from Forward's worker goroutines).
+// Modules that do not run fused (and containers and the root) deliver one
+// chunk [0, N) on the Forward goroutine, after their forward hooks. Done is
+// called once per Forward call on the Forward goroutine, with n = N, after
+// every chunk of that module was delivered and returned, and before any
+// later module runs. A 0-dimensional output is delivered as one chunk
+// [0, 1) of the whole tensor.
+//
+// The context is Forward's, carrying CallID, so concurrent Forward calls
+// can keep their chunks apart. out is valid only during the Chunk call and
+// must not be modified; Chunk must not panic and must be safe for
+// concurrent use.
+type ChunkHook interface {
+	Chunk(ctx context.Context, mod ModuleInfo, out *Tensor, lo, hi int)
+	Done(ctx context.Context, mod ModuleInfo, n int)
+}
+
 // HookHandle detaches a registered hook.
 type HookHandle struct {
 	m    *Model
@@ -36,6 +62,7 @@ type hookEntry[F any] struct {
 type hookSet struct {
 	pre    [][]hookEntry[ForwardPreHook] // per module index
 	fwd    [][]hookEntry[ForwardHook]    // per module index
+	chunk  [][]hookEntry[ChunkHook]      // per module index
 	global []hookEntry[ForwardHook]
 }
 
@@ -44,7 +71,7 @@ func (hs *hookSet) empty() bool {
 		return false
 	}
 	for i := range hs.pre {
-		if len(hs.pre[i]) > 0 || len(hs.fwd[i]) > 0 {
+		if len(hs.pre[i]) > 0 || len(hs.fwd[i]) > 0 || len(hs.chunk[i]) > 0 {
 			return false
 		}
 	}
@@ -56,12 +83,14 @@ func (m *Model) update(fn func(hs *hookSet)) {
 	m.hookMu.Lock()
 	defer m.hookMu.Unlock()
 	next := &hookSet{
-		pre: make([][]hookEntry[ForwardPreHook], len(m.mods)),
-		fwd: make([][]hookEntry[ForwardHook], len(m.mods)),
+		pre:   make([][]hookEntry[ForwardPreHook], len(m.mods)),
+		fwd:   make([][]hookEntry[ForwardHook], len(m.mods)),
+		chunk: make([][]hookEntry[ChunkHook], len(m.mods)),
 	}
 	if cur := m.hooks.Load(); cur != nil {
 		copy(next.pre, cur.pre)
 		copy(next.fwd, cur.fwd)
+		copy(next.chunk, cur.chunk)
 		next.global = cur.global
 	}
 	fn(next)
@@ -136,6 +165,26 @@ func (m *Model) RegisterForwardPreHook(path string, h ForwardPreHook) (*HookHand
 	return hd, nil
 }
 
+// RegisterChunkHook registers h to receive the output of the module at
+// path ("" for the whole model) in chunks on every Forward call (see
+// ChunkHook). Unlike a forward hook, a chunk hook on a module of a fused
+// Conv2d → ReLU → MaxPool2d chain does not disable the fusion.
+func (m *Model) RegisterChunkHook(path string, h ChunkHook) (*HookHandle, error) {
+	i, err := m.lookup(path)
+	if err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, fmt.Errorf("nn: %s: nil hook", m.name)
+	}
+	var hd *HookHandle
+	m.update(func(hs *hookSet) {
+		hd = m.newHandle()
+		hs.chunk[i] = appendCopy(hs.chunk[i], hookEntry[ChunkHook]{hd.id, h})
+	})
+	return hd, nil
+}
+
 // RegisterGlobalHook registers h to run after every module: each leaf, each
 // container after its last leaf, and the root "" last. For one module,
 // module-specific hooks run before global ones; hooks of the same kind run
@@ -161,6 +210,7 @@ func (h *HookHandle) Remove() {
 		for i := range hs.pre {
 			hs.pre[i] = without(hs.pre[i], h.id)
 			hs.fwd[i] = without(hs.fwd[i], h.id)
+			hs.chunk[i] = without(hs.chunk[i], h.id)
 		}
 		hs.global = without(hs.global, h.id)
 	})
@@ -207,6 +257,50 @@ func (m *Model) runFwd(ctx context.Context, hs *hookSet, mod int, in []*Tensor, 
 	}
 }
 
+// rows returns the number of rows a chunk hook sees in t.
+func rows(t *Tensor) int {
+	if len(t.Shape) == 0 {
+		return 1
+	}
+	return t.Shape[0]
+}
+
+// runChunks delivers out to the chunk hooks of mod as one chunk, then
+// calls their Done.
+func (m *Model) runChunks(ctx context.Context, hs *hookSet, mod int, out *Tensor) {
+	info := m.mods[mod]
+	n := rows(out)
+	for _, e := range hs.chunk[mod] {
+		e.fn.Chunk(ctx, info, out, 0, n)
+	}
+	for _, e := range hs.chunk[mod] {
+		e.fn.Done(ctx, info, n)
+	}
+}
+
+// fusedChunks returns the chunk callbacks of the k+1 leaves of a fused
+// chain starting at leaf li, or nil if none has a chunk hook.
+func (m *Model) fusedChunks(ctx context.Context, hs *hookSet, li, k int) *stageChunks {
+	var ch *stageChunks
+	for st := 0; st <= k; st++ {
+		mod := m.leaves[li+st].mod
+		hooks := hs.chunk[mod]
+		if len(hooks) == 0 {
+			continue
+		}
+		if ch == nil {
+			ch = &stageChunks{}
+		}
+		info := m.mods[mod]
+		ch.fns[st] = func(out *Tensor, lo, hi int) {
+			for _, e := range hooks {
+				e.fn.Chunk(ctx, info, out, lo, hi)
+			}
+		}
+	}
+	return ch
+}
+
 // forwardHooked is Forward with at least one hook registered.
 func (m *Model) forwardHooked(ctx context.Context, hs *hookSet, vals []*Tensor) (*Tensor, error) {
 	ctx = context.WithValue(ctx, callIDKey{}, callIDs.Add(1))
@@ -229,16 +323,18 @@ func (m *Model) forwardHooked(ctx context.Context, hs *hookSet, vals []*Tensor) 
 		m.runPre(ctx, hs, l.mod, args)
 		if k := m.fusable(hs, li); k > 0 {
 			// no hook sees the chain's inner tensors (see fusable)
-			out, err := m.runFused(vals, li, k)
+			out, err := m.runFused(vals, li, k, m.fusedChunks(ctx, hs, li, k))
 			if err != nil {
 				return nil, err
 			}
 			vals[m.leaves[li+k].out] = out
-			for _, c := range m.ends[li+k] {
-				if len(hs.fwd[c])+len(hs.global) > 0 {
-					m.runFwd(ctx, hs, c, m.gather(vals, m.conts[c].ext), vals[m.conts[c].out])
+			for st := 0; st <= k; st++ {
+				mod := m.leaves[li+st].mod
+				for _, e := range hs.chunk[mod] {
+					e.fn.Done(ctx, m.mods[mod], rows(out))
 				}
 			}
+			m.endContainers(ctx, hs, vals, li+k)
 			m.releaseHooked(vals, li, l)
 			li += k
 			continue
@@ -257,16 +353,30 @@ func (m *Model) forwardHooked(ctx context.Context, hs *hookSet, vals []*Tensor) 
 		if len(hs.fwd[l.mod])+len(hs.global) > 0 {
 			m.runFwd(ctx, hs, l.mod, args, out)
 		}
-		for _, c := range m.ends[li] {
-			if len(hs.fwd[c])+len(hs.global) > 0 {
-				m.runFwd(ctx, hs, c, m.gather(vals, m.conts[c].ext), vals[m.conts[c].out])
-			}
+		if len(hs.chunk[l.mod]) > 0 {
+			m.runChunks(ctx, hs, l.mod, out)
 		}
+		m.endContainers(ctx, hs, vals, li)
 		m.releaseHooked(vals, li, l)
 	}
 	out := vals[m.out]
 	m.runFwd(ctx, hs, 0, inputs, out)
+	if len(hs.chunk[0]) > 0 {
+		m.runChunks(ctx, hs, 0, out)
+	}
 	return out, nil
+}
+
+// endContainers runs the hooks of the containers whose last leaf is li.
+func (m *Model) endContainers(ctx context.Context, hs *hookSet, vals []*Tensor, li int) {
+	for _, c := range m.ends[li] {
+		if len(hs.fwd[c])+len(hs.global) > 0 {
+			m.runFwd(ctx, hs, c, m.gather(vals, m.conts[c].ext), vals[m.conts[c].out])
+		}
+		if len(hs.chunk[c]) > 0 {
+			m.runChunks(ctx, hs, c, vals[m.conts[c].out])
+		}
+	}
 }
 
 // releaseHooked is release that keeps values still needed by an enclosing

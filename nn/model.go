@@ -201,7 +201,7 @@ func (m *Model) Forward(ctx context.Context, in ...*Tensor) (*Tensor, error) {
 			return nil, err
 		}
 		if l.fuse > 0 {
-			out, err := m.runFused(vals, li, l.fuse)
+			out, err := m.runFused(vals, li, l.fuse, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -256,7 +256,8 @@ func runInPlace(l inPlaceLayer, x *Tensor) (out *Tensor, err error) {
 
 // runFused runs the Conv2d at leaf li with the k (1 or 2) leaves after it
 // (ReLU, then MaxPool2d) in one pass, and returns the last one's output.
-func (m *Model) runFused(vals []*Tensor, li, k int) (*Tensor, error) {
+// ch (may be nil) receives the stages' outputs in chunks.
+func (m *Model) runFused(vals []*Tensor, li, k int, ch *stageChunks) (*Tensor, error) {
 	l := &m.leaves[li]
 	conv := l.layer.(*Conv2d)
 	x := vals[l.in[0]]
@@ -268,7 +269,7 @@ func (m *Model) runFused(vals []*Tensor, li, k int) (*Tensor, error) {
 		return nil, m.wrap(l.mod, err)
 	}
 	if k == 1 {
-		return conv.forward(x, s, true, nil, nil), nil
+		return conv.forward(x, s, true, nil, nil, ch), nil
 	}
 	pl := &m.leaves[li+2]
 	pool := pl.layer.(*MaxPool2d)
@@ -276,7 +277,7 @@ func (m *Model) runFused(vals []*Tensor, li, k int) (*Tensor, error) {
 	if err != nil {
 		return nil, m.wrap(pl.mod, err)
 	}
-	return conv.forward(x, s, true, pool, ps), nil
+	return conv.forward(x, s, true, pool, ps, ch), nil
 }
 
 // fusable returns how many leaves after leaf li may run fused with it
