@@ -177,7 +177,7 @@ func TestLoad_Errors(t *testing.T) {
 }
 
 func FuzzLoad(f *testing.F) {
-	for _, name := range []string{"opsnet_opset11.onnx", "opsnet_opset13.onnx", "opsnet_opset17.onnx", "tinyformer_opset13.onnx", "tinyformer_opset17.onnx", "upnet_opset11.onnx", "upnet_opset13.onnx"} {
+	for _, name := range []string{"opsnet_opset11.onnx", "opsnet_opset13.onnx", "opsnet_opset17.onnx", "tinyformer_opset13.onnx", "tinyformer_opset17.onnx", "upnet_opset11.onnx", "upnet_opset13.onnx", "actnet_opset13.onnx"} {
 		data, err := os.ReadFile(fixture(name))
 		if err != nil {
 			f.Fatal(err)
