@@ -370,7 +370,19 @@ def tinyformer(outdir):
 
 # More torchvision models for --zoo (random weights; googlenet without auxiliary heads).
 ZOO = ["alexnet", "squeezenet1_0", "googlenet", "densenet121", "shufflenet_v2_x0_5",
-       "mobilenet_v3_small", "mnasnet0_5", "efficientnet_b0", "regnet_y_400mf", "convnext_tiny"]
+       "mobilenet_v3_small", "mnasnet0_5", "efficientnet_b0", "regnet_y_400mf", "convnext_tiny",
+       "segmentation.lraspp_mobilenet_v3_large"]
+
+
+class SegOut(nn.Module):
+    """A torchvision segmentation model returning its "out" tensor instead of a dict."""
+
+    def __init__(s, m):
+        super().__init__()
+        s.m = m
+
+    def forward(s, x):
+        return s.m(x)["out"]
 
 
 def upnet(outdir):
@@ -420,7 +432,12 @@ def large(outdir, threads, bench_only=False, zoo=False):
     for name in names:
         torch.manual_seed(0)
         kw = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
-        model = getattr(torchvision.models, name)(**kw)
+        if name.startswith("segmentation."):
+            name = name.split(".", 1)[1]
+            model = SegOut(getattr(torchvision.models.segmentation, name)(
+                weights_backbone=None, num_classes=5))
+        else:
+            model = getattr(torchvision.models, name)(**kw)
         init_bn(model, torch.Generator().manual_seed(2))
         model.eval()
         if not bench_only:
