@@ -24,7 +24,16 @@ type lookup struct {
 
 // find collects the entries of run/layer/kind in r, without touching any segment.
 func (s *Store) find(run, layer string, kind byte, r BatchRange) (*lookup, error) {
-	lu := &lookup{segs: map[uint32]segment{}}
+	lus, err := s.findKinds(run, layer, []byte{kind}, r)
+	if err != nil {
+		return nil, err
+	}
+	return lus[0], nil
+}
+
+// findKinds is find for several kinds, in one read transaction.
+func (s *Store) findKinds(run, layer string, kinds []byte, r BatchRange) ([]*lookup, error) {
+	var lus []*lookup
 	err := s.view(func(tx *bolt.Tx) error {
 		rr, err := lookupRun(tx, run)
 		if err != nil {
@@ -38,13 +47,19 @@ func (s *Store) find(run, layer string, kind byte, r BatchRange) (*lookup, error
 		if !ok {
 			return fmt.Errorf("run %q layer %q: %w", run, layer, ErrNotFound)
 		}
-		lu.run, lu.layer, lu.layerID = rr, ls[id], id
-		return collectEntries(tx, lu, kind, r)
+		for _, kind := range kinds {
+			lu := &lookup{segs: map[uint32]segment{}, run: rr, layer: ls[id], layerID: id}
+			if err := collectEntries(tx, lu, kind, r); err != nil {
+				return err
+			}
+			lus = append(lus, lu)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return lu, nil
+	return lus, nil
 }
 
 func collectEntries(tx *bolt.Tx, lu *lookup, kind byte, r BatchRange) error {
@@ -361,8 +376,8 @@ func (s *Store) Tensors(run, layer string, r BatchRange, fn func(TensorRow) erro
 type EntryKind string
 
 const (
-	KindStats  EntryKind = "stats"
-	KindTensor EntryKind = "tensor"
+	KindStats  EntryKind = "stats"  // a StatsRow
+	KindTensor EntryKind = "tensor" // TensorRows of one batch
 )
 
 // Entry describes one index entry: the stats row or a group of tensor rows of one batch of a
@@ -379,13 +394,9 @@ type Entry struct {
 // Entries lists the index entries of one layer of a run for the batches in r, stats entries
 // first then tensor entries, each in batch order. It reads only the index.
 func (s *Store) Entries(run, layer string, r BatchRange) ([]Entry, error) {
-	var lus [2]*lookup
-	for i, kind := range []byte{kindStats, kindTensor} {
-		lu, err := s.find(run, layer, kind, r)
-		if err != nil {
-			return nil, fmt.Errorf("store: entries: %w", err)
-		}
-		lus[i] = lu
+	lus, err := s.findKinds(run, layer, []byte{kindStats, kindTensor}, r)
+	if err != nil {
+		return nil, fmt.Errorf("store: entries: %w", err)
 	}
 	out := make([]Entry, 0, len(lus[0].ents)+len(lus[1].ents))
 	for _, lu := range lus {
