@@ -2,6 +2,9 @@ package store
 
 import "time"
 
+// DefaultDir is the store directory the CLIs use when none is given.
+const DefaultDir = "actrec-data"
+
 // Compression selects the Arrow IPC body compression of new segments.
 type Compression int
 
