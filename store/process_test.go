@@ -216,8 +216,13 @@ func verifyChildRun(t *testing.T, s *Store, committed int64) int64 {
 // TestCrash_SIGKILL kills a writer subprocess at several points, reopens the store and checks
 // that the run is crashed, every committed batch is readable, and Check finds nothing wrong.
 func TestCrash_SIGKILL(t *testing.T) {
-	for _, flushes := range []int{0, 1, 4, 9} {
-		t.Run(fmt.Sprintf("after_%d_flushes", flushes), func(t *testing.T) {
+	type point struct {
+		flushes int           // kill after this many "flushed" lines...
+		delay   time.Duration // ...and this much more time (lands mid-write or mid-commit)
+	}
+	for _, p := range []point{{0, 0}, {1, 0}, {4, 0}, {9, 0}, {2, 2 * time.Millisecond}, {3, 5 * time.Millisecond}, {5, 11 * time.Millisecond}} {
+		flushes := p.flushes
+		t.Run(fmt.Sprintf("after_%d_flushes_%v", flushes, p.delay), func(t *testing.T) {
 			dir := t.TempDir()
 			cmd, sc, _ := startChild(t, "crash", dir)
 			var committed int64
@@ -231,6 +236,7 @@ func TestCrash_SIGKILL(t *testing.T) {
 				}
 				committed, _ = strconv.ParseInt(f[1], 10, 64)
 			}
+			time.Sleep(p.delay)
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
