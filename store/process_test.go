@@ -352,6 +352,11 @@ func TestConcurrentReaderProcess(t *testing.T) {
 		}
 		last = got
 		reads++
+		if reads == 10 { // a full check of a run being recorded finds nothing wrong
+			if probs, err := s.Check("child"); err != nil || len(probs) != 0 {
+				t.Fatalf("check while recording: %v %v", probs, err)
+			}
+		}
 		// a second writer of the same live run is refused
 		if reads == 1 {
 			rw, err := Open(dir, testOptions())
