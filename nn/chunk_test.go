@@ -339,3 +339,25 @@ func TestRegisterChunkHookErrors(t *testing.T) {
 		t.Error("Remove left the hook set non-empty: Forward would not take the fast path")
 	}
 }
+
+func TestLeafInputs(t *testing.T) {
+	m, _ := RecipeCNN(1, 10)
+	for path, want := range map[string]string{"conv1": "", "relu1": "conv1", "flatten": "maxpool2", "fc2": "relu3"} {
+		got, ok := m.LeafInputs(path)
+		if !ok || len(got) != 1 || got[0] != want {
+			t.Errorf("LeafInputs(%q) = %q, %v; want [%q]", path, got, ok, want)
+		}
+	}
+	if _, ok := m.LeafInputs(""); ok {
+		t.Error("LeafInputs of the root: ok")
+	}
+	pn, _ := ParityNet()
+	for _, mi := range pn.Modules() {
+		if mi.Op == "Add" {
+			got, _ := pn.LeafInputs(mi.Path)
+			if len(got) != 2 || got[0] == got[1] {
+				t.Errorf("LeafInputs(%q) = %q", mi.Path, got)
+			}
+		}
+	}
+}

@@ -440,3 +440,25 @@ func (m *Model) LoadStateDict(sd map[string]*Tensor) error {
 	}
 	return nil
 }
+
+// LeafInputs returns, for the leaf at path, the path of the leaf that
+// produces each of its inputs, in argument order; an input of the model
+// is reported as "". ok is false if path is not a leaf. A leaf's input
+// tensor holds exactly the producing leaf's output data.
+func (m *Model) LeafInputs(path string) (producers []string, ok bool) {
+	i, found := m.index[path]
+	if !found || !m.mods[i].Leaf {
+		return nil, false
+	}
+	l := &m.leaves[m.mods[i].Order]
+	producers = make([]string, len(l.in))
+	for j, v := range l.in {
+		for k := range m.leaves {
+			if m.leaves[k].out == v {
+				producers[j] = m.mods[m.leaves[k].mod].Path
+				break
+			}
+		}
+	}
+	return producers, true
+}

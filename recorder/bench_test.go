@@ -294,16 +294,17 @@ func longRecordingQ(tb testing.TB, batches int, capBytes int64) (peak, live, sys
 // ten layers of RecipeCNN(3,10) for one batch of 64 (4.3 M elements), on
 // one goroutine, and reports the cost relative to one plain forward pass
 // measured interleaved in CPU time (stats-vs-forward-%). "kernel" runs the
-// accumulator on every output; "recorder" runs the recorder's path, which
-// derives ReLU histograms from their inputs'.
+// accumulator on every output; "recorder" runs the recorder's chunk path
+// (one chunk per sample), which derives ReLU histograms from their inputs'
+// and reuses the input's row for Flatten.
 func BenchmarkStatsRecipeBatch(b *testing.B) {
 	m, err := nn.RecipeCNN(3, 10)
 	if err != nil {
 		b.Fatal(err)
 	}
 	type leaf struct {
+		path    string
 		out, in *nn.Tensor
-		relu    bool
 	}
 	var leaves []leaf
 	copies := map[*nn.Tensor]*nn.Tensor{}
@@ -317,7 +318,7 @@ func BenchmarkStatsRecipeBatch(b *testing.B) {
 	}
 	h := m.RegisterGlobalHook(func(_ context.Context, mi nn.ModuleInfo, in []*nn.Tensor, out *nn.Tensor) {
 		if mi.Leaf {
-			leaves = append(leaves, leaf{out: clone(out), in: clone(in[0]), relu: mi.Op == "ReLU"})
+			leaves = append(leaves, leaf{path: mi.Path, out: clone(out), in: clone(in[0])})
 		}
 	})
 	x := input(64, 1)
@@ -356,16 +357,27 @@ func BenchmarkStatsRecipeBatch(b *testing.B) {
 		})
 	})
 	b.Run("recorder", func(b *testing.B) {
-		r := &Recorder{cfg: DefaultConfig(), hists: newBoundedMap[uint64, *callHists](64), anyReLU: true}
-		run(b, func(call uint64) {
-			for _, l := range leaves {
-				var src *nn.Tensor
-				if l.relu {
-					src = l.in
+		// The recorder's chunk path, one sample per chunk, ReLU histograms
+		// derived and Flatten's row reused.
+		r := &Recorder{cfg: DefaultConfig(), layers: map[string]*layerState{}}
+		var ls []*layerState
+		for _, l := range leaves {
+			ls = append(ls, &layerState{info: store.LayerInfo{Path: l.path, Shape: l.out.Shape[1:]}, mode: ModeStats})
+			r.layers[l.path] = ls[len(ls)-1]
+		}
+		r.planLayers(m)
+		run(b, func(uint64) {
+			cs := &callState{bs: &batchState{stats: true}, n: 64, layers: map[*layerState]*layerCall{}, done: map[*layerState]*layerResult{}}
+			for i, l := range leaves {
+				lc := &layerCall{stats: true}
+				n := l.out.Shape[0]
+				per := len(l.out.Data) / n
+				for s := 0; s < n; s++ {
+					c := &nn.Tensor{Shape: append([]int{1}, l.out.Shape[1:]...), Data: l.out.Data[s*per : (s+1)*per]}
+					r.addChunk(ls[i], lc, c, s, s+1)
 				}
-				r.statsOf(l.out, call, src)
+				r.layerRow(ls[i], cs, lc)
 			}
-			r.hists.delete(call)
 		})
 		if n := r.derived.Load(); n == 0 {
 			b.Fatal("no ReLU histogram derived")

@@ -60,34 +60,14 @@ type Counters struct {
 	BudgetReached int64 // batch index at which the tensor budget was reached, -1 if not
 }
 
-// layerState is a recorded layer.
+// layerState is a recorded layer. kind, from and keep are set when the
+// run is created (planLayers) and read-only afterwards.
 type layerState struct {
 	info store.LayerInfo
 	mode Mode
-	relu bool // op ReLU: its histogram can be derived from its input's
-}
-
-// histKey identifies a layer output within one Forward call.
-type histKey struct {
-	t    *nn.Tensor
-	data *float32
-	n    int
-}
-
-// histEntry is what a ReLU reading a clean (no NaN/Inf) output computed
-// earlier in the same call needs to derive its own histogram, with a
-// fingerprint of the data it was computed from.
-type histEntry struct {
-	hist  store.Histogram
-	zeros zeroCounts
-	max   float32
-	fp    uint64
-}
-
-// callHists holds the entries of one Forward call.
-type callHists struct {
-	mu sync.Mutex
-	m  map[histKey]histEntry
+	kind statsKind
+	from *layerState // kindReLU, kindSame: the recorded layer whose output is the input
+	keep bool        // a later layer reuses this layer's result in the call
 }
 
 // batchState is the per-batch decision, made once per batch.
@@ -112,10 +92,9 @@ type Recorder struct {
 	w       *store.Writer
 	layers  map[string]*layerState
 	handles []*nn.HookHandle
-	byCall  boundedMap[uint64, *batchState]
+	calls   boundedMap[uint64, *callState] // by nn.CallID
 	byIndex boundedMap[int64, *batchState]
-	hists   boundedMap[uint64, *callHists] // by nn.CallID
-	next    Batch                          // next auto-assigned batch
+	next    Batch // next auto-assigned batch
 
 	enabled atomic.Bool
 
@@ -133,8 +112,8 @@ type Recorder struct {
 	// written; a non-nil error is treated as a writer error.
 	beforeWrite func(*item) error
 
-	derived atomic.Int64 // ReLU histograms derived from their input's
-	anyReLU bool         // a recorded layer is a ReLU (set when the run is created)
+	derived   atomic.Int64 // ReLU histograms derived from their input's
+	underived atomic.Int64 // ReLU rows left without histogram (derivation impossible)
 
 	nBatches, statsRows, tensorRows, tensorBytes, dropped, droppedItems atomic.Int64
 	budgetAt                                                            atomic.Int64
@@ -161,9 +140,8 @@ func New(st *store.Store, info store.RunInfo, cfg Config) (*Recorder, error) {
 		batches:       newBatchFilter(cfg.Batches, cfg.Now),
 		tensorBatches: newBatchFilter(cfg.TensorBatches, cfg.Now),
 		layers:        make(map[string]*layerState),
-		byCall:        newBoundedMap[uint64, *batchState](4096),
+		calls:         newBoundedMap[uint64, *callState](4096),
 		byIndex:       newBoundedMap[int64, *batchState](4096),
-		hists:         newBoundedMap[uint64, *callHists](64),
 		q:             newQueue(cfg.QueueBytes),
 	}
 	r.budgetAt.Store(-1)
@@ -223,6 +201,15 @@ func (r *Recorder) Attach(m *nn.Model, input ...[]int) error {
 		if err := r.createRun(layers, sel); err != nil {
 			return err
 		}
+		r.planLayers(m)
+	}
+	// The root's pre-hook starts every call (batch assignment) and is
+	// registered first and removed last, so that any Forward that sees a
+	// layer's hook sees it too; the root's forward hook fires last in the
+	// call and forgets it.
+	start, err := m.RegisterForwardPreHook("", r.startCall)
+	if err != nil {
+		return fmt.Errorf("recorder: %w", err)
 	}
 	var hs []*nn.HookHandle
 	for _, mi := range mods {
@@ -230,29 +217,20 @@ func (r *Recorder) Attach(m *nn.Model, input ...[]int) error {
 		if !ok || mi.Path == "" {
 			continue
 		}
-		h, err := m.RegisterForwardHook(mi.Path, r.hook(l))
+		h, err := m.RegisterChunkHook(mi.Path, &chunkHook{r: r, l: l})
 		if err != nil {
 			for _, h := range hs {
 				h.Remove()
 			}
+			start.Remove()
 			return fmt.Errorf("recorder: %w", err)
 		}
 		hs = append(hs, h)
 	}
-	// The root hook fires last in every Forward call: forget the call's
-	// auto-assigned batch.
-	h, err := m.RegisterForwardHook("", func(ctx context.Context, _ nn.ModuleInfo, _ []*nn.Tensor, _ *nn.Tensor) {
-		if id := nn.CallID(ctx); id != 0 {
-			r.mu.Lock()
-			r.byCall.delete(id)
-			r.hists.delete(id)
-			r.mu.Unlock()
-		}
-	})
-	if err == nil {
+	if h, err := m.RegisterForwardHook("", r.endCall); err == nil {
 		hs = append(hs, h)
 	}
-	r.handles = hs
+	r.handles = append(hs, start)
 	return nil
 }
 
@@ -321,10 +299,7 @@ func (r *Recorder) createRun(layers []store.LayerInfo, sel map[string]Mode) erro
 	r.w = w
 	r.info = info
 	for _, l := range layers {
-		r.layers[l.Path] = &layerState{info: l, mode: sel[l.Path], relu: l.Op == "ReLU"}
-		if l.Op == "ReLU" && sel[l.Path]&ModeStats != 0 {
-			r.anyReLU = true
-		}
+		r.layers[l.Path] = &layerState{info: l, mode: sel[l.Path]}
 	}
 	for i := 0; i < r.cfg.Workers; i++ {
 		r.workers.Add(1)
@@ -381,33 +356,6 @@ func (r *Recorder) Stats() Counters {
 	}
 }
 
-// hook returns the forward hook of layer l.
-func (r *Recorder) hook(l *layerState) nn.ForwardHook {
-	return func(ctx context.Context, _ nn.ModuleInfo, in []*nn.Tensor, out *nn.Tensor) {
-		if !r.enabled.Load() || out == nil {
-			return
-		}
-		defer func() {
-			if p := recover(); p != nil {
-				r.setErr(fmt.Errorf("recorder: hook on %s: panic: %v", l.info.Path, p))
-			}
-		}()
-		if r.failed.Load() {
-			return
-		}
-		bs := r.batchOf(ctx, out)
-		var src *nn.Tensor
-		if l.relu && len(in) == 1 {
-			src = in[0]
-		}
-		// A hook still running when Close is called records nothing; that
-		// is not an error of the recording.
-		if err := r.record(l, bs, out, nn.CallID(ctx), src); err != nil && !errors.Is(err, ErrClosed) {
-			r.setErr(err)
-		}
-	}
-}
-
 // Record records t as the output of layer for batch b: the framework-free
 // entry point. It returns the first earlier error of the recorder, if any.
 // t is not retained; Record copies what it keeps.
@@ -436,29 +384,7 @@ func (r *Recorder) Record(ctx context.Context, layer string, b Batch, t *nn.Tens
 			err = fmt.Errorf("recorder: Record %s: panic: %v", layer, p)
 		}
 	}()
-	return r.record(l, r.batchState(b), t, 0, nil)
-}
-
-// batchOf returns the batch of the Forward call a hook runs in.
-func (r *Recorder) batchOf(ctx context.Context, out *nn.Tensor) *batchState {
-	if b, ok := BatchFrom(ctx); ok {
-		return r.batchState(b)
-	}
-	id := nn.CallID(ctx)
-	r.mu.Lock()
-	if bs, ok := r.byCall.get(id); ok && id != 0 {
-		r.mu.Unlock()
-		return bs
-	}
-	b := r.next
-	r.next.Index++
-	r.next.DatasetIndex += int64(batchSize(out))
-	bs := r.decide(b)
-	if id != 0 {
-		r.byCall.put(id, bs)
-	}
-	r.mu.Unlock()
-	return bs
+	return r.record(l, r.batchState(b), t)
 }
 
 // batchState returns the state of an explicitly numbered batch.
@@ -489,11 +415,10 @@ func batchSize(t *nn.Tensor) int {
 	return t.Shape[0]
 }
 
-// record does the synchronous part for one (batch, layer): statistics of
-// the output (hot in cache) and a copy of the sampled tensors, then queues
-// the rows for the writer. call is the Forward call (0 outside one); src,
-// for a ReLU layer, is its input.
-func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor, call uint64, src *nn.Tensor) error {
+// record does the synchronous part of Record for one (batch, layer):
+// statistics of the output and a copy of the sampled tensors, then queues
+// the rows for the writer.
+func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor) error {
 	wantStats := l.mode&ModeStats != 0 && bs.stats
 	wantTensors := l.mode&ModeTensors != 0 && bs.tensors && r.budgetAt.Load() < 0
 	if !wantStats && !wantTensors {
@@ -512,7 +437,7 @@ func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor, call ui
 			it.shape = slices.Clone(out.Shape)
 			it.bytes += int64(4 * len(out.Data))
 		} else {
-			row := r.statsOf(out, call, src)
+			row := r.computeStats(out.Data, out.Shape)
 			row.Batch = bs.b.Index
 			it.stats = &row
 			it.bytes += rowBytes(&row)
@@ -586,92 +511,6 @@ func shapeLen(s []int) int {
 
 func rowBytes(row *store.StatsRow) int64 {
 	return 256 + int64(len(row.Hist.Keys))*10 + int64(len(row.ChannelMean)+len(row.ChannelMax))*4
-}
-
-// statsOf returns the statistics row of a layer output in a Forward call
-// (batch unset). Within a call, what a ReLU needs from every clean output is
-// kept until the call ends; a ReLU whose input is such an output (same
-// tensor, data pointer, length and fingerprint) derives its histogram from
-// it (reluHistogram) and only sums the moments of its own output, saving
-// the histogram pass over ReLU outputs. The derivation is checked (no
-// NaN/Inf, y >= 0, same positive max, consistent counts) and falls back to
-// counting otherwise.
-func (r *Recorder) statsOf(out *nn.Tensor, call uint64, src *nn.Tensor) store.StatsRow {
-	if call == 0 || len(out.Data) == 0 || r.cfg.MomentsOnly || !r.anyReLU {
-		return r.computeStats(out.Data, out.Shape)
-	}
-	r.mu.Lock()
-	ch, ok := r.hists.get(call)
-	if !ok {
-		ch = &callHists{m: make(map[histKey]histEntry)}
-		r.hists.put(call, ch)
-	}
-	r.mu.Unlock()
-	if src != nil && len(src.Data) == len(out.Data) {
-		ch.mu.Lock()
-		e, ok := ch.m[histKey{src, &src.Data[0], len(src.Data)}]
-		ch.mu.Unlock()
-		if ok && e.fp == fingerprint(src.Data) {
-			if row, ok := r.derivedStats(ch, out, e); ok {
-				return row
-			}
-		}
-	}
-	a := accPool.Get()
-	accumulate(a, out.Data)
-	e := histEntry{zeros: zeroCounts{a.zeros, a.negZeros}, max: a.max}
-	row := a.result(true)
-	accPool.Put(a)
-	e.hist = row.Hist
-	if !r.cfg.Histogram {
-		row.Hist = store.Histogram{}
-	}
-	if row.NaN == 0 && row.Inf == 0 {
-		r.keep(ch, out, e)
-	}
-	r.addChannelStats(&row, out.Data, out.Shape)
-	return row
-}
-
-// derivedStats computes the row of a ReLU output from the entry of its
-// input; ok is false if the derivation does not check out.
-func (r *Recorder) derivedStats(ch *callHists, out *nn.Tensor, in histEntry) (store.StatsRow, bool) {
-	a := accPool.Get()
-	defer accPool.Put(a)
-	accumulateWith(a, out.Data, (*accumulator).addMoments)
-	wantMax := max(in.max, 0)
-	zy := zeroCounts{a.zeros, a.negZeros}
-	h, ok := reluHistogram(in.hist, in.zeros, zy)
-	if !ok || a.nan != 0 || a.inf != 0 || a.min < 0 || a.max != wantMax || h.Total() != uint64(a.n) {
-		a.resultWith(store.Histogram{}, false) // reset
-		return store.StatsRow{}, false
-	}
-	e := histEntry{hist: h, zeros: zy, max: a.max}
-	row := a.resultWith(h, r.cfg.Histogram)
-	r.derived.Add(1)
-	r.keep(ch, out, e)
-	r.addChannelStats(&row, out.Data, out.Shape)
-	return row, true
-}
-
-// keep remembers e for out for the rest of the call.
-func (r *Recorder) keep(ch *callHists, out *nn.Tensor, e histEntry) {
-	e.fp = fingerprint(out.Data)
-	ch.mu.Lock()
-	ch.m[histKey{out, &out.Data[0], len(out.Data)}] = e
-	ch.mu.Unlock()
-}
-
-// fingerprint mixes the bits of up to 32 evenly spaced elements of x.
-func fingerprint(x []float32) uint64 {
-	var h uint64 = 0x9e3779b97f4a7c15
-	step := max(len(x)/32, 1)
-	for i := 0; i < len(x); i += step {
-		h ^= uint64(math.Float32bits(x[i])) + uint64(i)<<32
-		h *= 0xbf58476d1ce4e5b9
-		h ^= h >> 29
-	}
-	return h
 }
 
 func (r *Recorder) addChannelStats(row *store.StatsRow, data []float32, shape []int) {

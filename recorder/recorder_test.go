@@ -724,8 +724,9 @@ func TestRecorderContainersAndGlobs(t *testing.T) {
 }
 
 // A ReLU's histogram derived from its input's equals the one counted from
-// its output, including signed zeros and subnormals (nn's ReLU keeps -0);
-// inputs with NaN or Inf are not derived from.
+// its output, including signed zeros and subnormals (nn's ReLU keeps -0),
+// and with NaN and ±Inf in the input (the derivation holds for any
+// y = ReLU(x): NaN and +Inf stay non-finite, -Inf becomes a counted zero).
 func TestRecorderReLUDerivedHistogram(t *testing.T) {
 	b := nn.NewBuilder("relu")
 	x := b.Input("input", -1, 2048)
@@ -772,6 +773,8 @@ func TestRecorderReLUDerivedHistogram(t *testing.T) {
 		switch i {
 		case 2:
 			in.Data[10] = float32(math.NaN())
+			in.Data[11] = float32(math.Inf(1))
+			in.Data[12] = float32(math.Inf(-1))
 		case 3:
 			for j := range in.Data {
 				in.Data[j] = -float32(j + 1) // all negative: ReLU output all zeros
@@ -784,9 +787,9 @@ func TestRecorderReLUDerivedHistogram(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// relu from flat and relu2 from relu, except for the batch with NaN.
-	if n := r.derived.Load(); n != 2*(batches-1) {
-		t.Errorf("derived %d times, want %d", n, 2*(batches-1))
+	// relu from flat and relu2 from relu, in every batch.
+	if n := r.derived.Load(); n != 2*batches || r.underived.Load() != 0 {
+		t.Errorf("derived %d times (%d not), want %d", n, r.underived.Load(), 2*batches)
 	}
 	for _, p := range []string{"relu", "relu2"} {
 		rows := readStats(t, st, "relu", p)

@@ -1,0 +1,600 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/actrec/actrec/nn"
+	"github.com/actrec/actrec/store"
+)
+
+// How a layer's statistics are obtained in a Forward call.
+type statsKind int
+
+const (
+	kindCount statsKind = iota // counted from the layer's own output
+	kindReLU                   // moments counted; histogram derived from the input's (from)
+	kindSame                   // identical to the input's row (Flatten, Dropout): nothing counted
+)
+
+// callState is what the recorder keeps about one Forward call, from the
+// root's pre-hook to the root's forward hook.
+type callState struct {
+	bs *batchState
+	n  int // rows of the model's first input; -1 if unknown
+
+	mu     sync.Mutex
+	layers map[*layerState]*layerCall // layers whose chunks are arriving
+	done   map[*layerState]*layerResult
+}
+
+// layerResult is what later layers of the same call reuse from a layer's
+// statistics: the full row (histogram included, whatever Config.Histogram
+// says) and its zero counts and maximum for ReLU derivation.
+type layerResult struct {
+	row   store.StatsRow
+	zeros zeroCounts
+	max   float32
+}
+
+// layerCall accumulates the chunks of one (call, layer).
+type layerCall struct {
+	mu      sync.Mutex
+	stats   bool // statistics wanted (decided at the first chunk)
+	tensors bool // sampled tensors wanted
+	rows    int  // rows delivered
+
+	idle []*accumulator // accumulators not in use by a chunk
+	all  []*accumulator
+
+	raw []rawChunk // Config.StatsInWorkers: chunk copies
+
+	chSum []float64 // Config.ChannelStats: per-channel sums, counts, maxima
+	chCnt []int64
+	chMax []float32
+
+	idx  []int // sampled rows
+	per  int   // elements per row
+	buf  *[]float32
+	trow []store.TensorRow
+	got  int // sampled rows copied
+
+	err error
+}
+
+type rawChunk struct {
+	lo  int
+	buf *[]float32
+}
+
+// chunkHook is the nn.ChunkHook of one recorded layer.
+type chunkHook struct {
+	r *Recorder
+	l *layerState
+}
+
+// startCall is the root's pre-hook: it assigns the call's batch and notes
+// its batch size.
+func (r *Recorder) startCall(ctx context.Context, _ nn.ModuleInfo, in []*nn.Tensor) {
+	if !r.enabled.Load() || r.failed.Load() {
+		return
+	}
+	n := -1
+	if len(in) > 0 && in[0] != nil {
+		n = batchSize(in[0])
+	}
+	r.newCall(ctx, n)
+}
+
+// endCall is the root's forward hook: the call is over.
+func (r *Recorder) endCall(ctx context.Context, _ nn.ModuleInfo, _ []*nn.Tensor, _ *nn.Tensor) {
+	if id := nn.CallID(ctx); id != 0 {
+		r.mu.Lock()
+		r.calls.delete(id)
+		r.mu.Unlock()
+	}
+}
+
+func (r *Recorder) newCall(ctx context.Context, n int) *callState {
+	id := nn.CallID(ctx)
+	var bs *batchState
+	if b, ok := BatchFrom(ctx); ok {
+		bs = r.batchState(b)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cs, ok := r.calls.get(id); ok && id != 0 {
+		return cs
+	}
+	if bs == nil {
+		b := r.next
+		r.next.Index++
+		r.next.DatasetIndex += int64(max(n, 0))
+		bs = r.decide(b)
+	}
+	cs := &callState{bs: bs, n: n, layers: map[*layerState]*layerCall{}, done: map[*layerState]*layerResult{}}
+	if id != 0 {
+		r.calls.put(id, cs)
+	}
+	return cs
+}
+
+// callOf returns the state of the call a hook runs in (created if the
+// root's pre-hook did not run, e.g. while hooks were being attached).
+func (r *Recorder) callOf(ctx context.Context) *callState {
+	id := nn.CallID(ctx)
+	r.mu.Lock()
+	cs, ok := r.calls.get(id)
+	r.mu.Unlock()
+	if ok && id != 0 {
+		return cs
+	}
+	return r.newCall(ctx, -1)
+}
+
+// layerCall returns the accumulation state of l in the call, deciding at
+// the first chunk what is recorded; out is the first chunk (rows
+// [lo, hi)), nil at Done.
+func (cs *callState) layerCall(r *Recorder, l *layerState, out *nn.Tensor, lo, hi int) *layerCall {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if lc, ok := cs.layers[l]; ok {
+		return lc
+	}
+	lc := &layerCall{
+		stats:   l.mode&ModeStats != 0 && cs.bs.stats,
+		tensors: l.mode&ModeTensors != 0 && cs.bs.tensors && r.budgetAt.Load() < 0 && cs.n > 0,
+	}
+	cs.layers[l] = lc
+	if lc.tensors {
+		lc.tensors = false
+		per := shapeLen(l.info.Shape)
+		if out != nil && hi > lo && len(out.Data) != per*(hi-lo) {
+			lc.err = fmt.Errorf("recorder: %s: per-sample output shape %v, run has %v", l.info.Path, out.Shape[1:], l.info.Shape)
+			return lc
+		}
+		idx := r.cfg.Samples.samples(cs.bs.b.Index, cs.n)
+		if len(idx) == 0 {
+			return lc
+		}
+		size := int64(4 * per * len(idx))
+		if b := r.cfg.TensorBudget; b > 0 {
+			if r.tensorBytes.Add(size) > b {
+				r.tensorBytes.Add(-size)
+				r.budgetAt.CompareAndSwap(-1, cs.bs.b.Index)
+				return lc
+			}
+		} else {
+			r.tensorBytes.Add(size)
+		}
+		lc.tensors, lc.idx, lc.per = true, idx, per
+		lc.buf = getBuf(per * len(idx))
+		lc.trow = make([]store.TensorRow, len(idx))
+		b := cs.bs.b
+		for j, s := range idx {
+			lc.trow[j] = store.TensorRow{Batch: b.Index, Sample: int32(s), DatasetIndex: b.DatasetIndex + int64(s),
+				Data: (*lc.buf)[j*per : (j+1)*per : (j+1)*per]}
+		}
+	}
+	return lc
+}
+
+// take removes l's accumulation state from the call.
+func (cs *callState) take(l *layerState) *layerCall {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	lc := cs.layers[l]
+	delete(cs.layers, l)
+	return lc
+}
+
+func (cs *callState) result(l *layerState) *layerResult {
+	if l == nil {
+		return nil
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.done[l]
+}
+
+func (cs *callState) keep(l *layerState, res *layerResult) {
+	cs.mu.Lock()
+	cs.done[l] = res
+	cs.mu.Unlock()
+}
+
+func (h *chunkHook) Chunk(ctx context.Context, _ nn.ModuleInfo, out *nn.Tensor, lo, hi int) {
+	r, l := h.r, h.l
+	if !r.enabled.Load() || out == nil || r.failed.Load() {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			r.setErr(fmt.Errorf("recorder: hook on %s: panic: %v", l.info.Path, p))
+		}
+	}()
+	cs := r.callOf(ctx)
+	lc := cs.layerCall(r, l, out, lo, hi)
+	if lc.err != nil || (!lc.stats && !lc.tensors) {
+		return
+	}
+	r.addChunk(l, lc, out, lo, hi)
+}
+
+// addChunk accumulates rows [lo, hi) of a layer's output (out).
+func (r *Recorder) addChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, hi int) {
+	if lc.tensors && hi > lo {
+		if len(out.Data) != lc.per*(hi-lo) {
+			lc.mu.Lock()
+			lc.err = fmt.Errorf("recorder: %s: per-sample output shape %v, run has %v", l.info.Path, out.Shape[1:], l.info.Shape)
+			lc.mu.Unlock()
+			return
+		}
+		got := 0
+		for j, s := range lc.idx {
+			if s >= lo && s < hi {
+				copy(lc.trow[j].Data, out.Data[(s-lo)*lc.per:(s-lo+1)*lc.per])
+				got++
+			}
+		}
+		if got > 0 {
+			lc.mu.Lock()
+			lc.got += got
+			lc.mu.Unlock()
+		}
+	}
+	if lc.stats {
+		switch {
+		case r.cfg.StatsInWorkers:
+			c := getBuf(len(out.Data))
+			copy(*c, out.Data)
+			lc.mu.Lock()
+			lc.raw = append(lc.raw, rawChunk{lo, c})
+			lc.mu.Unlock()
+		case l.kind == kindSame:
+		default:
+			a := lc.acc()
+			if r.cfg.MomentsOnly || l.kind == kindReLU {
+				accumulateWith(a, out.Data, (*accumulator).addMoments)
+			} else {
+				accumulate(a, out.Data)
+			}
+			lc.mu.Lock()
+			lc.idle = append(lc.idle, a)
+			lc.mu.Unlock()
+			if r.cfg.ChannelStats && len(out.Shape) >= 3 {
+				r.addChannels(lc, out)
+			}
+		}
+	}
+	lc.mu.Lock()
+	lc.rows += hi - lo
+	lc.mu.Unlock()
+}
+
+// acc returns an idle accumulator of the (call, layer) or a new one.
+func (lc *layerCall) acc() *accumulator {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if k := len(lc.idle); k > 0 {
+		a := lc.idle[k-1]
+		lc.idle = lc.idle[:k-1]
+		return a
+	}
+	a := accPool.Get()
+	lc.all = append(lc.all, a)
+	return a
+}
+
+// addChannels adds the per-channel sums, counts and maxima of a chunk.
+func (r *Recorder) addChannels(lc *layerCall, out *nn.Tensor) {
+	n, c := out.Shape[0], out.Shape[1]
+	hw := shapeLen(out.Shape[2:])
+	if n*c*hw != len(out.Data) || hw == 0 {
+		return
+	}
+	sums := make([]float64, c)
+	cnt := make([]int64, c)
+	mx := make([]float32, c)
+	for i := range mx {
+		mx[i] = float32(math.Inf(-1))
+	}
+	for s := 0; s < n; s++ {
+		for ch := 0; ch < c; ch++ {
+			p := out.Data[(s*c+ch)*hw : (s*c+ch+1)*hw]
+			var sum float64
+			var k int64
+			m := mx[ch]
+			for _, v := range p {
+				if v-v == 0 { // finite
+					sum += float64(v)
+					k++
+					if v > m {
+						m = v
+					}
+				}
+			}
+			sums[ch] += sum
+			cnt[ch] += k
+			mx[ch] = m
+		}
+	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.chSum == nil {
+		lc.chSum, lc.chCnt, lc.chMax = sums, cnt, mx
+		return
+	}
+	if len(lc.chSum) != c {
+		return
+	}
+	for i := range sums {
+		lc.chSum[i] += sums[i]
+		lc.chCnt[i] += cnt[i]
+		lc.chMax[i] = max(lc.chMax[i], mx[i])
+	}
+}
+
+// channels returns the per-channel mean and max accumulated by addChannels.
+func (lc *layerCall) channels() (mean, mx []float32) {
+	if lc.chSum == nil {
+		return nil, nil
+	}
+	mean = make([]float32, len(lc.chSum))
+	mx = lc.chMax
+	for i := range mean {
+		if lc.chCnt[i] == 0 {
+			mean[i] = float32(math.NaN())
+			mx[i] = float32(math.NaN())
+			continue
+		}
+		mean[i] = float32(lc.chSum[i] / float64(lc.chCnt[i]))
+	}
+	return mean, mx
+}
+
+func (h *chunkHook) Done(ctx context.Context, _ nn.ModuleInfo, n int) {
+	r, l := h.r, h.l
+	if !r.enabled.Load() || r.failed.Load() {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			r.setErr(fmt.Errorf("recorder: hook on %s: panic: %v", l.info.Path, p))
+		}
+	}()
+	cs := r.callOf(ctx)
+	lc := cs.take(l)
+	if lc == nil {
+		if n > 0 {
+			return // recording was off while the chunks went by
+		}
+		lc = cs.layerCall(r, l, nil, 0, 0)
+		cs.take(l)
+	}
+	if err := r.finishCall(l, cs, lc, n); err != nil && !errors.Is(err, ErrClosed) {
+		r.setErr(err)
+	}
+}
+
+// finishCall turns the accumulated chunks of a (call, layer) into an item
+// and queues it.
+func (r *Recorder) finishCall(l *layerState, cs *callState, lc *layerCall, n int) error {
+	it := item{layer: l.info.Path, batch: cs.bs.b.Index}
+	defer func() {
+		for _, a := range lc.idle {
+			discard(a)
+		}
+		lc.idle = nil
+		for _, c := range lc.raw {
+			putBuf(c.buf)
+		}
+		lc.raw = nil
+	}()
+	if lc.err != nil {
+		putBuf(lc.buf)
+		return lc.err
+	}
+	if lc.rows != n {
+		putBuf(lc.buf)
+		return nil // chunks missed (recording switched on during the call)
+	}
+	if lc.stats {
+		if r.cfg.StatsInWorkers {
+			slices.SortFunc(lc.raw, func(a, b rawChunk) int { return a.lo - b.lo })
+			total := 0
+			for _, c := range lc.raw {
+				total += len(*c.buf)
+			}
+			it.raw = getBuf(total)
+			off := 0
+			for _, c := range lc.raw {
+				off += copy((*it.raw)[off:], *c.buf)
+			}
+			it.shape = append([]int{n}, l.info.Shape...)
+			it.bytes += int64(4 * total)
+		} else if row, ok := r.layerRow(l, cs, lc); ok {
+			row.Batch = cs.bs.b.Index
+			it.stats = &row
+			it.bytes += rowBytes(&row)
+		}
+	}
+	if lc.tensors {
+		if n != cs.n || lc.got != len(lc.idx) {
+			putBuf(lc.buf)
+			return fmt.Errorf("recorder: %s: output has %d rows, the batch %d samples", l.info.Path, n, cs.n)
+		}
+		it.buf, it.tensors = lc.buf, lc.trow
+		it.bytes += int64(4*lc.per*len(lc.idx)) + int64(len(lc.idx))*48
+	}
+	return r.push(cs.bs, it)
+}
+
+// layerRow computes the statistics row of a (call, layer) from its
+// accumulators (merged into one) or, for kindSame, from its input's row;
+// ok is false if there is nothing to report (the input's row is missing).
+func (r *Recorder) layerRow(l *layerState, cs *callState, lc *layerCall) (store.StatsRow, bool) {
+	if l.kind == kindSame {
+		src := cs.result(l.from)
+		if src == nil {
+			return store.StatsRow{}, false
+		}
+		if l.keep {
+			cs.keep(l, src)
+		}
+		row := src.row
+		row.Hist = store.Histogram{}
+		if r.cfg.Histogram && !r.cfg.MomentsOnly {
+			row.Hist = store.Histogram{Keys: slices.Clone(src.row.Hist.Keys), Counts: slices.Clone(src.row.Hist.Counts)}
+		}
+		if !r.cfg.ChannelStats || len(l.info.Shape) < 2 {
+			row.ChannelMean, row.ChannelMax = nil, nil
+		}
+		return row, true
+	}
+	var a *accumulator
+	for _, b := range lc.idle {
+		if a == nil {
+			a = b
+			continue
+		}
+		a.absorb(b)
+		accPool.Put(b)
+	}
+	lc.idle = nil
+	if a == nil {
+		a = accPool.Get()
+	}
+	defer accPool.Put(a)
+	var row store.StatsRow
+	switch {
+	case r.cfg.MomentsOnly:
+		row = a.resultWith(store.Histogram{}, false)
+		if l.keep {
+			cs.keep(l, &layerResult{row: row})
+		}
+	case l.kind == kindReLU:
+		row = r.reluRow(l, cs, a)
+	default:
+		res := &layerResult{zeros: zeroCounts{a.zeros, a.negZeros}, max: a.max}
+		row = a.result(true)
+		res.row = row
+		if l.keep {
+			cs.keep(l, res)
+		}
+		if !r.cfg.Histogram {
+			row.Hist = store.Histogram{}
+		}
+	}
+	row.ChannelMean, row.ChannelMax = lc.channels()
+	if l.keep && l.kind != kindReLU {
+		if res := cs.result(l); res != nil {
+			res.row.ChannelMean, res.row.ChannelMax = row.ChannelMean, row.ChannelMax
+		}
+	}
+	return row, true
+}
+
+// reluRow is the row of a ReLU whose moments a holds, with the histogram
+// derived from its input's (reluHistogram). The derivation holds for any
+// y = ReLU(x), NaN and Inf included (positive finite values keep their
+// buckets, NaN and +Inf stay non-finite, everything else becomes a zero,
+// which is counted); it is checked (y >= 0, same positive maximum, bucket
+// total equal to the finite count). If the input's row is missing or the
+// check fails, the row has no histogram and NaN percentiles.
+func (r *Recorder) reluRow(l *layerState, cs *callState, a *accumulator) store.StatsRow {
+	src := cs.result(l.from)
+	zy := zeroCounts{a.zeros, a.negZeros}
+	var h store.Histogram
+	ok := src != nil
+	if ok {
+		h, ok = reluHistogram(src.row.Hist, src.zeros, zy)
+		wantMax := max(src.max, 0)
+		ok = ok && a.min >= 0 && h.Total() == uint64(a.n) && (a.n == 0 || a.max == wantMax)
+	}
+	if !ok {
+		r.underived.Add(1)
+		return a.resultWith(store.Histogram{}, false)
+	}
+	r.derived.Add(1)
+	res := &layerResult{zeros: zy, max: a.max}
+	row := a.resultWith(h, true)
+	res.row = row
+	if l.keep {
+		cs.keep(l, res)
+	}
+	if !r.cfg.Histogram {
+		row.Hist = store.Histogram{}
+	}
+	return row
+}
+
+// discard resets a and returns it to the pool.
+func discard(a *accumulator) {
+	a.result(false)
+	accPool.Put(a)
+}
+
+// push queues it, applying the queue policy; r.closeMu is taken here.
+func (r *Recorder) push(bs *batchState, it item) error {
+	if it.stats == nil && it.raw == nil && it.tensors == nil {
+		return nil
+	}
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed {
+		r.release(&it)
+		return ErrClosed
+	}
+	if !r.q.push(it, r.cfg.Policy == Block) {
+		r.release(&it)
+		r.droppedItems.Add(1)
+		if bs.dropped.CompareAndSwap(false, true) {
+			r.dropped.Add(1)
+		}
+	}
+	return nil
+}
+
+// planLayers sets, for every recorded layer of m, how its statistics are
+// obtained: a ReLU whose input is another recorded layer's output derives
+// its histogram from it; a Flatten or Dropout whose input is a recorded
+// layer's output reuses that layer's row (same data); other layers count.
+func (r *Recorder) planLayers(m *nn.Model) {
+	for _, l := range r.layers {
+		l.kind, l.from, l.keep = kindCount, nil, false
+	}
+	if r.cfg.StatsInWorkers {
+		return
+	}
+	for _, l := range r.layers {
+		if l.mode&ModeStats == 0 {
+			continue
+		}
+		ins, ok := m.LeafInputs(l.info.Path)
+		if !ok || len(ins) != 1 {
+			continue
+		}
+		from, ok := r.layers[ins[0]]
+		if !ok || from.mode&ModeStats == 0 {
+			continue
+		}
+		switch m.Layer(l.info.Path).(type) {
+		case *nn.ReLU:
+			if !r.cfg.MomentsOnly {
+				l.kind, l.from = kindReLU, from
+			}
+		case *nn.Flatten, *nn.Dropout:
+			l.kind, l.from = kindSame, from
+		}
+	}
+	for _, l := range r.layers {
+		if l.from != nil {
+			l.from.keep = true
+		}
+	}
+}
