@@ -449,7 +449,7 @@ func (w *Writer) segmentFor(kind byte, layer uint32) (*segWriter, error) {
 	}
 	seq := w.nextSeq
 	rel := segRel(w.id, seq)
-	sw, err := createSegment(filepath.Join(w.s.dir, rel), rel, seq, kind, layer, schema, w.s.opts.Compression)
+	sw, err := createSegment(filepath.Join(w.s.dir, rel), rel, seq, kind, layer, schema, w.s.opts.segmentCompression(kind))
 	if err != nil {
 		return nil, err
 	}
