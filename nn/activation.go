@@ -55,7 +55,8 @@ func (r *ReLU) Forward(in ...*Tensor) (*Tensor, error) {
 
 func (r *ReLU) forwardInPlace(x *Tensor) (*Tensor, error) { return inPlace(x, reluSlice), nil }
 
-func reluSlice(dst, src []float32) {
+// reluSliceGo is the portable reluSlice (relu_amd64.go, relu_other.go).
+func reluSliceGo(dst, src []float32) {
 	dst = dst[:len(src)]
 	for i, v := range src {
 		dst[i] = max(v, 0) // branch-free; NaN stays NaN

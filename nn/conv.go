@@ -307,16 +307,23 @@ func (c *Conv2d) biasReLU(y []float32, l int, relu bool) {
 		if c.Bias != nil {
 			b = c.Bias.Data[oc]
 		}
-		switch {
-		case relu:
-			for i, v := range row {
-				row[i] = max(v+b, 0)
-			}
-		case b != 0:
-			for i := range row {
-				row[i] += b
-			}
+		if relu || b != 0 {
+			biasReLU(row, b, relu)
 		}
+	}
+}
+
+// biasReLUGo is the portable biasReLU (relu_amd64.go, relu_other.go): x[i]
+// += b, then with relu x[i] = max(x[i], 0).
+func biasReLUGo(x []float32, b float32, relu bool) {
+	if relu {
+		for i, v := range x {
+			x[i] = max(v+b, 0)
+		}
+		return
+	}
+	for i := range x {
+		x[i] += b
 	}
 }
 

@@ -71,7 +71,7 @@ func BenchmarkOverhead(b *testing.B) {
 // overhead-% = (recorded - plain) / plain. Interleaving makes the figure
 // robust to the load of a shared machine.
 func BenchmarkOverheadInterleaved(b *testing.B) {
-	for _, c := range append([]overheadConfig{{"nn-noop-hooks", nil}}, overheadConfigs()...) {
+	for _, c := range append([]overheadConfig{{"nn-noop-hooks", nil}, {"nn-noop-chunk-hooks", nil}}, overheadConfigs()...) {
 		b.Run(c.name, func(b *testing.B) {
 			plain, err := nn.RecipeCNN(3, 10)
 			if err != nil {
@@ -82,12 +82,23 @@ func BenchmarkOverheadInterleaved(b *testing.B) {
 				b.Fatal(err)
 			}
 			var r *Recorder
-			if c.cfg == nil {
-				// No recorder: an empty hook on every module, the cost of
-				// nn's hooked forward path alone.
+			switch {
+			case c.name == "nn-noop-chunk-hooks":
+				// No recorder: an empty chunk hook on every module (what
+				// the recorder uses), fusion kept.
+				for _, mi := range m.Modules() {
+					h, err := m.RegisterChunkHook(mi.Path, noopChunks{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer h.Remove()
+				}
+			case c.cfg == nil:
+				// No recorder: an empty forward hook on every module, the
+				// cost of nn's unfused hooked forward path alone.
 				h := m.RegisterGlobalHook(func(context.Context, nn.ModuleInfo, []*nn.Tensor, *nn.Tensor) {})
 				defer h.Remove()
-			} else {
+			default:
 				st, err := store.Open(b.TempDir(), store.DefaultOptions())
 				if err != nil {
 					b.Fatal(err)
@@ -149,6 +160,11 @@ func BenchmarkOverheadInterleaved(b *testing.B) {
 		})
 	}
 }
+
+type noopChunks struct{}
+
+func (noopChunks) Chunk(context.Context, nn.ModuleInfo, *nn.Tensor, int, int) {}
+func (noopChunks) Done(context.Context, nn.ModuleInfo, int)                   {}
 
 // cpuTime returns the CPU time (user + system) used by the process so far,
 // all threads included: unlike wall time it does not grow with the load
