@@ -127,3 +127,74 @@ func sameBits32(a, b []float32) bool {
 		return math.Float32bits(x) == math.Float32bits(y) || (x != x && y != y)
 	})
 }
+
+// Layers whose output is their input's data (Dropout, Flatten) reuse the
+// recorded input's row; the stored rows must be those of their outputs
+// (per-channel stats only where the output has channels), and a ReLU after
+// them derives its histogram through the reused rows.
+func TestRecorderReusedRows(t *testing.T) {
+	b := nn.NewBuilder("reuse")
+	x := b.Input("input", -1, 3, 4, 5)
+	c := b.Add("conv", mustConv(t), x)
+	d := b.Add("drop", nn.NewDropout(0.5), c)
+	f := b.Add("flat", nn.NewFlatten(1, -1), d)
+	y := b.Add("relu", nn.NewReLU(), f)
+	m, err := b.Build(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	cfg := DefaultConfig()
+	cfg.ChannelStats = true
+	r, err := New(st, store.RunInfo{Name: "reuse"}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Attach(m, []int{1, 3, 4, 5}); err != nil {
+		t.Fatal(err)
+	}
+	in := nn.NewTensor(6, 3, 4, 5)
+	for i := range in.Data {
+		in.Data[i] = float32(math.Sin(float64(i)))
+	}
+	in.Data[7] = float32(math.NaN())
+	if _, err := m.Forward(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l := r.layers["drop"]; l.kind != kindSame || l.from != r.layers["conv"] || r.layers["flat"].kind != kindSame || r.layers["relu"].kind != kindReLU {
+		t.Fatalf("plan: drop %v flat %v relu %v", l.kind, r.layers["flat"].kind, r.layers["relu"].kind)
+	}
+	conv := readStats(t, st, "reuse", "conv")
+	for _, p := range []string{"drop", "flat"} {
+		rows := readStats(t, st, "reuse", p)
+		if len(rows) != 1 || len(conv) != 1 {
+			t.Fatalf("%s: %d rows", p, len(rows))
+		}
+		got, want := rows[0], conv[0]
+		if p == "flat" {
+			want.ChannelMean, want.ChannelMax = nil, nil
+		}
+		if got.Count != want.Count || got.Mean != want.Mean || got.NaN != want.NaN || !slices.Equal(got.Hist.Counts, want.Hist.Counts) ||
+			!sameFloats(got.Percentiles[:], want.Percentiles[:]) || len(got.ChannelMean) != len(want.ChannelMean) {
+			t.Errorf("%s row %+v, want conv's %+v", p, got, want)
+		}
+	}
+	if r.derived.Load() != 1 {
+		t.Errorf("relu histogram derived %d times, want 1", r.derived.Load())
+	}
+}
+
+func mustConv(t *testing.T) *nn.Conv2d {
+	t.Helper()
+	c, err := nn.NewConv2d(nn.Conv2dOptions{InChannels: 3, OutChannels: 2, KernelSize: [2]int{1, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Weight.Data {
+		c.Weight.Data[i] = float32(i) - 2
+	}
+	return c
+}
