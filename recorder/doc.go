@@ -39,24 +39,34 @@
 //
 // WithBatch sets the batch index and the dataset index of sample 0. Without
 // it, every Model.Forward call (nn.CallID) gets the next batch index when
-// its first recorded layer runs, and a dataset index counting the samples
-// of earlier calls (right for a sequential pass over a data set; with
-// concurrent callers use WithBatch). The mapping is forgotten when the root
-// module's hook fires, and is bounded in any case.
+// it starts (the recorder's pre-hook on the root module), and a dataset
+// index counting the samples of earlier calls (right for a sequential pass
+// over a data set; with concurrent callers use WithBatch). The mapping is
+// forgotten when the root module's forward hook fires, and is bounded in
+// any case.
 //
 // # Concurrency and what is copied when
 //
 // A Recorder is safe for concurrent use; an nn.Model may run Forward on many
-// goroutines, and each call records under its own batch. Hooks run on the
-// Forward goroutine and see the output only during the call, so a hook:
+// goroutines, and each call records under its own batch.
 //
-//   - computes the statistics in place, on the output that is still hot in
-//     cache, splitting outputs of 64 Ki elements or more across GOMAXPROCS
-//     goroutines (the forward pass is waiting anyway);
-//   - copies only the selected samples' tensors into one pooled buffer;
-//   - pushes the resulting item onto a queue bounded by Config.QueueBytes
-//     (default 256 MiB), counting stats rows, tensor copies and items being
-//     written.
+// Attach registers an nn.ChunkHook on every recorded module (plus a
+// pre-hook and a forward hook on the root that start and end each call).
+// Chunk hooks, unlike forward hooks, leave nn's fused Conv2d → ReLU →
+// MaxPool2d chains fused: nn hands each stage's output to the recorder
+// sample by sample, from the worker goroutine that computed it, while it
+// is hot in the cache; other modules deliver their whole output as one
+// chunk. Per (call, layer) the recorder keeps a small set of pooled
+// accumulators: a chunk takes an idle one (or a fresh one from the pool),
+// adds its elements (splitting chunks of 64 Ki elements or more across
+// GOMAXPROCS goroutines) and puts it back, so that concurrent chunks never
+// share one; sampled rows are copied from the chunk that holds them into
+// the (call, layer)'s pooled buffer (the budget is charged at the first
+// chunk). At the module's Done, the accumulators are merged (Chan et al.'s
+// update of the moments, histogram counts added), the row is computed and
+// the item — stats row plus sampled tensors — is pushed onto a queue
+// bounded by Config.QueueBytes (default 256 MiB), counting stats rows,
+// tensor copies and items being written.
 //
 // Workers (Config.Workers, default 1) pop items and call
 // Writer.AppendStats/AppendTensors. When the queue is full, Policy Block
@@ -77,38 +87,75 @@
 // queue must hold 17 MB per batch (15 batches fill the default 256 MiB).
 // Measured with BenchmarkOverheadInterleaved (plain and recorded passes
 // alternated, process CPU time, shared 2-core machine under heavy load),
-// before ReLU derivation: statistics in hooks cost 49-51 % CPU over plain
+// with forward hooks, before ReLU derivation and chunk hooks: statistics in hooks cost 49-51 % CPU over plain
 // inference (3 runs), statistics in workers 64-72 % (5 runs).
 //
 // # Cost
 //
-// Statistics cost about 0.55 ns of CPU per element when every output is
-// counted (BenchmarkStatsRecipeBatch/kernel), and about 0.46 ns with the
-// recorder's derivation of ReLU histograms (below;
-// BenchmarkStatsRecipeBatch/recorder): 33 % of the CPU of a plain
-// RecipeCNN(3,10) forward pass at batch 64, which produces 4.3 M output
-// elements in about 6 ms. That model does so little arithmetic per output
-// element that reading every activation once is a sizeable fraction of
-// inference. The larger part of the overhead of recording every layer is
-// not the recorder's: a hook on a module makes nn materialise that
-// module's whole-batch output instead of running its fused, in-place,
-// sample-by-sample path, which costs 65-85 % CPU with empty hooks on every
-// layer (BenchmarkOverheadInterleaved/nn-noop-hooks). MomentsOnly halves
-// the statistics part; recording only some batches (BatchPolicy.Every)
-// scales it down proportionally; recording fewer layers keeps more of nn's
-// fusion.
+// Measured on RecipeCNN(3,10) at batch 64 (4.3 M output elements, about
+// 6-7 ms of CPU per plain forward pass), on a shared noisy 2-core VM (load
+// average 5-11 from other jobs), with
 //
-// ReLU derivation: within one Forward call, the recorder keeps the
-// histogram and signed-zero counts of every clean (NaN- and Inf-free)
-// output it summarised. When a recorded ReLU's input is such an output
-// (same tensor, data pointer, length, and a fingerprint of 32 sampled
-// elements), its histogram is derived: positive buckets are the input's,
-// bucket 0x8000 holds the output's -0 and bucket 0x0000 its +0 plus the
-// input's positive subnormals of that bucket; only the moments and zero
-// counts of the output are summed. The result is checked (no NaN/Inf,
-// minimum >= 0, maximum equal to the input's positive maximum, bucket total
-// equal to the finite count) and otherwise counted in full; tests compare
-// derived and counted histograms on data with signed zeros and subnormals.
+//	go test -run XXX -bench OverheadInterleaved -count 3 ./recorder
+//
+// (plain and recorded passes alternated, process CPU time, the recorded
+// pass including the writer's work for its batch; three runs each):
+//
+//	configuration                               before   now
+//	stats, every layer (with histograms)        97-103   28-30 %
+//	moments only (MomentsOnly), every layer     73-100   13-22 %
+//	stats + samples 0,2 of relu1, maxpool2, fc1  95-99   34-41 %
+//	no-op hooks on every module                  56-74    1-8 %
+//
+// ("before" is commit b98bf5a, forward hooks, measured in the same session;
+// its no-op row is forward hooks, "now" chunk hooks),
+// and wall clock, go test -run XXX -bench 'Overhead$' -count 3 ./recorder:
+// plain 7.1-7.9 ms, stats 8.9-9.2 ms, moments only 7.6-9.0 ms, stats +
+// samples 9.2-12.2 ms per batch. The targets of 5 % (stats) and 10 % (with
+// samples) are not met. What remains is mostly the statistics themselves:
+// about 0.5 ns of CPU per element counted with histogram and 0.2 ns for
+// moments only (BenchmarkStatsRecipeBatch), over 2.3 M counted and 1.9 M
+// moments-only (ReLU) elements per batch, for a model that does so little
+// arithmetic per output element that reading every activation once is a
+// sizeable fraction of inference; with samples, also the store's writing
+// (compression) of the copied tensors. PyTorch's hooks cost about 4 % for
+// mean/std/min/max because they compute them on 4.3 M elements with
+// vectorised float32 reductions and no histogram. MomentsOnly skips the
+// histogram; BatchPolicy.Every scales everything down proportionally;
+// recording fewer layers costs proportionally less.
+//
+// The two steps that took the overhead down: nn.ChunkHook (the recorder no
+// longer makes nn materialise whole-batch tensors; a forward hook on every
+// module alone cost 56-74 %), and nn's AVX2 bias/ReLU kernels (a chunk hook
+// on a convolution or ReLU makes nn apply bias and ReLU to the full
+// convolution output rather than to the pooled quarter: 17-25 % with
+// scalar Go, a few % now).
+//
+// Derived rows. When the run is created, the recorder asks the model which
+// module produces each recorded layer's input (nn.Model.LeafInputs); within
+// one Forward call, a layer's result is kept for the layers that reuse it:
+//
+//   - A recorded ReLU (nn.ReLU) whose input is a recorded layer's output
+//     counts only its own moments and zeros; its histogram is derived from
+//     the input's at Done: positive buckets are the input's, bucket 0x8000
+//     holds the output's -0 and bucket 0x0000 its +0 plus the input's
+//     positive subnormals of that bucket. This holds for any y = ReLU(x),
+//     NaN and Inf included (positive finite values keep their bucket, NaN
+//     and +Inf stay non-finite and outside the histogram, everything else
+//     becomes a zero, which is counted). It is checked (minimum >= 0,
+//     maximum equal to the input's positive maximum, bucket total equal to
+//     the finite count); a failed check (which would mean nn's ReLU is not
+//     max(x, 0)) leaves that row without histogram and percentiles. Tests
+//     compare derived and counted histograms on data with signed zeros,
+//     subnormals, NaN and ±Inf.
+//   - A recorded Flatten or Dropout (identity at inference) whose input is
+//     a recorded layer's output has the same data: its row is the input's
+//     (per-channel statistics dropped where the output has no channel
+//     dimension) and nothing is counted.
+//   - MaxPool2d outputs are counted: a pooled value set is a data-dependent
+//     subset of the input's, so neither histogram nor moments follow from
+//     the input's; in the fused chain its output is a quarter of its
+//     input's size and is counted per sample while in cache.
 //
 // # Statistics
 //
