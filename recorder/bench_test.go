@@ -193,6 +193,11 @@ func overheadConfigs() []overheadConfig {
 			return c
 		}},
 		{"stats-all-layers", func() Config { return DefaultConfig() }},
+		{"stats-all-layers-every-8th-batch", func() Config {
+			c := DefaultConfig()
+			c.Batches = BatchPolicy{Every: 8}
+			return c
+		}},
 		{"moments-only-all-layers", func() Config {
 			c := DefaultConfig()
 			c.MomentsOnly = true

@@ -396,11 +396,11 @@ func (r *Recorder) finishCall(l *layerState, cs *callState, lc *layerCall, n int
 		lc.raw = nil
 	}()
 	if lc.err != nil {
-		putBuf(lc.buf)
+		r.dropSamples(lc)
 		return lc.err
 	}
 	if lc.rows != n {
-		putBuf(lc.buf)
+		r.dropSamples(lc)
 		return nil // chunks missed (recording switched on during the call)
 	}
 	if lc.stats {
@@ -425,13 +425,23 @@ func (r *Recorder) finishCall(l *layerState, cs *callState, lc *layerCall, n int
 	}
 	if lc.tensors {
 		if n != cs.n || lc.got != len(lc.idx) {
-			putBuf(lc.buf)
+			r.dropSamples(lc)
 			return fmt.Errorf("recorder: %s: output has %d rows, the batch %d samples", l.info.Path, n, cs.n)
 		}
 		it.buf, it.tensors = lc.buf, lc.trow
 		it.bytes += int64(4*lc.per*len(lc.idx)) + int64(len(lc.idx))*48
 	}
 	return r.push(cs.bs, it)
+}
+
+// dropSamples releases the sample buffer of lc and refunds its budget.
+func (r *Recorder) dropSamples(lc *layerCall) {
+	if lc.tensors {
+		r.tensorBytes.Add(-int64(4 * lc.per * len(lc.idx)))
+		lc.tensors = false
+	}
+	putBuf(lc.buf)
+	lc.buf = nil
 }
 
 // layerRow computes the statistics row of a (call, layer) from its
@@ -491,7 +501,7 @@ func (r *Recorder) layerRow(l *layerState, cs *callState, lc *layerCall) (store.
 		}
 	}
 	row.ChannelMean, row.ChannelMax = lc.channels()
-	if l.keep && l.kind != kindReLU {
+	if l.keep {
 		if res := cs.result(l); res != nil {
 			res.row.ChannelMean, res.row.ChannelMax = row.ChannelMean, row.ChannelMax
 		}
