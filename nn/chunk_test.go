@@ -361,3 +361,58 @@ func TestLeafInputs(t *testing.T) {
 		}
 	}
 }
+
+// filterHook wants every other call of each module.
+type filterHook struct {
+	*chunkCollector
+	mu    sync.Mutex
+	asked map[string]int
+}
+
+func (f *filterHook) Wants(_ context.Context, mod ModuleInfo) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked[mod.Path]++
+	return f.asked[mod.Path]%2 == 0
+}
+
+// A ChunkFilter that declines a call gets neither chunks nor Done for it;
+// hooks that want the call still get everything, bit for bit.
+func TestChunkFilter(t *testing.T) {
+	m, _ := RecipeCNN(3, 10)
+	r := rand.New(rand.NewPCG(9, 10))
+	x := NewTensor(4, 3, 28, 28)
+	fillRand(r, x)
+	ref := referenceOutputs(t, m, x)
+	f := &filterHook{chunkCollector: newChunkCollector(t), asked: map[string]int{}}
+	all := newChunkCollector(t)
+	for _, mi := range m.Modules() {
+		h1, _ := m.RegisterChunkHook(mi.Path, f)
+		h2, _ := m.RegisterChunkHook(mi.Path, all)
+		defer h1.Remove()
+		defer h2.Remove()
+	}
+	for i := 0; i < 4; i++ {
+		got, err := m.Forward(context.Background(), x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameBits(got.Data, ref[""]) {
+			t.Fatal("output differs")
+		}
+	}
+	mods := len(m.Modules())
+	if len(f.asked) != mods || len(f.done) != 2*mods || len(all.done) != 4*mods {
+		t.Errorf("asked %d modules, filter Done for %d (call, module)s, unfiltered %d; want %d, %d, %d", len(f.asked), len(f.done), len(all.done), mods, 2*mods, 4*mods)
+	}
+	for k, d := range f.data {
+		if !sameBits(d, ref[k.path]) {
+			t.Errorf("%s: filtered hook's chunks differ", k.path)
+		}
+	}
+	for k, d := range all.data {
+		if !sameBits(d, ref[k.path]) {
+			t.Errorf("%s: chunks differ", k.path)
+		}
+	}
+}

@@ -45,6 +45,15 @@ type ChunkHook interface {
 	Done(ctx context.Context, mod ModuleInfo, n int)
 }
 
+// ChunkFilter may be implemented by a ChunkHook that records only some
+// Forward calls. Wants is called once per Forward call and module, on the
+// Forward goroutine, before any chunk of that module; if it returns false,
+// neither Chunk nor Done is called for that module in that call, and a
+// fused chain none of whose hooks want the call runs as if unhooked.
+type ChunkFilter interface {
+	Wants(ctx context.Context, mod ModuleInfo) bool
+}
+
 // HookHandle detaches a registered hook.
 type HookHandle struct {
 	m    *Model
@@ -265,26 +274,48 @@ func rows(t *Tensor) int {
 	return t.Shape[0]
 }
 
+// wanting returns the chunk hooks of mod that want this call (see
+// ChunkFilter).
+func (m *Model) wanting(ctx context.Context, hs *hookSet, mod int) []hookEntry[ChunkHook] {
+	hooks := hs.chunk[mod]
+	for i, e := range hooks {
+		if f, ok := e.fn.(ChunkFilter); ok && !f.Wants(ctx, m.mods[mod]) {
+			// copy the ones that want it
+			out := append([]hookEntry[ChunkHook](nil), hooks[:i]...)
+			for _, e := range hooks[i+1:] {
+				if f, ok := e.fn.(ChunkFilter); !ok || f.Wants(ctx, m.mods[mod]) {
+					out = append(out, e)
+				}
+			}
+			return out
+		}
+	}
+	return hooks
+}
+
 // runChunks delivers out to the chunk hooks of mod as one chunk, then
 // calls their Done.
 func (m *Model) runChunks(ctx context.Context, hs *hookSet, mod int, out *Tensor) {
 	info := m.mods[mod]
 	n := rows(out)
-	for _, e := range hs.chunk[mod] {
+	hooks := m.wanting(ctx, hs, mod)
+	for _, e := range hooks {
 		e.fn.Chunk(ctx, info, out, 0, n)
 	}
-	for _, e := range hs.chunk[mod] {
+	for _, e := range hooks {
 		e.fn.Done(ctx, info, n)
 	}
 }
 
 // fusedChunks returns the chunk callbacks of the k+1 leaves of a fused
-// chain starting at leaf li, or nil if none has a chunk hook.
-func (m *Model) fusedChunks(ctx context.Context, hs *hookSet, li, k int) *stageChunks {
+// chain starting at leaf li, or nil if no hook wants the call; hooks[st]
+// are the wanting hooks of stage st.
+func (m *Model) fusedChunks(ctx context.Context, hs *hookSet, li, k int, hooks *[3][]hookEntry[ChunkHook]) *stageChunks {
 	var ch *stageChunks
 	for st := 0; st <= k; st++ {
 		mod := m.leaves[li+st].mod
-		hooks := hs.chunk[mod]
+		hooks[st] = m.wanting(ctx, hs, mod)
+		hooks := hooks[st]
 		if len(hooks) == 0 {
 			continue
 		}
@@ -323,14 +354,15 @@ func (m *Model) forwardHooked(ctx context.Context, hs *hookSet, vals []*Tensor) 
 		m.runPre(ctx, hs, l.mod, args)
 		if k := m.fusable(hs, li); k > 0 {
 			// no hook sees the chain's inner tensors (see fusable)
-			out, err := m.runFused(vals, li, k, m.fusedChunks(ctx, hs, li, k))
+			var hooks [3][]hookEntry[ChunkHook]
+			out, err := m.runFused(vals, li, k, m.fusedChunks(ctx, hs, li, k, &hooks))
 			if err != nil {
 				return nil, err
 			}
 			vals[m.leaves[li+k].out] = out
 			for st := 0; st <= k; st++ {
 				mod := m.leaves[li+st].mod
-				for _, e := range hs.chunk[mod] {
+				for _, e := range hooks[st] {
 					e.fn.Done(ctx, m.mods[mod], rows(out))
 				}
 			}

@@ -207,6 +207,23 @@ func (cs *callState) keep(l *layerState, res *layerResult) {
 	cs.mu.Unlock()
 }
 
+// Wants reports whether the layer records anything in this call, so that
+// nn runs unrecorded calls (e.g. batches BatchPolicy skips) as if unhooked.
+func (h *chunkHook) Wants(ctx context.Context, _ nn.ModuleInfo) (want bool) {
+	r, l := h.r, h.l
+	if !r.enabled.Load() || r.failed.Load() {
+		return false
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			r.setErr(fmt.Errorf("recorder: hook on %s: panic: %v", l.info.Path, p))
+			want = false
+		}
+	}()
+	lc := r.callOf(ctx).layerCall(r, l, nil, 0, 0)
+	return lc.err != nil || lc.stats || lc.tensors
+}
+
 func (h *chunkHook) Chunk(ctx context.Context, _ nn.ModuleInfo, out *nn.Tensor, lo, hi int) {
 	r, l := h.r, h.l
 	if !r.enabled.Load() || out == nil || r.failed.Load() {
@@ -360,6 +377,13 @@ func (lc *layerCall) channels() (mean, mx []float32) {
 func (h *chunkHook) Done(ctx context.Context, _ nn.ModuleInfo, n int) {
 	r, l := h.r, h.l
 	if !r.enabled.Load() || r.failed.Load() {
+		// switched off during the call: release what its chunks took
+		if lc := r.callOf(ctx).take(l); lc != nil {
+			r.dropSamples(lc)
+			for _, a := range lc.idle {
+				discard(a)
+			}
+		}
 		return
 	}
 	defer func() {

@@ -198,3 +198,5 @@ func mustConv(t *testing.T) *nn.Conv2d {
 	}
 	return c
 }
+
+var _ nn.ChunkFilter = (*chunkHook)(nil)
