@@ -7,7 +7,8 @@
 //	y, err := m.Forward(ctx, x)        // x: [N C H W] float32
 //
 // LoadWithOptions takes LoadOptions (model name, sizes for symbolic input
-// dimensions, choice of graph output); Decode builds a model from bytes.
+// dimensions, choice of graph output, dynamic batch for files exported with a
+// fixed one); Decode builds a model from bytes.
 //
 // # Parsing
 //
@@ -25,8 +26,8 @@
 // # Modules
 //
 // Every node whose output depends on the model's inputs becomes one leaf
-// module, in graph (topological) order, so Model.Modules lists the graph's
-// nodes as they run. Its path comes from the node name; the scope names
+// module (a Split node: one leaf per output), in graph (topological) order,
+// so Model.Modules lists the graph's nodes as they run. Its path comes from the node name; the scope names
 // PyTorch's exporter writes map back to the PyTorch module paths:
 //
 //	"/layer1/layer1.0/conv1/Conv"  -> "layer1.0.conv1"   (only node of its scope)
@@ -110,8 +111,18 @@
 // scripts/onnx_export.py writes the small fixtures in testdata/onnx (see its
 // README), which the tests compare with PyTorch outputs, intermediate
 // modules included. The torchvision resnet18 and mobilenet_v2 comparison
-// and BenchmarkResNet18 need the script's --large output:
+// (with --zoo also alexnet, squeezenet, googlenet, densenet121, shufflenet,
+// mobilenet_v3, mnasnet, efficientnet_b0, regnet, convnext_tiny and the
+// lraspp segmentation model) and BenchmarkResNet18 need the script's --large
+// output:
 //
-//	/usr/bin/python3 scripts/onnx_export.py --large /tmp/onnx-large
+//	/usr/bin/python3 scripts/onnx_export.py --large /tmp/onnx-large [--zoo]
 //	ACTREC_ONNX_LARGE=/tmp/onnx-large go test ./nn/onnx -run Large -bench ResNet18
+//
+// Not supported: control flow (If, Loop, Scan), sequences, recurrent layers
+// (LSTM, GRU, RNN), quantized operators, 1-D and 3-D convolutions and
+// pooling, integer or boolean tensors at run time (ArgMax, TopK, masks), and
+// models whose nodes move the batch out of dimension 0 — among them
+// nn.MultiheadAttention's [L, N*heads, D] layout, so torchvision's
+// vit_b_16 does not load.
 package onnx
