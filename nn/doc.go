@@ -81,12 +81,14 @@
 //     from the worker goroutine that computed it, while it is in the
 //     cache, possibly concurrently for different samples; other modules
 //     deliver one chunk [0, N) after their forward hooks. Done follows once
-//     per module and call, after all its chunks. This is what the recorder
-//     uses. A chunk hook on a convolution or its ReLU makes the chain apply
+//     per module and call, after all its chunks. A chunk hook that also
+//     implements ChunkFilter is asked once per call and module whether it
+//     wants that call; a fused chain no hook wants runs as if unhooked.
+//     This is what the recorder uses. A chunk hook on a convolution or its ReLU makes the chain apply
 //     bias and ReLU to the full convolution output instead of the pooled
 //     quarter (AVX2 kernels keep that cheap). No-op hooks on every module
 //     of RecipeCNN(3,10) at batch 64 cost 1-8 % CPU with chunk hooks and
-//     56-74 % with forward hooks, which defeat the fusion (go test -run XXX
+//     54-74 % with forward hooks, which defeat the fusion (go test -run XXX
 //     -bench OverheadInterleaved/nn-noop -count 3 ./recorder, shared noisy
 //     2-core VM; BenchmarkRecipeCNNChunkHooked and BenchmarkRecipeCNNHooked
 //     here for wall time).

@@ -102,31 +102,37 @@
 // pass including the writer's work for its batch; three runs each):
 //
 //	configuration                               before   now
-//	stats, every layer (with histograms)        97-103   28-30 %
-//	moments only (MomentsOnly), every layer     73-100   13-22 %
-//	stats + samples 0,2 of relu1, maxpool2, fc1  95-99   34-41 %
-//	no-op hooks on every module                  56-74    1-8 %
+//	stats, every layer (with histograms)        97-103   28-34 %
+//	moments only (MomentsOnly), every layer     73-100   13-23 %
+//	stats + samples 0,2 of relu1, maxpool2, fc1  95-99   25-41 %
+//	stats, every layer, every 8th batch              -    2-6 %
+//	hooks attached, nothing recorded                 -   -2-7 %
+//	no-op hooks on every module                  54-74    1-8 %
 //
 // ("before" is commit b98bf5a, forward hooks, measured in the same session;
-// its no-op row is forward hooks, "now" chunk hooks),
-// and wall clock, go test -run XXX -bench 'Overhead$' -count 3 ./recorder:
-// plain 7.1-7.9 ms, stats 8.9-9.2 ms, moments only 7.6-9.0 ms, stats +
-// samples 9.2-12.2 ms per batch. The targets of 5 % (stats) and 10 % (with
-// samples) are not met. What remains is mostly the statistics themselves:
-// about 0.5 ns of CPU per element counted with histogram and 0.2 ns for
-// moments only (BenchmarkStatsRecipeBatch), over 2.3 M counted and 1.9 M
-// moments-only (ReLU) elements per batch, for a model that does so little
-// arithmetic per output element that reading every activation once is a
-// sizeable fraction of inference; with samples, also the store's writing
-// (compression) of the copied tensors. PyTorch's hooks cost about 4 % for
-// mean/std/min/max because they compute them on 4.3 M elements with
-// vectorised float32 reductions and no histogram. MomentsOnly skips the
-// histogram; BatchPolicy.Every scales everything down proportionally;
-// recording fewer layers costs proportionally less.
+// its no-op row is forward hooks, "now" chunk hooks; "now" ranges cover
+// six runs, two invocations), and wall clock, go test -run XXX -bench
+// 'Overhead$' -count 3 ./recorder: plain 7.0-11.1 ms, stats 9.0-10.1 ms,
+// moments only 8.4-8.9 ms, stats + samples 9.8-11.9 ms, every 8th batch
+// 7.3-8.0 ms per batch. The targets of 5 % (stats) and 10 % (with samples)
+// are not met when every batch is recorded. What remains is mostly the
+// statistics themselves: the recorder's path (ReLU histograms derived,
+// Flatten reused, one chunk per sample) costs 0.45-0.47 ns of CPU per
+// output element on average, 31-32 % of a plain forward pass
+// (BenchmarkStatsRecipeBatch/recorder; 0.59 ns counting every output in
+// full, /kernel), for a model that does so little arithmetic per output
+// element that reading every activation once is a sizeable fraction of
+// inference; with samples,
+// also the store's appending of the copied tensors. PyTorch's hooks cost
+// about 4 % for mean/std/min/max, vectorised float32 reductions without a
+// histogram. MomentsOnly skips the histogram; BatchPolicy.Every scales
+// everything down proportionally, since calls the recorder records nothing
+// of are declined (nn.ChunkFilter) and run as if unhooked; recording fewer
+// layers costs proportionally less.
 //
 // The two steps that took the overhead down: nn.ChunkHook (the recorder no
 // longer makes nn materialise whole-batch tensors; a forward hook on every
-// module alone cost 56-74 %), and nn's AVX2 bias/ReLU kernels (a chunk hook
+// module alone cost 54-74 %), and nn's AVX2 bias/ReLU kernels (a chunk hook
 // on a convolution or ReLU makes nn apply bias and ReLU to the full
 // convolution output rather than to the pooled quarter: 17-25 % with
 // scalar Go, a few % now).
