@@ -49,7 +49,6 @@ type layerCall struct {
 	rows    int  // rows delivered
 
 	idle []*accumulator // accumulators not in use by a chunk
-	all  []*accumulator
 
 	raw []rawChunk // Config.StatsInWorkers: chunk copies
 
@@ -302,9 +301,7 @@ func (lc *layerCall) acc() *accumulator {
 		lc.idle = lc.idle[:k-1]
 		return a
 	}
-	a := accPool.Get()
-	lc.all = append(lc.all, a)
-	return a
+	return accPool.Get()
 }
 
 // addChannels adds the per-channel sums, counts and maxima of a chunk.

@@ -18,7 +18,8 @@ import (
 // give (statistics counted in one piece, histogram and percentiles exactly,
 // moments to rounding), NaN included.
 func TestRecorderFusedChunks(t *testing.T) {
-	for _, momentsOnly := range []bool{false, true} {
+	for _, variant := range []string{"full", "moments-only", "stats-in-workers"} {
+		momentsOnly := variant == "moments-only"
 		st := openStore(t)
 		m, ref := recipe(t), recipe(t)
 		cfg := DefaultConfig()
@@ -26,6 +27,7 @@ func TestRecorderFusedChunks(t *testing.T) {
 		cfg.Samples = SamplePolicy{Indices: []int{0, 2, 4}}
 		cfg.ChannelStats = true
 		cfg.MomentsOnly = momentsOnly
+		cfg.StatsInWorkers = variant == "stats-in-workers"
 		r, err := New(st, store.RunInfo{Name: "fused"}, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +87,7 @@ func TestRecorderFusedChunks(t *testing.T) {
 					row.ZeroFrac != want.ZeroFrac || !closeRel(row.Mean, want.Mean, 1e-9, 1e-12) || !closeRel(row.Std, want.Std, 1e-9, 1e-12) ||
 					!closeRel(row.L2, want.L2, 1e-9, 1e-12) || !slices.Equal(row.Hist.Keys, want.Hist.Keys) || !slices.Equal(row.Hist.Counts, want.Hist.Counts) ||
 					!sameFloats(row.Percentiles[:], want.Percentiles[:]) {
-					t.Errorf("moments-only %v: %s batch %d: stored %+v\nwant %+v", momentsOnly, path, row.Batch, row, want)
+					t.Errorf("%s: %s batch %d: stored %+v\nwant %+v", variant, path, row.Batch, row, want)
 				}
 				if len(row.ChannelMean) > 0 {
 					c := len(row.ChannelMean)
@@ -112,7 +114,7 @@ func TestRecorderFusedChunks(t *testing.T) {
 		if len(outs) != 10 {
 			t.Errorf("reference has %d layers", len(outs))
 		}
-		if !momentsOnly && (r.derived.Load() != 3*batches || r.underived.Load() != 0) {
+		if variant == "full" && (r.derived.Load() != 3*batches || r.underived.Load() != 0) {
 			t.Errorf("ReLU histograms derived %d times (%d not), want %d", r.derived.Load(), r.underived.Load(), 3*batches)
 		}
 	}
