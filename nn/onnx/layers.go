@@ -1488,6 +1488,55 @@ func (e *expand) Forward(in ...*nn.Tensor) (*nn.Tensor, error) {
 	return y, nil
 }
 
+// expandConst is ONNX Expand of a constant to a shape that involves the
+// batch size, which it reads from its input's dimension 0.
+type expandConst struct {
+	data  *nn.Tensor
+	shape []int64
+	batch []bool
+}
+
+func (e *expandConst) Op() string { return "Expand" }
+
+func (e *expandConst) OutputShape(in ...[]int) ([]int, error) {
+	if len(in) != 1 || len(in[0]) == 0 {
+		return nil, fmt.Errorf("onnx: Expand: want one input with a batch dimension")
+	}
+	target := make([]int, len(e.shape))
+	for i, v := range e.shape {
+		switch {
+		case e.batch != nil && e.batch[i]:
+			target[i] = in[0][0] // the batch size
+		case v < 0 || v > maxElements:
+			return nil, fmt.Errorf("onnx: Expand: invalid shape %v", e.shape)
+		default:
+			target[i] = int(v)
+		}
+	}
+	out, ok := broadcastShape(e.data.Shape, target)
+	if !ok {
+		return nil, shapeErr("Expand", fmt.Sprintf("a shape broadcastable to %v", e.shape), e.data.Shape)
+	}
+	if _, err := shapeSize(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (e *expandConst) Forward(in ...*nn.Tensor) (*nn.Tensor, error) {
+	if err := checkInputs("Expand", 1, in); err != nil {
+		return nil, err
+	}
+	s, err := e.OutputShape(in[0].Shape)
+	if err != nil {
+		return nil, err
+	}
+	n, _ := shapeSize(s)
+	y := &nn.Tensor{Shape: s, Data: make([]float32, n)}
+	broadcast(opAdd, y.Data, s, e.data.Data, e.data.Shape, make([]float32, 1), nil)
+	return y, nil
+}
+
 // resize is ONNX Resize over the last two dimensions of a 4-D input, modes
 // nearest and linear (bilinear).
 type resize struct {

@@ -125,8 +125,9 @@ type converter struct {
 	poisoned map[string]bool
 	used     map[string]bool // value names consumed by a node or the graph output
 	problems []Problem
-	folding  bool // converting a node whose inputs are all constant
-	dry      bool // checking the attributes of a node downstream of a failure
+	taken    map[string]bool // module paths and their prefixes
+	folding  bool            // converting a node whose inputs are all constant
+	dry      bool            // checking the attributes of a node downstream of a failure
 }
 
 func decode(data []byte, src *dataSource, opts LoadOptions) (*nn.Model, error) {
@@ -292,6 +293,17 @@ func (c *converter) convert(mp *modelProto) (*nn.Model, error) {
 	c.used[outName] = true
 
 	paths := nodePaths(g.Nodes, isRuntime)
+	c.taken = map[string]bool{}
+	for i, p := range paths {
+		if !isRuntime[i] {
+			continue
+		}
+		c.taken[p] = true
+		parts := strings.Split(p, ".")
+		for k := 1; k < len(parts); k++ {
+			c.taken[strings.Join(parts[:k], ".")] = true
+		}
+	}
 	for i, n := range g.Nodes {
 		if n.Domain != "" && n.Domain != "ai.onnx" {
 			c.problem(n, "operator domain %q is not supported", n.Domain)
@@ -678,6 +690,27 @@ func nodePaths(nodes []*nodeProto, isRuntime []bool) []string {
 		cand[i] = p
 	}
 	return cand
+}
+
+// extraPath names a node that turns out to be a module only during
+// conversion (a constant expanded to the batch size), avoiding the paths
+// and containers already in use.
+func (c *converter) extraPath(n *nodeProto) string {
+	name := n.Name
+	if name == "" && len(n.Outputs) > 0 {
+		name = n.Outputs[0]
+	}
+	s := splitName(name)
+	base := joinPath(s.scope, s.op)
+	if base == "" {
+		base = sanitizeComponent(n.OpType)
+	}
+	p := base
+	for k := 2; c.taken[p]; k++ {
+		p = fmt.Sprintf("%s_%d", base, k)
+	}
+	c.taken[p] = true
+	return p
 }
 
 func joinPath(a, b string) string {

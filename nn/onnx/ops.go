@@ -1107,6 +1107,18 @@ func convExpand(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, error
 	if !k.isInt || len(k.shape) != 1 {
 		return nil, nil, fmt.Errorf("shape must be a 1-D integer tensor, has shape %v", k.shape)
 	}
+	if !c.isData(x) {
+		// A constant expanded to the batch size (see fold): the runtime input
+		// only provides the batch size.
+		t, err := c.floatIn(n, 0, "input", false)
+		if err != nil {
+			return nil, nil, err
+		}
+		if k.batchSrc == "" {
+			return nil, nil, errors.New("input must depend on the model's inputs")
+		}
+		return &expandConst{data: t, shape: k.i, batch: k.batch}, []string{k.batchSrc}, nil
+	}
 	return &expand{shape: k.i, batch: k.batch}, []string{x}, nil
 }
 
@@ -1191,10 +1203,26 @@ func (c *converter) fold(n *nodeProto) {
 		c.problem(n, "node without output")
 		return
 	}
+	if n.OpType == "Expand" {
+		// A constant expanded to the batch size becomes a module that reads
+		// the batch size from the tensor whose Shape gave it.
+		data, shape := c.consts[input(n, 0)], c.consts[input(n, 1)]
+		if data != nil && !data.isInt && shape != nil && shape.hasBatch() && shape.batchSrc != "" {
+			c.addNode(n, c.extraPath(n))
+			return
+		}
+	}
 	k, ok := c.foldNode(n)
 	if !ok {
 		c.poison(n)
 		return
+	}
+	if k.hasBatch() && k.batchSrc == "" {
+		for _, in := range n.Inputs {
+			if kc := c.consts[in]; kc != nil && kc.batchSrc != "" {
+				k.batchSrc = kc.batchSrc
+			}
+		}
 	}
 	c.consts[n.Outputs[0]] = k
 	for i, o := range n.Outputs[1:] {
@@ -1270,6 +1298,8 @@ func (c *converter) foldNode(n *nodeProto) (*constant, bool) {
 			}
 			if !k.hasBatch() {
 				k.batch = nil
+			} else if c.rt[name] != nil {
+				k.batchSrc = name
 			}
 		}
 		if errs := a.check(); len(errs) > 0 {
@@ -1370,6 +1400,11 @@ func (c *converter) foldNode(n *nodeProto) (*constant, bool) {
 			k.f = append([]float32{}, src.f...)
 		}
 		return k, true
+	}
+	for _, in := range n.Inputs {
+		if k := c.consts[in]; k != nil && k.hasBatch() && !dataMovement[n.OpType] && n.OpType != "Reshape" {
+			return fail("a value computed at load time would depend on the batch size")
+		}
 	}
 	c.folding = true
 	layer, data, ok := c.layerFor(n)
@@ -1552,8 +1587,8 @@ func (c *converter) foldSelect(n *nodeProto) (*constant, error) {
 			return nil, fmt.Errorf("%s of float tensors is not supported", n.OpType)
 		}
 	}
-	if n.OpType == "Equal" && (ks[0].hasBatch() || ks[1].hasBatch()) || n.OpType == "Where" && ks[0].hasBatch() {
-		return nil, errors.New("comparison with the batch size is not supported")
+	if n.OpType == "Where" && ks[0].hasBatch() {
+		return nil, errors.New("a condition on the batch size is not supported")
 	}
 	s := ks[0].shape
 	for _, k := range ks[1:] {
@@ -1583,9 +1618,16 @@ func (c *converter) foldSelect(n *nodeProto) (*constant, error) {
 	}
 	for j := range out.i {
 		if n.OpType == "Equal" {
-			a, _ := at(0, j)
-			b, _ := at(1, j)
-			if a == b {
+			a, ba := at(0, j)
+			b, bb := at(1, j)
+			switch {
+			case ba && bb:
+				out.i[j] = 1
+			case ba && b <= 0, bb && a <= 0:
+				// The batch size is positive: it differs from 0 and -1.
+			case ba || bb:
+				return nil, errors.New("comparison of the batch size with a positive number is not supported")
+			case a == b:
 				out.i[j] = 1
 			}
 			continue

@@ -490,3 +490,38 @@ func TestOps_Split(t *testing.T) {
 		t.Errorf("split of the batch: %v", err)
 	}
 }
+
+// torchvision's ViT: class_token.expand(x.size(0), -1, -1) concatenated with
+// the patch embeddings. The expanded constant becomes a module reading the
+// batch size from x.
+func TestOps_ExpandConstantToBatch(t *testing.T) {
+	data := model(13, []*valueInfo{vinfo("x", -1, 3, 2)}, "y", []*tensorProto{
+		floatInit("cls", []int64{1, 1, 2}, 7, 8), intInit("zero", nil, 0), intInit("ax0", []int64{1}, 0),
+		intInit("rest", []int64{2}, 1, 1)},
+		node("/Shape", "Shape", []string{"x"}, []string{"s"}),
+		node("/Gather", "Gather", []string{"s", "zero"}, []string{"n"}, aInt("axis", 0)),
+		node("/Unsqueeze", "Unsqueeze", []string{"n", "ax0"}, []string{"n1"}),
+		node("/Concat", "Concat", []string{"n1", "rest"}, []string{"shape"}, aInt("axis", 0)),
+		node("/Expand", "Expand", []string{"cls", "shape"}, []string{"e"}),
+		node("/Concat_1", "Concat", []string{"e", "x"}, []string{"y"}, aInt("axis", 1)))
+	m, err := Decode(data, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaves []string
+	for _, mi := range m.Modules() {
+		if mi.Leaf {
+			leaves = append(leaves, mi.Path+":"+mi.Op)
+		}
+	}
+	if got := strings.Join(leaves, " "); got != "Expand:Expand Concat_1:Concat" {
+		t.Errorf("leaves %q", got)
+	}
+	x := &nn.Tensor{Shape: []int{2, 3, 2}, Data: seq(12, 1)}
+	y, err := m.Forward(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]float32{7, 8}, x.Data[:6]...), append([]float32{7, 8}, x.Data[6:]...)...)
+	near(t, y, []int{2, 4, 2}, want)
+}

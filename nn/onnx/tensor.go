@@ -27,6 +27,9 @@ type constant struct {
 	// batch marks int elements that stand for the model's batch size N (a
 	// Shape of a tensor whose first dimension is the dynamic batch); nil if none.
 	batch []bool
+	// batchSrc names a runtime value whose dimension 0 is the batch size,
+	// when batch marks some element.
+	batchSrc string
 }
 
 func (c *constant) size() int {
