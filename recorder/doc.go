@@ -61,7 +61,7 @@
 // adds its elements (splitting chunks of 64 Ki elements or more across
 // GOMAXPROCS goroutines) and puts it back, so that concurrent chunks never
 // share one; sampled rows are copied from the chunk that holds them into
-// the (call, layer)'s pooled buffer (the budget is charged at the first
+// the (call, layer)'s pooled buffer (the budget is charged before the first
 // chunk). At the module's Done, the accumulators are merged (Chan et al.'s
 // update of the moments, histogram counts added), the row is computed and
 // the item — stats row plus sampled tensors — is pushed onto a queue
