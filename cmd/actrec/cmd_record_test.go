@@ -238,3 +238,36 @@ func TestRecord_SIGINT(t *testing.T) {
 		t.Fatalf("fc2 has %d stats rows for %d batches (%v)", len(rows), run.Batches, err)
 	}
 }
+
+// TestRecord_ONNX records the ONNX export of the recipe CNN (v1 weights) on the shipped test set
+// and checks its stats equal those of the built-in model with the same weights.
+func TestRecord_ONNX(t *testing.T) {
+	onnxPath, err := shippedPath("testdata/onnx/recipe_cnn.onnx")
+	if err != nil {
+		t.Skip(err)
+	}
+	o := testOptions(t)
+	o.Run, o.Model, o.Layers = "onnx", onnxPath, []string{"fc2"}
+	if _, err := runRecord(context.Background(), o, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	o.Run, o.Model, o.Layers = "builtin", "recipe-cnn", []string{"fc2"}
+	if _, err := runRecord(context.Background(), o, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenReadOnly(o.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, errA := st.Stats("onnx", "fc2", store.BatchRange{})
+	b, errB := st.Stats("builtin", "fc2", store.BatchRange{})
+	if errA != nil || errB != nil || len(a) != 3 || len(b) != 3 {
+		t.Fatalf("stats rows: %d (%v), %d (%v)", len(a), errA, len(b), errB)
+	}
+	for i := range a {
+		if d := a[i].Mean - b[i].Mean; d > 1e-5 || d < -1e-5 || a[i].Count != b[i].Count {
+			t.Errorf("batch %d: onnx mean %v count %d, built-in mean %v count %d", i, a[i].Mean, a[i].Count, b[i].Mean, b[i].Count)
+		}
+	}
+}

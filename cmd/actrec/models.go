@@ -15,6 +15,12 @@ import (
 	"github.com/actrec/actrec/nn/onnx"
 )
 
+// fashionTestSet is the shipped input, and fashionNorm the normalization the shipped models were
+// trained with (testdata/models/README.md).
+const fashionTestSet = "testdata/fashion-mnist/t10k-images-idx3-ubyte.gz"
+
+var fashionNorm = normalization{Mean: []float64{0.2860}, Std: []float64{0.3530}}
+
 // builtin is a model actrec can build by name.
 type builtin struct {
 	Name        string
@@ -33,7 +39,7 @@ func builtins() []builtin {
 			Description: "the hook recipe's CNN for Fashion-MNIST (conv1..fc2), trained weights v1, v2, v1-int8",
 			Input:       []int{1, 28, 28},
 			Weights:     "testdata/models/recipe-cnn-v1.safetensors",
-			Dataset:     "testdata/fashion-mnist/t10k-images-idx3-ubyte.gz",
+			Dataset:     fashionTestSet,
 			Build:       func() (*nn.Model, error) { return nn.RecipeCNN(1, 10) },
 		},
 		{
@@ -81,9 +87,13 @@ func loadModel(model, weights string) (*loadedModel, error) {
 		if weights != "" {
 			return nil, usagef("--weights does not apply to an ONNX model (%s carries its own)", model)
 		}
-		m, err := onnx.Load(model)
+		// Exports without dynamic_axes fix the batch size (usually 1); try making it dynamic
+		// so --batch-size works, and fall back to the file's own batch size.
+		m, err := onnx.LoadWithOptions(model, onnx.LoadOptions{DynamicBatch: true})
 		if err != nil {
-			return nil, err
+			if m, err = onnx.Load(model); err != nil {
+				return nil, err
+			}
 		}
 		raw, err := os.ReadFile(model)
 		if err != nil {
@@ -96,6 +106,11 @@ func loadModel(model, weights string) (*loadedModel, error) {
 			lm.Input = append([]int(nil), in[0][1:]...)
 		} else {
 			return nil, fmt.Errorf("model %s: want one input of shape [N, ...], have %v", model, in)
+		}
+		if sameShape(lm.Input, []int{1, 28, 28}) {
+			// A Fashion-MNIST-shaped model gets the shipped test set, normalized as the shipped models.
+			lm.Dataset, _ = shippedPath(fashionTestSet)
+			lm.Norm = fashionNorm
 		}
 		return lm, nil
 	}
