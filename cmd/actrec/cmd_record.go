@@ -151,9 +151,10 @@ func buildConfig(o recordOptions) (recorder.Config, error) {
 		cfg.Samples.Seed = o.Seed
 	}
 	cfg.TensorBudget = o.MaxBytes
-	if o.QueueMem > 0 {
-		cfg.QueueBytes = o.QueueMem
+	if o.QueueMem <= 0 {
+		return cfg, usagef("--queue-mem must be > 0")
 	}
+	cfg.QueueBytes = o.QueueMem
 	if o.Drop {
 		cfg.Policy = recorder.Drop
 	}
@@ -185,6 +186,14 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 	if o.Limit < 0 {
 		return nil, usagef("--limit %d: must be >= 0", o.Limit)
 	}
+	switch o.Progress {
+	case "auto", "bar", "plain", "none":
+	default:
+		return nil, usagef("--progress %q: want auto, bar, plain or none", o.Progress)
+	}
+	if o.SampleCount > o.BatchSize {
+		return nil, usagef("--sample-count %d: larger than --batch-size %d", o.SampleCount, o.BatchSize)
+	}
 	comp, ok := store.ParseCompression(o.Compression)
 	if !ok {
 		return nil, usagef("--compression %q: want none, lz4 or zstd", o.Compression)
@@ -196,6 +205,11 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 	cfg, err := buildConfig(o)
 	if err != nil {
 		return nil, err
+	}
+	for _, i := range cfg.Samples.Indices {
+		if i >= o.BatchSize {
+			return nil, usagef("--samples %d: a batch has samples 0..%d (--batch-size %d)", i, o.BatchSize-1, o.BatchSize)
+		}
 	}
 	lm, err := loadModel(o.Model, o.Weights)
 	if err != nil {
@@ -224,7 +238,7 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 	opts.Compression = comp
 	st, err := store.Open(o.Store, opts)
 	if err != nil {
-		return nil, err
+		return nil, storeError{err}
 	}
 	defer st.Close()
 
@@ -332,7 +346,7 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 func printSummary(w io.Writer, r *recordResult, lm *loadedModel, input, dir string) {
 	state := "complete"
 	if r.Interrupted {
-		state = "interrupted (everything recorded so far is flushed)"
+		state = "interrupted; everything recorded so far is flushed"
 	}
 	fmt.Fprintf(w, "run        %s (%s)\n", r.Run, state)
 	fmt.Fprintf(w, "model      %s %s, weights %s\n", lm.Name, lm.Version, shortHash(lm.WeightsHash))
@@ -346,8 +360,12 @@ func printSummary(w io.Writer, r *recordResult, lm *loadedModel, input, dir stri
 	}
 	fmt.Fprintln(w)
 	if r.PlainMs > 0 && r.RecordMs > 0 {
-		fmt.Fprintf(w, "overhead   %.2f ms/batch recording vs %.2f ms/batch plain (%+.1f%%; estimate from %d plain calibration passes, noisy)\n",
-			r.RecordMs, r.PlainMs, 100*(r.RecordMs-r.PlainMs)/r.PlainMs, 3)
+		pct := fmt.Sprintf("%+.1f%%", 100*(r.RecordMs-r.PlainMs)/r.PlainMs)
+		if r.RecordMs <= r.PlainMs {
+			pct = "no measurable overhead"
+		}
+		fmt.Fprintf(w, "overhead   %.2f ms/batch recording vs %.2f ms/batch plain (%s; a rough estimate from %d plain passes, see BENCHMARKS.md)\n",
+			r.RecordMs, r.PlainMs, pct, 3)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -479,6 +497,12 @@ func (p *progress) finish() {
 		p.bar.Finish()
 	}
 }
+
+// storeError marks a store that cannot be opened or used (exit code 4).
+type storeError struct{ err error }
+
+func (e storeError) Error() string { return e.err.Error() }
+func (e storeError) Unwrap() error { return e.err }
 
 // inputError marks an unreadable input (exit code 3).
 type inputError struct{ err error }

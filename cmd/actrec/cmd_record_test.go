@@ -18,7 +18,7 @@ import (
 func testOptions(t *testing.T) recordOptions {
 	t.Helper()
 	return recordOptions{Store: filepath.Join(t.TempDir(), "store"), Model: "recipe-cnn", BatchSize: 16, Limit: 3,
-		Mode: "stats", Compression: "none", Progress: "none", Seed: 1}
+		Mode: "stats", Compression: "none", Progress: "none", Seed: 1, QueueMem: 256 << 20}
 }
 
 func TestRecord_Defaults(t *testing.T) {
@@ -97,7 +97,13 @@ func TestRecord_Errors(t *testing.T) {
 		{"missing input", func(o *recordOptions) { o.Input = "/nonexistent/x.npy" }, exitInput, "/nonexistent/x.npy"},
 		{"bad weights version", func(o *recordOptions) { o.Weights = "v9" }, exitUsage, "shipped versions are v1, v2, v1-int8"},
 		{"bad tag", func(o *recordOptions) { o.Tags = []string{"novalue"} }, exitUsage, "want k=v"},
-		{"escaping run name", func(o *recordOptions) { o.Run = "a\x00b" }, exitStore, "invalid name"},
+		{"escaping run name", func(o *recordOptions) { o.Run = "a\x00b" }, exitUsage, "invalid name"},
+		{"missing model file", func(o *recordOptions) { o.Model = "/nonexistent/m.onnx" }, exitUsage, "/nonexistent/m.onnx"},
+		{"missing weights file", func(o *recordOptions) { o.Weights = "/nonexistent/w.safetensors" }, exitUsage, "/nonexistent/w.safetensors"},
+		{"store is a file", func(o *recordOptions) { o.Store = "/etc/hostname" }, exitStore, "/etc/hostname"},
+		{"bad progress", func(o *recordOptions) { o.Progress = "weird" }, exitUsage, "want auto, bar, plain or none"},
+		{"sample out of range", func(o *recordOptions) { o.Samples = "99" }, exitUsage, "a batch has samples 0..15"},
+		{"zero queue", func(o *recordOptions) { o.QueueMem = 0 }, exitUsage, "--queue-mem must be > 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := testOptions(t)

@@ -86,6 +86,9 @@ func (n normalization) apply(c int, x float64) float32 {
 }
 
 func (n normalization) String() string {
+	if len(n.Mean) == 0 && len(n.Std) == 0 {
+		return "x/255"
+	}
 	return fmt.Sprintf("(x/255 - %v) / %v", n.Mean, n.Std)
 }
 

@@ -32,7 +32,7 @@ const (
 const exitCodesHelp = `EXIT CODES:
    0    success
    1    recording failed (the error says why; the run is marked interrupted)
-   2    usage: unknown command, flag, model, layer or bad flag value
+   2    usage: unknown command, flag, model, layer, invalid run name, missing model or weights file, bad flag value
    3    the input data cannot be read
    4    the store cannot be used: locked by another process, run exists, unknown format version, corrupt
    5    disk full (what was flushed before stays readable)
@@ -82,20 +82,21 @@ func main() {
 func exitCode(err error) int {
 	var ue usageError
 	var ie inputError
+	var se storeError
 	var ce *store.CorruptionError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, errInterrupted):
 		return exitInterrupted
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, store.ErrInvalidName):
 		return exitUsage
 	case errors.Is(err, syscall.ENOSPC):
 		return exitDiskFull
 	case errors.As(err, &ie):
 		return exitInput
-	case errors.Is(err, store.ErrLocked), errors.Is(err, store.ErrVersion), errors.Is(err, store.ErrRunExists),
-		errors.Is(err, store.ErrInvalidName), errors.As(err, &ce):
+	case errors.As(err, &se), errors.Is(err, store.ErrLocked), errors.Is(err, store.ErrVersion), errors.Is(err, store.ErrRunExists),
+		errors.As(err, &ce):
 		return exitStore
 	}
 	return exitFailure

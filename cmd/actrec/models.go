@@ -89,6 +89,9 @@ func loadModel(model, weights string) (*loadedModel, error) {
 		}
 		// Exports without dynamic_axes fix the batch size (usually 1); try making it dynamic
 		// so --batch-size works, and fall back to the file's own batch size.
+		if _, err := os.Stat(model); err != nil {
+			return nil, usagef("--model: %w", err)
+		}
 		m, err := onnx.LoadWithOptions(model, onnx.LoadOptions{DynamicBatch: true})
 		if err != nil {
 			if m, err = onnx.Load(model); err != nil {
@@ -151,7 +154,7 @@ func loadModel(model, weights string) (*loadedModel, error) {
 	}
 	raw, err := os.ReadFile(weights)
 	if err != nil {
-		return nil, fmt.Errorf("weights: %w", err)
+		return nil, usagef("--weights: %w", err)
 	}
 	sd, meta, err := nn.DecodeSafetensors(raw)
 	if err != nil {
