@@ -359,9 +359,15 @@ func diffLayer(s *store.Store, runA, runB string, a, b store.LayerSummary, opts 
 
 func judgeTensor(t *TensorDiff, opts DiffOptions) (string, []string) {
 	reasons := []string{}
-	if t.OutsideCount > 0 && !opts.MetricsOnly {
+	// A non-finite mismatch fails under every gate: SQNR and cosine are
+	// computed over the finite pairs and would not see it.
+	if t.NonFinite > 0 {
+		reasons = append(reasons, fmt.Sprintf("%d of %d elements non-finite in one run only (NaN or Inf where the other run has another value)",
+			t.NonFinite, t.N))
+	}
+	if finite := t.OutsideCount - t.NonFinite; finite > 0 && !opts.MetricsOnly {
 		reasons = append(reasons, fmt.Sprintf("%d of %d elements outside atol %g + rtol %g * |b| (max abs err %s)",
-			t.OutsideCount, t.N, opts.Tol.Atol, opts.Tol.Rtol, t.MaxAbsErr))
+			finite, t.N, opts.Tol.Atol, opts.Tol.Rtol, t.MaxAbsErrFinite))
 	}
 	if opts.MinSQNR != nil && !(float64(t.SQNRdB) >= *opts.MinSQNR) {
 		reasons = append(reasons, fmt.Sprintf("sqnr %s dB < %g", t.SQNRdB, *opts.MinSQNR))
@@ -372,7 +378,7 @@ func judgeTensor(t *TensorDiff, opts DiffOptions) (string, []string) {
 	switch {
 	case len(reasons) > 0:
 		return StatusFailed, reasons
-	case t.MaxAbsErr == 0 && t.NonFinite == 0:
+	case t.MaxAbsErrFinite == 0 && t.NonFinite == 0:
 		return StatusEqual, reasons
 	}
 	return StatusOK, reasons

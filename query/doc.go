@@ -42,6 +42,17 @@
 // and the Wasserstein-1 distance between the merged histograms on the
 // shared bfloat16 bucket grid (Wasserstein1).
 //
+// Non-finite values: a NaN in both runs at the same element, or the same
+// infinity in both, counts as equal. Any other pair with a non-finite value
+// (NaN or Inf against a finite value, NaN against Inf, +Inf against -Inf)
+// is a non-finite mismatch: it counts in TensorDiff.NonFinite and in the
+// elements outside the tolerance, max_abs_err is NaN (max_abs_err_finite
+// keeps the maximum over the finite pairs; the sums behind mean error,
+// RMSE, rel_l2, cosine and SQNR leave such pairs out), and the layer fails
+// whatever the thresholds, --min-sqnr and --min-cosine included. For
+// stats-only layers, differing NaN or Inf counts fail the layer the same
+// way.
+//
 // A layer's status is equal, ok (within the thresholds), failed,
 // shape_mismatch (counted as failed; the rest of the layers are still
 // compared), only_a, only_b or no_common_data. With zero thresholds any

@@ -19,9 +19,13 @@ type Tolerance struct {
 //
 // Non-finite values: a pair where both values are NaN, or both are the same
 // infinity, counts as equal (numpy's equal_nan=True). Any other pair with a
-// non-finite value counts in NonFinite, is outside tolerance, and is left
-// out of the float sums so that the metrics stay finite and meaningful for
-// the rest of the tensor.
+// non-finite value (NaN or Inf against a finite value, NaN against Inf,
+// +Inf against -Inf) is a non-finite mismatch: it counts in NonFinite, is
+// outside tolerance, and is left out of the float sums so that the sum-based
+// metrics stay finite and meaningful for the rest of the tensor. The
+// metrics flag it: [ErrorMetrics].MaxAbsErr is NaN when NonFinite > 0
+// (MaxAbsErrFinite keeps the maximum over the finite pairs), and Diff fails
+// such a layer whatever the thresholds.
 //
 // The zero value accumulates with Atol = Rtol = 0. An ErrorAccumulator is
 // not safe for concurrent use; give each goroutine its own and merge.
@@ -199,25 +203,33 @@ func (e *ErrorAccumulator) Merge(o *ErrorAccumulator) {
 }
 
 // ErrorMetrics are the error metrics of a candidate a against a reference b.
-// Means divide by N; non-finite pairs count in N and add no error to the
-// sums (they are reported in NonFinite and OutsideCount instead).
+// Means divide by N; non-finite mismatches count in N and add no error to
+// the sums (they are reported in NonFinite, OutsideCount and a NaN
+// MaxAbsErr instead).
 type ErrorMetrics struct {
-	N            int64 `json:"n"`             // pairs compared
-	NonFinite    int64 `json:"non_finite"`    // pairs with differing NaN/Inf
-	MaxAbsErr    Float `json:"max_abs_err"`   // max |a-b|
-	MeanAbsErr   Float `json:"mean_abs_err"`  // sum |a-b| / N
-	RMSE         Float `json:"rmse"`          // sqrt(sum (a-b)^2 / N)
-	RelL2        Float `json:"rel_l2"`        // ||a-b|| / ||b||; 0 if both 0, +Inf if only ||b|| is 0
-	Cosine       Float `json:"cosine"`        // a.b / (||a|| ||b||); 1 if both are zero vectors, 0 if one is
-	SQNRdB       Float `json:"sqnr_db"`       // 10 log10(sum b^2 / sum (a-b)^2); +Inf when a == b
-	OutsideFrac  Float `json:"outside_frac"`  // fraction of pairs with |a-b| > atol + rtol*|b|
-	OutsideCount int64 `json:"outside_count"` // number of such pairs
+	N         int64 `json:"n"`           // pairs compared
+	NonFinite int64 `json:"non_finite"`  // pairs with differing NaN/Inf (non-finite mismatches)
+	MaxAbsErr Float `json:"max_abs_err"` // max |a-b|; NaN when NonFinite > 0
+	// MaxAbsErrFinite is max |a-b| over the pairs of finite values (equal to
+	// MaxAbsErr when NonFinite is 0).
+	MaxAbsErrFinite Float `json:"max_abs_err_finite"`
+	MeanAbsErr      Float `json:"mean_abs_err"`  // sum |a-b| / N
+	RMSE            Float `json:"rmse"`          // sqrt(sum (a-b)^2 / N)
+	RelL2           Float `json:"rel_l2"`        // ||a-b|| / ||b||; 0 if both 0, +Inf if only ||b|| is 0
+	Cosine          Float `json:"cosine"`        // a.b / (||a|| ||b||); 1 if both are zero vectors, 0 if one is
+	SQNRdB          Float `json:"sqnr_db"`       // 10 log10(sum b^2 / sum (a-b)^2); +Inf when a == b
+	OutsideFrac     Float `json:"outside_frac"`  // fraction of pairs with |a-b| > atol + rtol*|b|
+	OutsideCount    int64 `json:"outside_count"` // number of such pairs
 }
 
 // Metrics computes the metrics from the accumulated sums. With N == 0 all
 // metrics are those of two equal (empty) tensors.
 func (e *ErrorAccumulator) Metrics() ErrorMetrics {
-	m := ErrorMetrics{N: e.N, NonFinite: e.NonFinite, MaxAbsErr: Float(e.MaxAbs), OutsideCount: e.Outside}
+	m := ErrorMetrics{N: e.N, NonFinite: e.NonFinite, MaxAbsErr: Float(e.MaxAbs), MaxAbsErrFinite: Float(e.MaxAbs),
+		OutsideCount: e.Outside}
+	if e.NonFinite > 0 {
+		m.MaxAbsErr = Float(math.NaN())
+	}
 	if e.N > 0 {
 		n := float64(e.N)
 		m.MeanAbsErr = Float(e.SumAbs / n)

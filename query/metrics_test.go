@@ -34,7 +34,10 @@ func naiveMetrics(a, b []float32, tol Tolerance) ErrorMetrics {
 			outside++
 		}
 	}
-	m := ErrorMetrics{N: n, NonFinite: nonFinite, MaxAbsErr: Float(maxAbs), OutsideCount: outside}
+	m := ErrorMetrics{N: n, NonFinite: nonFinite, MaxAbsErr: Float(maxAbs), MaxAbsErrFinite: Float(maxAbs), OutsideCount: outside}
+	if nonFinite > 0 {
+		m.MaxAbsErr = Float(math.NaN())
+	}
 	if n > 0 {
 		m.MeanAbsErr = Float(sumAbs / float64(n))
 		m.RMSE = Float(math.Sqrt(sumSq / float64(n)))
@@ -76,6 +79,7 @@ func checkMetrics(t *testing.T, got, want ErrorMetrics) {
 		got, want Float
 	}{
 		{"max_abs", got.MaxAbsErr, want.MaxAbsErr},
+		{"max_abs_finite", got.MaxAbsErrFinite, want.MaxAbsErrFinite},
 		{"mean_abs", got.MeanAbsErr, want.MeanAbsErr},
 		{"rmse", got.RMSE, want.RMSE},
 		{"rel_l2", got.RelL2, want.RelL2},
@@ -159,15 +163,15 @@ func TestErrorAccumulatorEdgeValues(t *testing.T) {
 		{"both_zero", []float32{0, 0}, []float32{0, 0},
 			ErrorMetrics{N: 2, Cosine: 1, SQNRdB: Float(math.Inf(1))}},
 		{"ref_zero", []float32{3, 4}, []float32{0, 0},
-			ErrorMetrics{N: 2, MaxAbsErr: 4, MeanAbsErr: 3.5, RMSE: Float(math.Sqrt(12.5)), RelL2: Float(math.Inf(1)),
+			ErrorMetrics{N: 2, MaxAbsErr: 4, MaxAbsErrFinite: 4, MeanAbsErr: 3.5, RMSE: Float(math.Sqrt(12.5)), RelL2: Float(math.Inf(1)),
 				Cosine: 0, SQNRdB: Float(math.Inf(-1)), OutsideFrac: 1, OutsideCount: 2}},
 		{"opposite", []float32{1, 0}, []float32{-1, 0},
-			ErrorMetrics{N: 2, MaxAbsErr: 2, MeanAbsErr: 1, RMSE: Float(math.Sqrt(2)), RelL2: 2,
+			ErrorMetrics{N: 2, MaxAbsErr: 2, MaxAbsErrFinite: 2, MeanAbsErr: 1, RMSE: Float(math.Sqrt(2)), RelL2: 2,
 				Cosine: -1, SQNRdB: Float(10 * math.Log10(1.0/4)), OutsideFrac: 0.5, OutsideCount: 1}},
 		{"nan_equal", []float32{float32(math.NaN()), 1}, []float32{float32(math.NaN()), 1},
 			ErrorMetrics{N: 2, Cosine: 1, SQNRdB: Float(math.Inf(1))}},
 		{"nan_vs_value", []float32{float32(math.NaN()), 1}, []float32{2, 1},
-			ErrorMetrics{N: 2, NonFinite: 1, Cosine: 1, SQNRdB: Float(math.Inf(1)), OutsideFrac: 0.5, OutsideCount: 1}},
+			ErrorMetrics{N: 2, NonFinite: 1, MaxAbsErr: Float(math.NaN()), Cosine: 1, SQNRdB: Float(math.Inf(1)), OutsideFrac: 0.5, OutsideCount: 1}},
 		{"empty", nil, nil, ErrorMetrics{Cosine: 1, SQNRdB: Float(math.Inf(1))}},
 	}
 	for _, tc := range tests {

@@ -31,6 +31,8 @@ func newDiffCommand(g *globalOptions) *cli.Command {
 			"Layers are matched by path (or --map), samples by dataset index (else batch and sample).\n" +
 			"With no threshold flags any difference fails a layer. --min-sqnr/--min-cosine alone gate on\n" +
 			"those metrics only; with --atol/--rtol too, elements outside atol + rtol*|b| also fail.\n" +
+			"NaN/Inf in one run where the other has another value fails a layer under every gate\n" +
+			"(MAX_ABS shows NaN); the same NaN or Inf in both runs counts as equal.\n" +
 			"Exit status 1 when a layer fails\n" +
 			"or has a shape mismatch. Layers or batches present in one run only are reported, not failed.",
 		ArgsUsage: "RUN_A RUN_B",
