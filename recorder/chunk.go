@@ -27,9 +27,14 @@ type callState struct {
 	bs *batchState
 	n  int // rows of the model's first input; -1 if unknown
 
-	mu     sync.Mutex
-	layers map[*layerState]*layerCall // layers whose chunks are arriving
-	done   map[*layerState]*layerResult
+	mu      sync.Mutex
+	layers  map[*layerState]*layerCall // layers whose chunks are arriving
+	done    map[*layerState]*layerResult
+	planned bool        // the call's reservation was attempted (at its first recorded layer)
+	dropped bool        // Policy Drop: no room for the call; nothing of it is recorded
+	held    int64       // queue bytes reserved for the call, not yet turned into items
+	idx     []int       // sampled rows of the call
+	stop    func() bool // stops the context.AfterFunc releasing held on cancellation
 }
 
 // layerResult is what later layers of the same call reuse from a layer's
@@ -89,12 +94,104 @@ func (r *Recorder) startCall(ctx context.Context, _ nn.ModuleInfo, in []*nn.Tens
 	r.newCall(ctx, n)
 }
 
-// endCall is the root's forward hook: the call is over.
+// endCall is the root's forward hook: the call is over; what it reserved
+// and did not use is released.
 func (r *Recorder) endCall(ctx context.Context, _ nn.ModuleInfo, _ []*nn.Tensor, _ *nn.Tensor) {
-	if id := nn.CallID(ctx); id != 0 {
-		r.mu.Lock()
-		r.calls.delete(id)
-		r.mu.Unlock()
+	id := nn.CallID(ctx)
+	if id == 0 {
+		return
+	}
+	r.mu.Lock()
+	cs, ok := r.calls.get(id)
+	r.calls.delete(id)
+	r.mu.Unlock()
+	if ok {
+		r.endReservation(cs)
+	}
+}
+
+// endReservation releases the unused part of the call's reservation; later
+// items of the call (if any) are charged in full.
+func (r *Recorder) endReservation(cs *callState) {
+	cs.mu.Lock()
+	h := cs.held
+	cs.held = 0
+	stop := cs.stop
+	cs.stop = nil
+	cs.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	if h > 0 {
+		r.q.done(h)
+	}
+}
+
+// statsReserve is what a stats row of l is expected to hold (rowBytes with
+// a histogram of up to 1024 buckets); a row with more buckets is charged
+// the difference when it is queued.
+func (r *Recorder) statsReserve(l *layerState) int64 {
+	n := int64(256 + 10*1024)
+	if r.cfg.ChannelStats && len(l.info.Shape) >= 2 {
+		n += 8 * int64(l.info.Shape[0])
+	}
+	return n
+}
+
+// reserveCall sets aside, at the call's first recorded layer, the queue
+// bytes of everything the call will record: stats rows, sampled copies
+// (filled by the hooks as chunks arrive) and, with StatsInWorkers, output
+// copies. With Policy Block it waits for room; with Drop, no room means
+// the whole batch is skipped and counted, so that every layer of a run has
+// the same batches. Reserving once per call (rather than per layer) is
+// what makes waiting safe: a call never waits while holding bytes the
+// queue needs to drain. cs.mu is held.
+func (r *Recorder) reserveCall(ctx context.Context, cs *callState) {
+	cs.planned = true
+	bs := cs.bs
+	if !bs.stats {
+		return
+	}
+	if r.cfg.Policy == Drop && bs.dropped.Load() {
+		cs.dropped = true // another call of the same batch was dropped
+		return
+	}
+	budgetOK := r.budgetAt.Load() < 0
+	var need int64
+	for _, l := range r.layers {
+		per := shapeLen(l.info.Shape)
+		if l.mode&ModeStats != 0 {
+			if r.cfg.StatsInWorkers {
+				if cs.n > 0 {
+					need += 2 * bufBytes(cs.n*per) // chunk copies, then their concatenation
+				}
+			} else {
+				need += r.statsReserve(l)
+			}
+		}
+		if l.mode&ModeTensors != 0 && bs.tensors && budgetOK && cs.n > 0 {
+			if cs.idx == nil {
+				cs.idx = r.cfg.Samples.samples(bs.b.Index, cs.n)
+			}
+			if k := len(cs.idx); k > 0 {
+				need += bufBytes(per*k) + 48*int64(k)
+			}
+		}
+	}
+	if need == 0 {
+		return
+	}
+	if !r.q.reserve(need, r.cfg.Policy == Block) {
+		cs.dropped = true
+		if r.cfg.Policy == Drop && !r.q.isClosed() && bs.dropped.CompareAndSwap(false, true) {
+			r.dropped.Add(1)
+		}
+		return
+	}
+	cs.held = need
+	if ctx.Done() != nil {
+		// A cancelled Forward returns without the root's forward hook.
+		cs.stop = context.AfterFunc(ctx, func() { r.endReservation(cs) })
 	}
 }
 
@@ -138,15 +235,18 @@ func (r *Recorder) callOf(ctx context.Context) *callState {
 // layerCall returns the accumulation state of l in the call, deciding at
 // the first chunk what is recorded; out is the first chunk (rows
 // [lo, hi)), nil at Done.
-func (cs *callState) layerCall(r *Recorder, l *layerState, out *nn.Tensor, lo, hi int) *layerCall {
+func (cs *callState) layerCall(ctx context.Context, r *Recorder, l *layerState, out *nn.Tensor, lo, hi int) *layerCall {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if lc, ok := cs.layers[l]; ok {
 		return lc
 	}
+	if !cs.planned {
+		r.reserveCall(ctx, cs)
+	}
 	lc := &layerCall{
-		stats:   l.mode&ModeStats != 0 && cs.bs.stats,
-		tensors: l.mode&ModeTensors != 0 && cs.bs.tensors && r.budgetAt.Load() < 0 && cs.n > 0,
+		stats:   l.mode&ModeStats != 0 && cs.bs.stats && !cs.dropped,
+		tensors: l.mode&ModeTensors != 0 && cs.bs.tensors && r.budgetAt.Load() < 0 && cs.n > 0 && !cs.dropped,
 	}
 	cs.layers[l] = lc
 	if lc.tensors {
@@ -156,7 +256,10 @@ func (cs *callState) layerCall(r *Recorder, l *layerState, out *nn.Tensor, lo, h
 			lc.err = fmt.Errorf("recorder: %s: per-sample output shape %v, run has %v", l.info.Path, out.Shape[1:], l.info.Shape)
 			return lc
 		}
-		idx := r.cfg.Samples.samples(cs.bs.b.Index, cs.n)
+		if cs.idx == nil {
+			cs.idx = r.cfg.Samples.samples(cs.bs.b.Index, cs.n)
+		}
+		idx := cs.idx
 		if len(idx) == 0 {
 			return lc
 		}
@@ -219,7 +322,7 @@ func (h *chunkHook) Wants(ctx context.Context, _ nn.ModuleInfo) (want bool) {
 			want = false
 		}
 	}()
-	lc := r.callOf(ctx).layerCall(r, l, nil, 0, 0)
+	lc := r.callOf(ctx).layerCall(ctx, r, l, nil, 0, 0)
 	return lc.err != nil || lc.stats || lc.tensors
 }
 
@@ -234,7 +337,7 @@ func (h *chunkHook) Chunk(ctx context.Context, _ nn.ModuleInfo, out *nn.Tensor, 
 		}
 	}()
 	cs := r.callOf(ctx)
-	lc := cs.layerCall(r, l, out, lo, hi)
+	lc := cs.layerCall(ctx, r, l, out, lo, hi)
 	if lc.err != nil || (!lc.stats && !lc.tensors) {
 		return
 	}
@@ -394,7 +497,7 @@ func (h *chunkHook) Done(ctx context.Context, _ nn.ModuleInfo, n int) {
 		if n > 0 {
 			return // recording was off while the chunks went by
 		}
-		lc = cs.layerCall(r, l, nil, 0, 0)
+		lc = cs.layerCall(ctx, r, l, nil, 0, 0)
 		cs.take(l)
 	}
 	if err := r.finishCall(l, cs, lc, n); err != nil && !errors.Is(err, ErrClosed) {
@@ -437,7 +540,7 @@ func (r *Recorder) finishCall(l *layerState, cs *callState, lc *layerCall, n int
 				off += copy((*it.raw)[off:], *c.buf)
 			}
 			it.shape = append([]int{n}, l.info.Shape...)
-			it.bytes += int64(4 * total)
+			it.bytes += bufBytes(total)
 		} else if row, ok := r.layerRow(l, cs, lc); ok {
 			row.Batch = cs.bs.b.Index
 			it.stats = &row
@@ -450,9 +553,9 @@ func (r *Recorder) finishCall(l *layerState, cs *callState, lc *layerCall, n int
 			return fmt.Errorf("recorder: %s: output has %d rows, the batch %d samples", l.info.Path, n, cs.n)
 		}
 		it.buf, it.tensors = lc.buf, lc.trow
-		it.bytes += int64(4*lc.per*len(lc.idx)) + int64(len(lc.idx))*48
+		it.bytes += bufBytes(lc.per*len(lc.idx)) + int64(len(lc.idx))*48
 	}
-	return r.push(cs.bs, it)
+	return r.pushCall(cs, it)
 }
 
 // dropSamples releases the sample buffer of lc and refunds its budget.
@@ -570,8 +673,10 @@ func discard(a *accumulator) {
 	accPool.Put(a)
 }
 
-// push queues it, applying the queue policy; r.closeMu is taken here.
-func (r *Recorder) push(bs *batchState, it item) error {
+// pushCall queues an item of the call, out of the call's reservation
+// (bytes beyond it are charged without waiting: the call may hold
+// reservations the queue needs to drain); r.closeMu is taken here.
+func (r *Recorder) pushCall(cs *callState, it item) error {
 	if it.stats == nil && it.raw == nil && it.tensors == nil {
 		return nil
 	}
@@ -581,13 +686,11 @@ func (r *Recorder) push(bs *batchState, it item) error {
 		r.release(&it)
 		return ErrClosed
 	}
-	if !r.q.push(it, r.cfg.Policy == Block) {
-		r.release(&it)
-		r.droppedItems.Add(1)
-		if bs.dropped.CompareAndSwap(false, true) {
-			r.dropped.Add(1)
-		}
-	}
+	cs.mu.Lock()
+	use := min(it.bytes, cs.held)
+	cs.held -= use
+	cs.mu.Unlock()
+	r.q.add(it, it.bytes-use)
 	return nil
 }
 

@@ -60,8 +60,13 @@ type QueuePolicy uint8
 const (
 	// Block makes the forward pass wait until the queue has room (lossless).
 	Block QueuePolicy = iota
-	// Drop skips the whole batch at that layer and counts it in the run's
-	// metadata ("dropped_batches").
+	// Drop skips the whole batch and counts it in the run's metadata
+	// ("dropped_batches"): a Forward call reserves the queue bytes of all
+	// it records at its first recorded layer, and if there is no room, no
+	// layer of that batch is recorded. (Record, the framework-free entry
+	// point, decides per layer: once a layer of a batch finds the queue
+	// full, the batch's later layers and its items still queued are
+	// skipped, but rows already written stay.)
 	Drop
 )
 

@@ -69,9 +69,17 @@
 // tensor copies and items being written.
 //
 // Workers (Config.Workers, default 1) pop items and call
-// Writer.AppendStats/AppendTensors. When the queue is full, Policy Block
-// (default, lossless) makes the forward pass wait; Policy Drop skips that
-// (batch, layer) and counts the batch in the run's Meta "dropped_batches".
+// Writer.AppendStats/AppendTensors. A Forward call reserves, at its first
+// recorded layer, the queue bytes of everything it will record (stats rows,
+// sampled copies, and with StatsInWorkers output copies), so that copies
+// held by hooks are charged to the queue before they exist; its items are
+// pushed out of that reservation and the unused rest is released when the
+// call ends (or its context is cancelled). When the queue has no room,
+// Policy Block (default, lossless) makes the forward pass wait (once, at
+// the reservation: a call never waits while holding bytes); Policy Drop
+// skips the whole batch, no layer of it is recorded, and counts it in the
+// run's Meta "dropped_batches", so every layer of a run has the same
+// batches.
 // Hooks cannot return errors: the first error of a hook or of the writer is
 // kept, returned by Err, by the next Record and by Close (the run is then
 // closed as interrupted), and recording stops. A hook recovers its own

@@ -17,10 +17,13 @@ type item struct {
 	tensors []store.TensorRow // sampled tensors (Data slices of buf)
 	buf     *[]float32        // pooled buffer backing tensors, or nil
 	bytes   int64             // bytes charged to the queue
+	bs      *batchState       // the item's batch (Record path: skipped if the batch was dropped)
 }
 
 // queue is a FIFO of items bounded by the bytes they hold. Safe for
-// concurrent use.
+// concurrent use. used counts the bytes of items pushed and not yet done,
+// plus reservations: bytes a Forward call set aside up front for the
+// items it will push (the sampled copies it fills in its hooks).
 type queue struct {
 	mu       sync.Mutex
 	notEmpty sync.Cond
@@ -40,13 +43,14 @@ func newQueue(capBytes int64) *queue {
 	return q
 }
 
-// push adds it. With block, it waits until the queue has room; otherwise it
-// returns false if the queue is full. An item larger than the cap is
-// admitted when the queue is empty. push after close returns false.
-func (q *queue) push(it item, block bool) bool {
+// reserve sets n bytes aside, waiting for room with block (the same rule
+// as push: a reservation larger than the cap is admitted when nothing else
+// is held; peak is its highest value). It returns false without reserving if there is no room and
+// !block, or if the queue is closed.
+func (q *queue) reserve(n int64, block bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for !q.closed && q.used > 0 && q.used+it.bytes > q.cap {
+	for !q.closed && q.used > 0 && q.used+n > q.cap {
 		if !block {
 			return false
 		}
@@ -55,11 +59,23 @@ func (q *queue) push(it item, block bool) bool {
 	if q.closed {
 		return false
 	}
-	q.items = append(q.items, it)
-	q.used += it.bytes
+	q.used += n
 	q.peak = max(q.peak, q.used)
-	q.notEmpty.Signal()
 	return true
+}
+
+// add appends it, whose bytes were reserved except for extra (which may be
+// negative: the unused part of a reservation it returns), without waiting.
+func (q *queue) add(it item, extra int64) {
+	q.mu.Lock()
+	q.items = append(q.items, it)
+	q.used += extra
+	q.peak = max(q.peak, q.used)
+	if extra < 0 {
+		q.notFull.Broadcast()
+	}
+	q.notEmpty.Signal()
+	q.mu.Unlock()
 }
 
 // pop returns the next item, waiting for one; ok is false once the queue is
@@ -86,7 +102,8 @@ func (q *queue) pop() (it item, ok bool) {
 	return it, true
 }
 
-// done releases the bytes of a popped item once it has been written.
+// done releases the bytes of a popped item once it has been written, or
+// of a reservation.
 func (q *queue) done(n int64) {
 	q.mu.Lock()
 	q.used -= n
@@ -103,6 +120,12 @@ func (q *queue) waitEmpty() {
 	q.mu.Unlock()
 }
 
+func (q *queue) isClosed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
 // close wakes everyone; pending items are still popped.
 func (q *queue) close() {
 	q.mu.Lock()
@@ -112,10 +135,27 @@ func (q *queue) close() {
 	q.mu.Unlock()
 }
 
-// bufPools holds []float32 buffers by power-of-two capacity class.
+// bufPools holds []float32 buffers of up to maxPooled elements by
+// power-of-two capacity class. Larger buffers are allocated at their exact
+// size and left to the GC: a pool would keep buffers of tens of MiB alive
+// outside the queue's account (and round them up by as much as 2x).
 var bufPools [48]sync.Pool
 
+const maxPooled = 1 << 18 // elements (1 MiB)
+
+// bufBytes is the memory of a buffer getBuf(n) returns, in bytes.
+func bufBytes(n int) int64 {
+	if n > maxPooled {
+		return 4 * int64(n)
+	}
+	return 4 << bits.Len(uint(max(n, 1)-1))
+}
+
 func getBuf(n int) *[]float32 {
+	if n > maxPooled {
+		b := make([]float32, n)
+		return &b
+	}
 	c := bits.Len(uint(max(n, 1) - 1))
 	if p, ok := bufPools[c].Get().(*[]float32); ok {
 		*p = (*p)[:n]
@@ -130,7 +170,7 @@ func putBuf(p *[]float32) {
 		return
 	}
 	c := bits.Len(uint(cap(*p)) - 1)
-	if cap(*p) != 1<<c {
+	if cap(*p) != 1<<c || cap(*p) > maxPooled {
 		return
 	}
 	bufPools[c].Put(p)

@@ -54,8 +54,8 @@ type Counters struct {
 	StatsRows     int64 // stats rows written to the store
 	TensorRows    int64 // tensor rows (samples) written to the store
 	TensorBytes   int64 // tensor bytes charged to the budget
-	Dropped       int64 // batches with at least one layer dropped (Drop policy)
-	DroppedItems  int64 // (batch, layer) items dropped
+	Dropped       int64 // batches skipped as a whole (Drop policy)
+	DroppedItems  int64 // (batch, layer) items not written because their batch was skipped (Record path)
 	QueuePeak     int64 // highest queued bytes
 	BudgetReached int64 // batch index at which the tensor budget was reached, -1 if not
 }
@@ -417,7 +417,8 @@ func batchSize(t *nn.Tensor) int {
 
 // record does the synchronous part of Record for one (batch, layer):
 // statistics of the output and a copy of the sampled tensors, then queues
-// the rows for the writer.
+// the rows for the writer. The queue bytes are reserved before anything is
+// copied, so that copies are always charged to the queue.
 func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor) error {
 	wantStats := l.mode&ModeStats != 0 && bs.stats
 	wantTensors := l.mode&ModeTensors != 0 && bs.tensors && r.budgetAt.Load() < 0
@@ -429,76 +430,98 @@ func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor) error {
 	if r.closed {
 		return ErrClosed
 	}
-	it := item{layer: l.info.Path, batch: bs.b.Index}
-	if wantStats {
-		if r.cfg.StatsInWorkers {
-			it.raw = getBuf(len(out.Data))
-			copy(*it.raw, out.Data)
-			it.shape = slices.Clone(out.Shape)
-			it.bytes += int64(4 * len(out.Data))
-		} else {
-			row := r.computeStats(out.Data, out.Shape)
-			row.Batch = bs.b.Index
-			it.stats = &row
-			it.bytes += rowBytes(&row)
-		}
+	if r.cfg.Policy == Drop && bs.dropped.Load() {
+		r.droppedItems.Add(1) // the batch was skipped at another layer
+		return nil
 	}
+	it := item{layer: l.info.Path, batch: bs.b.Index, bs: bs}
+	if wantStats && !r.cfg.StatsInWorkers {
+		row := r.computeStats(out.Data, out.Shape)
+		row.Batch = bs.b.Index
+		it.stats = &row
+		it.bytes += rowBytes(&row)
+	}
+	var idx []int
+	per := 0
 	if wantTensors {
-		if err := r.copySamples(l, bs, out, &it); err != nil {
-			r.release(&it)
+		var err error
+		if idx, per, err = r.chargeSamples(l, bs, out); err != nil {
 			return err
 		}
 	}
-	if it.stats == nil && it.raw == nil && it.tensors == nil {
+	rawBytes := int64(0)
+	if wantStats && r.cfg.StatsInWorkers {
+		rawBytes = bufBytes(len(out.Data))
+	}
+	sampleBytes := int64(0)
+	if len(idx) > 0 {
+		sampleBytes = bufBytes(per*len(idx)) + int64(len(idx))*48
+	}
+	it.bytes += rawBytes + sampleBytes
+	if it.bytes == 0 {
 		return nil
 	}
-	if !r.q.push(it, r.cfg.Policy == Block) {
-		r.release(&it)
+	if !r.q.reserve(it.bytes, r.cfg.Policy == Block) {
+		if len(idx) > 0 {
+			r.tensorBytes.Add(-int64(4 * per * len(idx)))
+		}
+		if r.q.isClosed() {
+			return ErrClosed
+		}
 		r.droppedItems.Add(1)
 		if bs.dropped.CompareAndSwap(false, true) {
 			r.dropped.Add(1)
 		}
+		return nil
 	}
+	if rawBytes > 0 {
+		it.raw = getBuf(len(out.Data))
+		copy(*it.raw, out.Data)
+		it.shape = slices.Clone(out.Shape)
+	}
+	if len(idx) > 0 {
+		it.buf = getBuf(per * len(idx))
+		buf := *it.buf
+		it.tensors = make([]store.TensorRow, len(idx))
+		for j, s := range idx {
+			d := buf[j*per : (j+1)*per : (j+1)*per]
+			copy(d, out.Data[s*per:(s+1)*per])
+			it.tensors[j] = store.TensorRow{Batch: bs.b.Index, Sample: int32(s), DatasetIndex: bs.b.DatasetIndex + int64(s), Data: d}
+		}
+	}
+	r.q.add(it, 0)
 	return nil
 }
 
-// copySamples copies the selected samples of out into one pooled buffer.
-func (r *Recorder) copySamples(l *layerState, bs *batchState, out *nn.Tensor, it *item) error {
+// chargeSamples returns the selected samples of out and their elements
+// each, charging them to the tensor budget (none once it is reached).
+func (r *Recorder) chargeSamples(l *layerState, bs *batchState, out *nn.Tensor) (idx []int, per int, err error) {
 	n := batchSize(out)
 	if n <= 0 {
-		return nil
+		return nil, 0, nil
 	}
-	per := len(out.Data) / n
+	per = len(out.Data) / n
 	if per*n != len(out.Data) {
-		return fmt.Errorf("recorder: %s: output shape %v does not match %d elements", l.info.Path, out.Shape, len(out.Data))
+		return nil, 0, fmt.Errorf("recorder: %s: output shape %v does not match %d elements", l.info.Path, out.Shape, len(out.Data))
 	}
 	if want := shapeLen(l.info.Shape); want != per {
-		return fmt.Errorf("recorder: %s: per-sample output shape %v, run has %v", l.info.Path, out.Shape[1:], l.info.Shape)
+		return nil, 0, fmt.Errorf("recorder: %s: per-sample output shape %v, run has %v", l.info.Path, out.Shape[1:], l.info.Shape)
 	}
-	idx := r.cfg.Samples.samples(bs.b.Index, n)
+	idx = r.cfg.Samples.samples(bs.b.Index, n)
 	if len(idx) == 0 {
-		return nil
+		return nil, 0, nil
 	}
 	size := int64(4 * per * len(idx))
 	if b := r.cfg.TensorBudget; b > 0 {
 		if r.tensorBytes.Add(size) > b {
 			r.tensorBytes.Add(-size)
 			r.budgetAt.CompareAndSwap(-1, bs.b.Index)
-			return nil
+			return nil, 0, nil
 		}
 	} else {
 		r.tensorBytes.Add(size)
 	}
-	it.buf = getBuf(per * len(idx))
-	buf := *it.buf
-	it.tensors = make([]store.TensorRow, len(idx))
-	for j, s := range idx {
-		d := buf[j*per : (j+1)*per : (j+1)*per]
-		copy(d, out.Data[s*per:(s+1)*per])
-		it.tensors[j] = store.TensorRow{Batch: bs.b.Index, Sample: int32(s), DatasetIndex: bs.b.DatasetIndex + int64(s), Data: d}
-	}
-	it.bytes += size + int64(len(idx))*48
-	return nil
+	return idx, per, nil
 }
 
 func shapeLen(s []int) int {
@@ -557,7 +580,11 @@ func (r *Recorder) work() {
 		if !ok {
 			return
 		}
-		r.write(&it)
+		if it.bs != nil && r.cfg.Policy == Drop && it.bs.dropped.Load() {
+			r.droppedItems.Add(1) // its batch was skipped at a later layer
+		} else {
+			r.write(&it)
+		}
 		r.release(&it)
 		r.q.done(it.bytes)
 	}

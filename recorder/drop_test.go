@@ -1,0 +1,119 @@
+package recorder
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/actrec/actrec/store"
+)
+
+// batchSets returns, per recorded layer of run, the sorted batch indices of
+// its stats rows and of its tensor rows.
+func batchSets(t *testing.T, st *store.Store, run string) (stats, tensors map[string][]int64) {
+	t.Helper()
+	layers, err := st.Layers(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, tensors = map[string][]int64{}, map[string][]int64{}
+	for _, l := range layers {
+		var s []int64
+		for _, row := range readStats(t, st, run, l.Path) {
+			s = append(s, row.Batch)
+		}
+		stats[l.Path] = s
+		var b []int64
+		for k := range readTensors(t, st, run, l.Path) {
+			if !slices.Contains(b, k.batch) {
+				b = append(b, k.batch)
+			}
+		}
+		slices.Sort(b)
+		tensors[l.Path] = b
+	}
+	return stats, tensors
+}
+
+// With Policy Drop, a Forward call for which the queue has no room is
+// skipped as a whole: no layer of the batch is recorded, dropped_batches
+// counts exactly the skipped batches, and every layer of the run has the
+// same batches (stats and tensors). The writer is blocked on batch 0 (the
+// first call is admitted into the empty queue), or slow.
+func TestRecorderDropSkipsWholeBatches(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		capBytes int64
+		batches  int
+		blocked  bool
+		delay    time.Duration
+	}{
+		{name: "blocked writer", capBytes: 1, batches: 10, blocked: true},
+		{name: "slow writer", capBytes: 2 << 20, batches: 40, delay: 300 * time.Microsecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := recipe(t)
+			st := openStore(t)
+			cfg := DefaultConfig()
+			cfg.Mode = ModeBoth
+			cfg.Samples = SamplePolicy{Indices: []int{0, 2}}
+			cfg.Policy = Drop
+			cfg.QueueBytes = tc.capBytes
+			r, err := New(st, store.RunInfo{Name: "d"}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			release := make(chan struct{})
+			r.beforeWrite = func(*item) error {
+				if tc.blocked {
+					<-release
+				}
+				time.Sleep(tc.delay)
+				return nil
+			}
+			if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
+				t.Fatal(err)
+			}
+			for b := 0; b < tc.batches; b++ {
+				ctx := WithBatch(context.Background(), Batch{Index: int64(b), DatasetIndex: int64(4 * b)})
+				if _, err := m.Forward(ctx, input(4, float32(b))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			close(release)
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			stats, tensors := batchSets(t, st, "d")
+			want := stats["conv1"]
+			for _, l := range []string{"conv1", "relu1", "maxpool1", "conv2", "relu2", "maxpool2", "flatten", "fc1", "relu3", "fc2"} {
+				if !slices.Equal(stats[l], want) {
+					t.Errorf("%s: stats batches %v, conv1 has %v", l, stats[l], want)
+				}
+				if !slices.Equal(tensors[l], want) {
+					t.Errorf("%s: tensor batches %v, stats have %v", l, tensors[l], want)
+				}
+			}
+			c := r.Stats()
+			if int(c.Dropped)+len(want) != tc.batches {
+				t.Errorf("%d batches recorded + %d dropped, want %d", len(want), c.Dropped, tc.batches)
+			}
+			if tc.blocked && (!slices.Equal(want, []int64{0}) || c.Dropped != int64(tc.batches-1)) {
+				t.Errorf("recorded batches %v, %d dropped; want [0], %d dropped", want, c.Dropped, tc.batches-1)
+			}
+			run, err := st.Run("d")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := run.Meta["dropped_batches"]; got != fmt.Sprint(c.Dropped) {
+				t.Errorf("dropped_batches = %q, counters say %d", got, c.Dropped)
+			}
+			if c.QueuePeak > max(tc.capBytes, 1<<20) {
+				t.Errorf("queue peak %d bytes", c.QueuePeak)
+			}
+			t.Logf("%d recorded, %d dropped, queue peak %d", len(want), c.Dropped, c.QueuePeak)
+		})
+	}
+}
