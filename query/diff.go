@@ -69,8 +69,15 @@ type DiffReport struct {
 	RunA       string     `json:"run_a"`
 	RunB       string     `json:"run_b"`
 	Thresholds Thresholds `json:"thresholds"`
-	// Pass is false when a layer failed or has a shape mismatch.
+	// Pass is false when a layer failed or has a shape mismatch, or when
+	// nothing was compared (ComparedLayers is 0; see Reasons).
 	Pass bool `json:"pass"`
+	// ComparedLayers counts the layers whose data was compared (status
+	// equal, ok or failed).
+	ComparedLayers int `json:"compared_layers"`
+	// Reasons say why the diff failed beyond its failed layers, e.g.
+	// "nothing compared: ..."; empty otherwise.
+	Reasons []string `json:"reasons"`
 	// FirstDiverging is the first layer of run A, in execution order,
 	// whose status is failed or shape_mismatch; null if none.
 	FirstDiverging *string `json:"first_diverging"`
@@ -243,6 +250,7 @@ func Diff(s *store.Store, runA, runB string, opts DiffOptions) (*DiffReport, err
 	rep := &DiffReport{
 		RunA: runA, RunB: runB, Pass: true,
 		Thresholds:   Thresholds{Atol: Float(opts.Tol.Atol), Rtol: Float(opts.Tol.Rtol)},
+		Reasons:      []string{},
 		Failed:       []string{},
 		LayersOnlyA:  []string{},
 		LayersOnlyB:  []string{},
@@ -276,6 +284,10 @@ func Diff(s *store.Store, runA, runB string, opts DiffOptions) (*DiffReport, err
 		ld, err := diffLayer(s, runA, runB, a, b, opts, batchesA, batchesB)
 		if err != nil {
 			return nil, err
+		}
+		switch ld.Status {
+		case StatusEqual, StatusOK, StatusFailed:
+			rep.ComparedLayers++
 		}
 		if ld.Status == StatusFailed || ld.Status == StatusShapeMismatch {
 			rep.Pass = false
@@ -312,6 +324,10 @@ func Diff(s *store.Store, runA, runB string, opts DiffOptions) (*DiffReport, err
 	slices.Sort(rep.BatchesOnlyA)
 	slices.Sort(rep.BatchesOnlyB)
 	rep.BatchesOnlyACount, rep.BatchesOnlyBCount = len(rep.BatchesOnlyA), len(rep.BatchesOnlyB)
+	if rep.ComparedLayers == 0 {
+		rep.Pass = false
+		rep.Reasons = append(rep.Reasons, nothingCompared(rep, len(batchesA), len(batchesB)))
+	}
 	rep.BatchesOnlyA = rep.BatchesOnlyA[:min(100, len(rep.BatchesOnlyA))]
 	rep.BatchesOnlyB = rep.BatchesOnlyB[:min(100, len(rep.BatchesOnlyB))]
 	return rep, nil
@@ -324,19 +340,112 @@ func shapeOf(l store.LayerSummary) []int {
 	return l.Shape
 }
 
+// nothingCompared explains a diff in which no layer had comparable data.
+func nothingCompared(rep *DiffReport, nA, nB int) string {
+	var why string
+	switch {
+	case len(rep.Layers) == 0:
+		why = "no layers selected"
+	case len(rep.LayersOnlyA)+len(rep.LayersOnlyB) == len(rep.Layers):
+		why = fmt.Sprintf("no layer is in both runs (%d only in %s, %d only in %s; --map renames layers)",
+			len(rep.LayersOnlyA), rep.RunA, len(rep.LayersOnlyB), rep.RunB)
+	case nA == 0 && nB == 0:
+		why = "neither run has batches of the common layers"
+	case nA == 0:
+		why = fmt.Sprintf("%s has no batches of the common layers (%s has %d)", rep.RunA, rep.RunB, nB)
+	case nB == 0:
+		why = fmt.Sprintf("%s has no batches of the common layers (%s has %d)", rep.RunB, rep.RunA, nA)
+	default:
+		why = "no common layer has data of the same kind (tensors or stats) for common batches or samples in both runs"
+	}
+	return "nothing compared: " + why
+}
+
+// layerBatches lists the batches of a layer with stats and with tensors,
+// from the index alone.
+func layerBatches(s *store.Store, run, layer string, r store.BatchRange) (stats, tensors map[int64]bool, err error) {
+	ents, err := s.Entries(run, layer, r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("entries of %s/%s: %w", run, layer, err)
+	}
+	stats, tensors = map[int64]bool{}, map[int64]bool{}
+	for _, e := range ents {
+		if e.Kind == store.KindStats {
+			stats[e.Batch] = true
+		} else {
+			tensors[e.Batch] = true
+		}
+	}
+	return stats, tensors, nil
+}
+
+// noCommonData says why a matched layer pair has nothing to compare.
+func noCommonData(runA, runB string, statsA, tensA, statsB, tensB map[int64]bool, td *TensorDiff) string {
+	kind := func(st, te map[int64]bool) string {
+		switch {
+		case len(st) > 0 && len(te) > 0:
+			return "stats and tensors"
+		case len(st) > 0:
+			return "stats"
+		}
+		return "tensors"
+	}
+	switch {
+	case len(statsA)+len(tensA) == 0 && len(statsB)+len(tensB) == 0:
+		return "no batches recorded in either run"
+	case len(statsA)+len(tensA) == 0:
+		return fmt.Sprintf("no batches recorded in %s (%d in %s)", runA, len(union(statsB, tensB)), runB)
+	case len(statsB)+len(tensB) == 0:
+		return fmt.Sprintf("no batches recorded in %s (%d in %s)", runB, len(union(statsA, tensA)), runA)
+	case td != nil:
+		return fmt.Sprintf("no common samples: %d only in %s, %d only in %s (matched by %s)",
+			td.SamplesOnlyA, runA, td.SamplesOnlyB, runB, td.MatchedBy)
+	}
+	return fmt.Sprintf("%s only in %s, %s only in %s", kind(statsA, tensA), runA, kind(statsB, tensB), runB)
+}
+
+func union(a, b map[int64]bool) map[int64]bool {
+	u := make(map[int64]bool, len(a)+len(b))
+	for k := range a {
+		u[k] = true
+	}
+	for k := range b {
+		u[k] = true
+	}
+	return u
+}
+
 // diffLayer compares one matched pair of layers.
 func diffLayer(s *store.Store, runA, runB string, a, b store.LayerSummary, opts DiffOptions, batchesA, batchesB map[int64]bool) (LayerDiff, error) {
 	ld := LayerDiff{Layer: a.Path, LayerB: b.Path, Op: a.Op, Order: a.Order, Reasons: []string{},
 		ShapeA: shapeOf(a), ShapeB: shapeOf(b)}
 	sameShape := slices.Equal(a.Shape, b.Shape)
-	if a.StatsBatches > 0 && b.StatsBatches > 0 {
+	statsA, tensA, err := layerBatches(s, runA, a.Path, opts.Batches)
+	if err != nil {
+		return ld, err
+	}
+	statsB, tensB, err := layerBatches(s, runB, b.Path, opts.Batches)
+	if err != nil {
+		return ld, err
+	}
+	for _, m := range []map[int64]bool{statsA, tensA} {
+		for k := range m {
+			batchesA[k] = true
+		}
+	}
+	for _, m := range []map[int64]bool{statsB, tensB} {
+		for k := range m {
+			batchesB[k] = true
+		}
+	}
+	if len(statsA) > 0 && len(statsB) > 0 {
 		sd, err := diffStats(s, runA, runB, a.Path, b.Path, opts.Batches, opts.Tol, batchesA, batchesB)
 		if err != nil {
 			return ld, err
 		}
 		ld.Stats = sd
 	}
-	if sameShape && a.TensorBatches > 0 && b.TensorBatches > 0 {
+	if sameShape && len(tensA) > 0 && len(tensB) > 0 {
 		td, err := diffTensors(s, runA, runB, a, b, opts, batchesA, batchesB)
 		if err != nil {
 			return ld, err
@@ -353,6 +462,7 @@ func diffLayer(s *store.Store, runA, runB string, a, b store.LayerSummary, opts 
 		ld.Status, ld.Reasons = judgeStats(ld.Stats, opts)
 	default:
 		ld.Status = StatusNoCommonData
+		ld.Reasons = append(ld.Reasons, noCommonData(runA, runB, statsA, tensA, statsB, tensB, ld.Tensor))
 	}
 	return ld, nil
 }

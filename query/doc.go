@@ -55,9 +55,16 @@
 //
 // A layer's status is equal, ok (within the thresholds), failed,
 // shape_mismatch (counted as failed; the rest of the layers are still
-// compared), only_a, only_b or no_common_data. With zero thresholds any
-// difference fails. The first diverging layer is the first failed or
-// shape-mismatched layer of A in execution order.
+// compared), only_a, only_b or no_common_data (both runs have the layer but
+// no data of the same kind for common batches or samples: one run has no
+// batches, tensors in one and stats only in the other, disjoint samples;
+// the reason says which). With zero thresholds any difference fails. The
+// first diverging layer is the first failed or shape-mismatched layer of A
+// in execution order. A layer with no common data does not fail the diff by
+// itself, but a diff that compared nothing at all (DiffReport.ComparedLayers
+// is 0: disjoint layers, an empty run, tensors against stats) does not pass;
+// DiffReport.Reasons says why. Batches with data (of the matched layers, by
+// the index) in one run only are listed whatever the other run holds.
 //
 // Memory stays bounded: two windows of run-B rows of at most
 // DiffOptions.MemoryBudget (default 64 MiB) each, one being loaded while

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -33,8 +34,9 @@ func newDiffCommand(g *globalOptions) *cli.Command {
 			"those metrics only; with --atol/--rtol too, elements outside atol + rtol*|b| also fail.\n" +
 			"NaN/Inf in one run where the other has another value fails a layer under every gate\n" +
 			"(MAX_ABS shows NaN); the same NaN or Inf in both runs counts as equal.\n" +
-			"Exit status 1 when a layer fails\n" +
-			"or has a shape mismatch. Layers or batches present in one run only are reported, not failed.",
+			"Exit status 1 when a layer fails or has a shape mismatch, or when nothing was compared (no\n" +
+			"common layer had data of the same kind for common batches). Layers, batches or samples present\n" +
+			"in one run only are reported (no_common_data with the reason), not failed by themselves.",
 		ArgsUsage: "RUN_A RUN_B",
 		Flags: append(diffFlagList(&opts.DiffFlags, &maps, &minSQNR, &minCos),
 			&cli.StringSliceFlag{Name: "layer", Usage: "compare only this layer of RUN_A (repeatable)", Destination: &layers},
@@ -85,9 +87,13 @@ func runDiff(_ context.Context, opts DiffOptions, args []string, out io.Writer) 
 	if err != nil {
 		return err
 	}
-	if !rep.Pass {
+	switch {
+	case len(rep.Failed) > 0:
 		return fmt.Errorf("%s vs %s: %d %s (%s): %w", rep.RunA, rep.RunB, len(rep.Failed),
 			plural(len(rep.Failed), "layer"), strings.Join(rep.Failed, ", "), errThresholds)
+	case !rep.Pass:
+		why := strings.Join(rep.Reasons, "; ")
+		return fmt.Errorf("%s vs %s: %w: %s", rep.RunA, rep.RunB, errNothingCompared, strings.TrimPrefix(why, "nothing compared: "))
 	}
 	return nil
 }
@@ -169,10 +175,13 @@ func printDiff(out io.Writer, rep *query.DiffReport) error {
 	} else {
 		fmt.Fprintln(out, "first diverging layer: none")
 	}
-	if rep.Pass {
+	switch {
+	case rep.Pass:
 		fmt.Fprintln(out, "PASS")
-	} else {
-		fmt.Fprintf(out, "FAIL: %s\n", strings.Join(rep.Failed, ", "))
+	case len(rep.Failed) > 0:
+		fmt.Fprintf(out, "FAIL: %s\n", strings.Join(append(slices.Clone(rep.Failed), rep.Reasons...), "; "))
+	default:
+		fmt.Fprintf(out, "FAIL: %s\n", strings.Join(rep.Reasons, "; "))
 	}
 	return nil
 }

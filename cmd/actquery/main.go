@@ -26,7 +26,7 @@ import (
 // Exit codes (documented in --help by exitCodesHelp).
 const (
 	exitOK       = 0 // success
-	exitFound    = 1 // diff beyond thresholds, or check found problems
+	exitFound    = 1 // diff beyond thresholds or nothing compared, or check found problems
 	exitUsage    = 2 // bad flags or arguments
 	exitNotFound = 3 // unknown store, run or layer (or batch, sample)
 	exitStore    = 4 // store locked, corrupt, or of an unsupported version
@@ -36,7 +36,7 @@ const (
 
 const exitCodesHelp = `EXIT CODES:
    0  success
-   1  diff found layers beyond the thresholds, or check found problems
+   1  diff found layers beyond the thresholds or compared nothing, or check found problems
    2  usage error (bad flag or argument)
    3  store, run, layer, batch or sample not found (the message lists the closest names)
    4  store locked by a writer, corrupt (the message names the file), or of an unsupported version
@@ -74,11 +74,13 @@ func (e usageError) Unwrap() error { return e.err }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 // errThresholds is returned by diff when a layer is beyond the thresholds,
-// and errProblems by check when it found problems (exit status 1); the
+// errNothingCompared when no layer had comparable data, and errProblems by
+// check when it found problems (exit status 1); the
 // report has been printed already.
 var (
-	errThresholds = errors.New("layers beyond the thresholds")
-	errProblems   = errors.New("problems found")
+	errThresholds      = errors.New("layers beyond the thresholds")
+	errNothingCompared = errors.New("nothing compared")
+	errProblems        = errors.New("problems found")
 )
 
 // exitCode maps an error to the process exit status.
@@ -88,7 +90,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, errThresholds), errors.Is(err, errProblems):
+	case errors.Is(err, errThresholds), errors.Is(err, errNothingCompared), errors.Is(err, errProblems):
 		return exitFound
 	case errors.As(err, &ue), errors.Is(err, query.ErrOneLayer):
 		return exitUsage

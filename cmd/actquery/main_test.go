@@ -103,7 +103,8 @@ func TestCommandsGolden(t *testing.T) {
 		}, 0},
 		{"diff_unmapped", func(w *bytes.Buffer) error {
 			return runDiff(ctx, DiffOptions{StoreDir: dir}, []string{"base", "renamed"}, w)
-		}, 0},
+		}, exitFound}, // nothing compared
+
 		{"check", func(w *bytes.Buffer) error { return runCheck(ctx, CheckOptions{StoreDir: dir}, nil, w) }, 0},
 		{"check_json", func(w *bytes.Buffer) error {
 			return runCheck(ctx, CheckOptions{StoreDir: dir, JSON: true}, []string{"base"}, w)

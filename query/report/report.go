@@ -419,6 +419,9 @@ func diffSection(rep *query.DiffReport, m plot.Metric) (*diffView, error) {
 	if m == "" {
 		m = DefaultMetric(rep)
 	}
+	for _, r := range rep.Reasons {
+		dv.Summary = append(dv.Summary, strings.ToUpper(r[:1])+r[1:]+".")
+	}
 	if len(rep.LayersOnlyA) > 0 {
 		dv.Summary = append(dv.Summary, fmt.Sprintf("Layers only in %s: %s.", rep.RunA, strings.Join(rep.LayersOnlyA, ", ")))
 	}
