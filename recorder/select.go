@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -8,6 +9,11 @@ import (
 
 	"github.com/actrec/actrec/nn"
 )
+
+// ErrUnknownLayer is wrapped by the errors of layer selectors that match
+// no module (an unknown path, a glob or an op type matching nothing); their
+// messages list the valid names. Test with errors.Is.
+var ErrUnknownLayer = errors.New("recorder: unknown layer")
 
 // selectModules resolves selectors against the modules of a model and
 // returns the selected module paths in mods order. An empty selector list
@@ -57,7 +63,7 @@ func matchSelector(mods []nn.ModuleInfo, s string) ([]string, error) {
 		}
 		if len(out) == 0 {
 			slices.Sort(ops)
-			return nil, fmt.Errorf("recorder: no module has op %q; ops in the model: %s", op, strings.Join(ops, ", "))
+			return nil, fmt.Errorf("%w: no module has op %q; ops in the model: %s", ErrUnknownLayer, op, strings.Join(ops, ", "))
 		}
 		return out, nil
 	case strings.ContainsAny(s, `*?[\`):
@@ -74,7 +80,7 @@ func matchSelector(mods []nn.ModuleInfo, s string) ([]string, error) {
 			}
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("recorder: layer pattern %q matches no module; modules: %s", s, modulePaths(mods))
+			return nil, fmt.Errorf("%w: pattern %q matches no module; modules: %s", ErrUnknownLayer, s, modulePaths(mods))
 		}
 		return out, nil
 	default:
@@ -83,7 +89,7 @@ func matchSelector(mods []nn.ModuleInfo, s string) ([]string, error) {
 				return []string{s}, nil
 			}
 		}
-		return nil, fmt.Errorf("recorder: unknown layer %q; modules: %s", s, modulePaths(mods))
+		return nil, fmt.Errorf("%w %q; modules: %s", ErrUnknownLayer, s, modulePaths(mods))
 	}
 }
 

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -42,6 +43,11 @@ func TestSelectModules(t *testing.T) {
 			if c.errHas != "" {
 				if err == nil || !strings.Contains(err.Error(), c.errHas) {
 					t.Fatalf("err = %v, want it to contain %q", err, c.errHas)
+				}
+				// A selector matching nothing is ErrUnknownLayer (the CLI's
+				// usage exit code); a malformed pattern is not.
+				if unknown := c.name != "bad-pattern"; errors.Is(err, ErrUnknownLayer) != unknown {
+					t.Fatalf("errors.Is(%v, ErrUnknownLayer) = %v, want %v", err, !unknown, unknown)
 				}
 				return
 			}
