@@ -147,7 +147,7 @@ func BenchmarkDiff(b *testing.B) {
 	if dir := os.Getenv("ACTREC_BENCH_NPY_DIR"); dir != "" {
 		for _, run := range []string{"a", "b"} {
 			out := filepath.Join(dir, run+".npy")
-			if _, err := Export(s, run, ExportOptions{Format: FormatNPY, Out: out, Force: true}); err != nil {
+			if _, err := Export(b.Context(), s, run, ExportOptions{Format: FormatNPY, Out: out, Force: true}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -160,7 +160,7 @@ func BenchmarkDiff(b *testing.B) {
 		var rep *DiffReport
 		p := peakHeap(func() {
 			var err error
-			rep, err = Diff(s, "a", "b", DiffOptions{Tol: Tolerance{Atol: 1e-2}})
+			rep, err = Diff(b.Context(), s, "a", "b", DiffOptions{Tol: Tolerance{Atol: 1e-2}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -197,7 +197,7 @@ func BenchmarkExport(b *testing.B) {
 			out := filepath.Join(b.TempDir(), tc.name)
 			b.SetBytes(int64(mb) << 20)
 			for b.Loop() {
-				if _, err := Export(s, "a", ExportOptions{Format: tc.format, Out: out, Force: true}); err != nil {
+				if _, err := Export(b.Context(), s, "a", ExportOptions{Format: tc.format, Out: out, Force: true}); err != nil {
 					b.Fatal(err)
 				}
 			}

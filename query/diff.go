@@ -2,6 +2,7 @@ package query
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -212,8 +213,9 @@ func ReadMapFile(r io.Reader) (map[string]string, error) {
 // streams tensor data batch by batch: memory is bounded by
 // opts.MemoryBudget plus a few bytes per recorded sample, however large the
 // runs are. Shape mismatches and missing layers are reported in the
-// result, not returned as errors.
-func Diff(s *store.Store, runA, runB string, opts DiffOptions) (*DiffReport, error) {
+// result, not returned as errors. When ctx is done Diff stops within a
+// row and returns an error wrapping ctx.Err().
+func Diff(ctx context.Context, s *store.Store, runA, runB string, opts DiffOptions) (*DiffReport, error) {
 	la, err := layerSummaries(s, runA)
 	if err != nil {
 		return nil, err
@@ -281,7 +283,10 @@ func Diff(s *store.Store, runA, runB string, opts DiffOptions) (*DiffReport, err
 			continue
 		}
 		matchedB[bname] = true
-		ld, err := diffLayer(s, runA, runB, a, b, opts, batchesA, batchesB)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ld, err := diffLayer(ctx, s, runA, runB, a, b, opts, batchesA, batchesB)
 		if err != nil {
 			return nil, err
 		}
@@ -416,7 +421,7 @@ func union(a, b map[int64]bool) map[int64]bool {
 }
 
 // diffLayer compares one matched pair of layers.
-func diffLayer(s *store.Store, runA, runB string, a, b store.LayerSummary, opts DiffOptions, batchesA, batchesB map[int64]bool) (LayerDiff, error) {
+func diffLayer(ctx context.Context, s *store.Store, runA, runB string, a, b store.LayerSummary, opts DiffOptions, batchesA, batchesB map[int64]bool) (LayerDiff, error) {
 	ld := LayerDiff{Layer: a.Path, LayerB: b.Path, Op: a.Op, Order: a.Order, Reasons: []string{},
 		ShapeA: shapeOf(a), ShapeB: shapeOf(b)}
 	sameShape := slices.Equal(a.Shape, b.Shape)
@@ -446,7 +451,7 @@ func diffLayer(s *store.Store, runA, runB string, a, b store.LayerSummary, opts 
 		ld.Stats = sd
 	}
 	if sameShape && len(tensA) > 0 && len(tensB) > 0 {
-		td, err := diffTensors(s, runA, runB, a, b, opts, batchesA, batchesB)
+		td, err := diffTensors(ctx, s, runA, runB, a, b, opts, batchesA, batchesB)
 		if err != nil {
 			return ld, err
 		}
@@ -662,9 +667,9 @@ type keyRow struct {
 
 // tensorKeys lists the rows of a layer (batch, sample, dataset index),
 // without keeping data.
-func tensorKeys(s *store.Store, run, layer string, r store.BatchRange) ([]keyRow, error) {
+func tensorKeys(ctx context.Context, s *store.Store, run, layer string, r store.BatchRange) ([]keyRow, error) {
 	var out []keyRow
-	err := s.Tensors(run, layer, r, func(row store.TensorRow) error {
+	err := tensors(ctx, s, run, layer, r, func(row store.TensorRow) error {
 		out = append(out, keyRow{row.Batch, row.Sample, row.DatasetIndex})
 		return nil
 	})
@@ -699,9 +704,9 @@ func matchKeys(rows []keyRow, byIndex bool) []rowKey {
 // place, never copied) and accumulates the error of each against its B
 // row, the larger rows split between two goroutines. Peak memory: two
 // windows of B rows plus the row lists.
-func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opts DiffOptions, batchesA, batchesB map[int64]bool) (*TensorDiff, error) {
+func diffTensors(ctx context.Context, s *store.Store, runA, runB string, a, b store.LayerSummary, opts DiffOptions, batchesA, batchesB map[int64]bool) (*TensorDiff, error) {
 	if opts.Batches == (store.BatchRange{}) {
-		td, err := diffLockstep(s, runA, runB, a, b, opts, batchesA, batchesB)
+		td, err := diffLockstep(ctx, s, runA, runB, a, b, opts, batchesA, batchesB)
 		if !errors.Is(err, errLayout) {
 			return td, err
 		}
@@ -712,9 +717,9 @@ func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opt
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		kb, errB = tensorKeys(s, runB, b.Path, opts.Batches)
+		kb, errB = tensorKeys(ctx, s, runB, b.Path, opts.Batches)
 	}()
-	ka, errA = tensorKeys(s, runA, a.Path, opts.Batches)
+	ka, errA = tensorKeys(ctx, s, runA, a.Path, opts.Batches)
 	wg.Wait()
 	if errA != nil {
 		return nil, errA
@@ -797,7 +802,7 @@ func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opt
 			case <-quit:
 				return
 			}
-			lw := loadWindow(s, runB, b, elems, w, bBatchList, arena)
+			lw := loadWindow(ctx, s, runB, b, elems, w, bBatchList, arena)
 			select {
 			case ready <- lw:
 			case <-quit:
@@ -821,7 +826,7 @@ func diffTensors(s *store.Store, runA, runB string, a, b store.LayerSummary, opt
 			inWindow[ab.batch] = true
 		}
 		ra := store.BatchRange{From: aBatches[w.from].batch, To: aBatches[w.to-1].batch + 1}
-		err := s.Tensors(runA, a.Path, ra, func(row store.TensorRow) error {
+		err := tensors(ctx, s, runA, a.Path, ra, func(row store.TensorRow) error {
 			if !inWindow[row.Batch] {
 				return nil
 			}
@@ -909,14 +914,14 @@ type loadedWindow struct {
 
 // loadWindow copies the rows of the B batches w needs into arena (grown
 // as needed), reading maximal runs of consecutive recorded batches.
-func loadWindow(s *store.Store, runB string, b store.LayerSummary, elems int, w window, bBatchList []int64, arena []float32) loadedWindow {
+func loadWindow(ctx context.Context, s *store.Store, runB string, b store.LayerSummary, elems int, w window, bBatchList []int64, arena []float32) loadedWindow {
 	lw := loadedWindow{cache: map[bLoc][]float32{}}
 	if int64(cap(arena)) < w.bytes/4 {
 		arena = make([]float32, 0, w.bytes/4)
 	}
 	arena = arena[:0]
 	for _, rg := range neededRanges(bBatchList, w.need) {
-		err := s.Tensors(runB, b.Path, rg, func(row store.TensorRow) error {
+		err := tensors(ctx, s, runB, b.Path, rg, func(row store.TensorRow) error {
 			if !w.rows[bLoc{row.Batch, row.Sample}] {
 				return nil
 			}
@@ -1048,7 +1053,7 @@ type lockRow struct {
 // matched by (batch, sample). It returns errLayout, having accumulated
 // nothing the caller keeps, as soon as the layouts turn out to differ; the
 // caller then plans the general match by dataset index.
-func diffLockstep(s *store.Store, runA, runB string, a, b store.LayerSummary, opts DiffOptions, batchesA, batchesB map[int64]bool) (*TensorDiff, error) {
+func diffLockstep(ctx context.Context, s *store.Store, runA, runB string, a, b store.LayerSummary, opts DiffOptions, batchesA, batchesB map[int64]bool) (*TensorDiff, error) {
 	elems := 1
 	for _, d := range a.Shape {
 		elems *= d
@@ -1085,7 +1090,7 @@ func diffLockstep(s *store.Store, runA, runB string, a, b store.LayerSummary, op
 			w = &lockWindow{lo: batch, hi: batch, rows: map[bLoc]lockRow{}, arena: arena[:0]}
 			return true
 		}
-		err := s.Tensors(runB, b.Path, store.BatchRange{}, func(row store.TensorRow) error {
+		err := tensors(ctx, s, runB, b.Path, store.BatchRange{}, func(row store.TensorRow) error {
 			if len(row.Data) != elems {
 				return fmt.Errorf("run %q layer %q batch %d sample %d: %d values, shape %v wants %d",
 					runB, b.Path, row.Batch, row.Sample, len(row.Data), b.Shape, elems)
@@ -1135,7 +1140,7 @@ func diffLockstep(s *store.Store, runA, runB string, a, b store.LayerSummary, op
 		batchesSeenB += w.batches
 		matched := 0
 		lastA := int64(math.MinInt64)
-		err := s.Tensors(runA, a.Path, store.BatchRange{From: w.lo, To: w.hi + 1}, func(row store.TensorRow) error {
+		err := tensors(ctx, s, runA, a.Path, store.BatchRange{From: w.lo, To: w.hi + 1}, func(row store.TensorRow) error {
 			ref, ok := w.rows[bLoc{row.Batch, row.Sample}]
 			if !ok || ref.ds != row.DatasetIndex || len(row.Data) != len(ref.data) {
 				return errLayout

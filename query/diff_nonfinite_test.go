@@ -56,7 +56,7 @@ func TestDiff_NonFiniteMismatch(t *testing.T) {
 	for _, pair := range [][2]string{{"nan", "ref"}, {"ref", "nan"}, {"inf", "ref"}, {"ref", "inf"}, {"nan", "inf"}} {
 		for _, g := range gates {
 			t.Run(pair[0]+"_vs_"+pair[1]+"/"+g.name, func(t *testing.T) {
-				rep, err := Diff(s, pair[0], pair[1], g.opts)
+				rep, err := Diff(t.Context(), s, pair[0], pair[1], g.opts)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -83,7 +83,7 @@ func TestDiff_NonFiniteMismatch(t *testing.T) {
 	}
 	// Identical non-finite values in both runs count as equal.
 	for _, run := range []string{"nan", "inf"} {
-		rep, err := Diff(s, run, run, DiffOptions{})
+		rep, err := Diff(t.Context(), s, run, run, DiffOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,13 +94,13 @@ func TestDiff_NonFiniteMismatch(t *testing.T) {
 			t.Errorf("%s vs itself: conv1 %s %+v", run, l.Status, l.Tensor.ErrorMetrics)
 		}
 	}
-	rep, err := Diff(s, "nan", "nan2", DiffOptions{})
+	rep, err := Diff(t.Context(), s, "nan", "nan2", DiffOptions{})
 	if err != nil || !rep.Pass {
 		t.Errorf("NaN at the same place in both runs: err %v pass %v", err, rep != nil && rep.Pass)
 	}
 	// A stats-only layer: the NaN counts differ, under every gate.
 	for _, g := range gates {
-		rep, err := Diff(s, "fcnan", "ref", g.opts)
+		rep, err := Diff(t.Context(), s, "fcnan", "ref", g.opts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -45,7 +45,7 @@ func TestDiff_NothingCompared(t *testing.T) {
 		{"disjoint_layers", "other", "base", []int64{}, []int64{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rep, err := Diff(s, tc.a, tc.b, DiffOptions{})
+			rep, err := Diff(t.Context(), s, tc.a, tc.b, DiffOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +70,7 @@ func TestDiff_NothingCompared(t *testing.T) {
 		})
 	}
 	// A layer without common data does not fail a diff that compared others.
-	rep, err := Diff(s, "tensors", "base", DiffOptions{})
+	rep, err := Diff(t.Context(), s, "tensors", "base", DiffOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func layerByName(t *testing.T, rep *DiffReport, name string) LayerDiff {
 
 func TestDiff_Self(t *testing.T) {
 	s, _ := testStore(t)
-	rep, err := Diff(s, "base", "base", DiffOptions{})
+	rep, err := Diff(t.Context(), s, "base", "base", DiffOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestDiff_Self(t *testing.T) {
 func TestDiff_Perturbed(t *testing.T) {
 	s, _ := testStore(t)
 	minSQNR := 100.0
-	rep, err := Diff(s, "perturbed", "base", DiffOptions{MinSQNR: &minSQNR})
+	rep, err := Diff(t.Context(), s, "perturbed", "base", DiffOptions{MinSQNR: &minSQNR})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestDiff_Perturbed(t *testing.T) {
 		t.Errorf("reasons = %q", l.Reasons)
 	}
 	// Within a tolerance of 0.5 everything passes except the SQNR gate.
-	rep, err = Diff(s, "perturbed", "base", DiffOptions{Tol: Tolerance{Atol: 0.5}})
+	rep, err = Diff(t.Context(), s, "perturbed", "base", DiffOptions{Tol: Tolerance{Atol: 0.5}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestDiff_Perturbed(t *testing.T) {
 		sqnr float64
 		pass bool
 	}{{-100, true}, {1e6, false}} {
-		rep, err = Diff(s, "perturbed", "base", DiffOptions{MinSQNR: &tc.sqnr, MetricsOnly: true})
+		rep, err = Diff(t.Context(), s, "perturbed", "base", DiffOptions{MinSQNR: &tc.sqnr, MetricsOnly: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestDiff_Perturbed(t *testing.T) {
 func TestDiff_BatchSizesAlignedByDatasetIndex(t *testing.T) {
 	s, _ := testStore(t)
 	// A small memory budget forces several windows.
-	rep, err := Diff(s, "bs4", "base", DiffOptions{MemoryBudget: 48})
+	rep, err := Diff(t.Context(), s, "bs4", "base", DiffOptions{MemoryBudget: 48})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestDiff_BatchSizesAlignedByDatasetIndex(t *testing.T) {
 
 func TestDiff_RenamedLayers(t *testing.T) {
 	s, _ := testStore(t)
-	rep, err := Diff(s, "base", "renamed", DiffOptions{})
+	rep, err := Diff(t.Context(), s, "base", "renamed", DiffOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestDiff_RenamedLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err = Diff(s, "base", "renamed", DiffOptions{Map: m})
+	rep, err = Diff(t.Context(), s, "base", "renamed", DiffOptions{Map: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestDiff_RenamedLayers(t *testing.T) {
 			t.Errorf("%s -> %s: %s", l.Layer, l.LayerB, l.Status)
 		}
 	}
-	_, err = Diff(s, "base", "renamed", DiffOptions{Map: map[string]string{"conv1": "features.conv"}})
+	_, err = Diff(t.Context(), s, "base", "renamed", DiffOptions{Map: map[string]string{"conv1": "features.conv"}})
 	var nf *NotFoundError
 	if !errors.As(err, &nf) || nf.Closest[0] != "features.conv1" {
 		t.Errorf("bad mapping target: %v", err)
@@ -185,7 +185,7 @@ func TestDiff_RenamedLayers(t *testing.T) {
 
 func TestDiff_ShapeMismatch(t *testing.T) {
 	s, _ := testStore(t)
-	rep, err := Diff(s, "reshaped", "base", DiffOptions{})
+	rep, err := Diff(t.Context(), s, "reshaped", "base", DiffOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestDiff_ShapeMismatch(t *testing.T) {
 
 func TestDiff_NotFound(t *testing.T) {
 	s, _ := testStore(t)
-	_, err := Diff(s, "bse", "base", DiffOptions{})
+	_, err := Diff(t.Context(), s, "bse", "base", DiffOptions{})
 	var nf *NotFoundError
 	if !errors.As(err, &nf) || !errors.Is(err, store.ErrNotFound) || nf.Closest[0] != "base" {
 		t.Fatalf("err = %v", err)
@@ -261,7 +261,7 @@ func TestDiff_ShuffledOrder(t *testing.T) {
 	// Batch size 3 and a permuted order: every A batch needs rows of
 	// several B batches; a budget of one row forces a window per A batch.
 	for _, budget := range []int64{1, 1 << 20} {
-		rep, err := Diff(s, "shuffled", "base", DiffOptions{MemoryBudget: budget})
+		rep, err := Diff(t.Context(), s, "shuffled", "base", DiffOptions{MemoryBudget: budget})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,7 +280,7 @@ func TestDiff_ShuffledOrder(t *testing.T) {
 
 func TestDiff_NoDatasetIndex(t *testing.T) {
 	s, _ := testStore(t)
-	rep, err := Diff(s, "noindex", "base", DiffOptions{})
+	rep, err := Diff(t.Context(), s, "noindex", "base", DiffOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,12 +297,12 @@ func TestDiffLockstep(t *testing.T) {
 	lb, _ := s.Layers("base")
 	for _, budget := range []int64{1, 48, 1 << 20} {
 		opts := DiffOptions{MemoryBudget: budget, Tol: Tolerance{Atol: 0.1}}
-		fast, err := diffLockstep(s, "perturbed", "base", la[1], lb[1], opts, map[int64]bool{}, map[int64]bool{})
+		fast, err := diffLockstep(t.Context(), s, "perturbed", "base", la[1], lb[1], opts, map[int64]bool{}, map[int64]bool{})
 		if err != nil {
 			t.Fatalf("budget %d: lockstep on alike runs: %v", budget, err)
 		}
 		opts.Batches = store.BatchRange{From: 0, To: 100} // forces the general path
-		slow, err := diffTensors(s, "perturbed", "base", la[1], lb[1], opts, map[int64]bool{}, map[int64]bool{})
+		slow, err := diffTensors(t.Context(), s, "perturbed", "base", la[1], lb[1], opts, map[int64]bool{}, map[int64]bool{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,7 +311,7 @@ func TestDiffLockstep(t *testing.T) {
 		}
 	}
 	l4, _ := s.Layers("bs4")
-	if _, err := diffLockstep(s, "bs4", "base", l4[0], lb[0], DiffOptions{MemoryBudget: 1 << 20}, map[int64]bool{}, map[int64]bool{}); !errors.Is(err, errLayout) {
+	if _, err := diffLockstep(t.Context(), s, "bs4", "base", l4[0], lb[0], DiffOptions{MemoryBudget: 1 << 20}, map[int64]bool{}, map[int64]bool{}); !errors.Is(err, errLayout) {
 		t.Errorf("different batch sizes: %v, want errLayout", err)
 	}
 }

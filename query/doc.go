@@ -16,6 +16,11 @@
 //   - Diff: two runs layer by layer (see below).
 //   - Export: arrow, parquet, npz, npy (tensors) and csv, jsonl (stats).
 //
+// Diff, Export and Stats take a context.Context first: once it is done they
+// stop promptly (Diff and Export check it before every tensor row, Stats
+// between layers), Export removes its temporary output, and the error wraps
+// ctx.Err() (context.Canceled after Ctrl-C in actquery, exit status 130).
+//
 // Unknown runs and layers give a *NotFoundError (wrapping
 // store.ErrNotFound) that lists the closest existing names by edit
 // distance. Corrupt store files surface as *store.CorruptionError naming

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -69,8 +70,10 @@ type ExportResult struct {
 // Export writes the data of run to opts.Out in opts.Format. Tensor formats
 // (arrow, parquet, npz, npy) export tensor rows; csv and jsonl export
 // stats rows. Outputs are written to a temporary name and renamed into
-// place, so a failed export leaves no partial output.
-func Export(s *store.Store, run string, opts ExportOptions) (*ExportResult, error) {
+// place, so a failed export leaves no partial output. When ctx is done
+// Export stops within a row, removes its temporary output and returns an
+// error wrapping ctx.Err().
+func Export(ctx context.Context, s *store.Store, run string, opts ExportOptions) (*ExportResult, error) {
 	if !isFormat(opts.Format) {
 		return nil, fmt.Errorf("unknown export format %q (want one of %s)", opts.Format, strings.Join(Formats, ", "))
 	}
@@ -101,7 +104,7 @@ func Export(s *store.Store, run string, opts ExportOptions) (*ExportResult, erro
 			return nil, fmt.Errorf("run %q: no stats recorded for the selected layers", run)
 		}
 		return res, writeFileAtomic(opts.Out, opts.Force, func(f *os.File) error {
-			return exportStats(s, run, sel, opts, f, res)
+			return exportStats(ctx, s, run, sel, opts, f, res)
 		})
 	}
 	var sel []store.LayerSummary
@@ -132,7 +135,7 @@ func Export(s *store.Store, run string, opts ExportOptions) (*ExportResult, erro
 	}
 	// npy and npz put the row count in the header, before the data: list
 	// the rows first. Arrow and Parquet stream without.
-	plans, total, err := planTensors(s, run, sel, opts.Batches, opts.Format == FormatNPZ || opts.Format == FormatNPY)
+	plans, total, err := planTensors(ctx, s, run, sel, opts.Batches, opts.Format == FormatNPZ || opts.Format == FormatNPY)
 	if err != nil {
 		return nil, err
 	}
@@ -145,22 +148,22 @@ func Export(s *store.Store, run string, opts ExportOptions) (*ExportResult, erro
 	case opts.Format == FormatNPZ:
 		res.Files = append(res.Files, filepath.Base(opts.Out))
 		return res, writeFileAtomic(opts.Out, opts.Force, func(f *os.File) error {
-			return exportNPZ(s, run, plans, opts.Batches, f, pr)
+			return exportNPZ(ctx, s, run, plans, opts.Batches, f, pr)
 		})
 	case opts.Format == FormatNPY:
 		res.Files = append(res.Files, filepath.Base(opts.Out))
 		return res, writeFileAtomic(opts.Out, opts.Force, func(f *os.File) error {
-			return exportNPY(s, run, plans[0], opts.Batches, f, pr)
+			return exportNPY(ctx, s, run, plans[0], opts.Batches, f, pr)
 		})
 	case single && opts.Format == FormatParquet:
 		res.Files = append(res.Files, filepath.Base(opts.Out))
 		return res, writeFileAtomic(opts.Out, opts.Force, func(f *os.File) error {
-			return exportParquet(s, run, plans[0], opts.Batches, f, pr)
+			return exportParquet(ctx, s, run, plans[0], opts.Batches, f, pr)
 		})
 	case single && opts.Format == FormatArrow:
 		res.Files = append(res.Files, filepath.Base(opts.Out))
 		return res, writeFileAtomic(opts.Out, opts.Force, func(f *os.File) error {
-			return exportArrow(s, run, plans[0], opts.Batches, f, pr)
+			return exportArrow(ctx, s, run, plans[0], opts.Batches, f, pr)
 		})
 	case opts.Format == FormatParquet:
 		return res, exportDataset(opts.Out, "run="+hiveEscape(run), opts.Force, func(dir string) error {
@@ -173,7 +176,7 @@ func Export(s *store.Store, run string, opts ExportOptions) (*ExportResult, erro
 				if err != nil {
 					return err
 				}
-				err = exportParquet(s, run, p, opts.Batches, f, pr)
+				err = exportParquet(ctx, s, run, p, opts.Batches, f, pr)
 				if cerr := f.Close(); err == nil {
 					err = cerr
 				}
@@ -192,7 +195,7 @@ func Export(s *store.Store, run string, opts ExportOptions) (*ExportResult, erro
 				if err != nil {
 					return err
 				}
-				err = exportArrow(s, run, p, opts.Batches, f, pr)
+				err = exportArrow(ctx, s, run, p, opts.Batches, f, pr)
 				if cerr := f.Close(); err == nil {
 					err = cerr
 				}
@@ -225,7 +228,7 @@ type tensorPlan struct {
 
 // planTensors returns the layers' plans and the total tensor bytes
 // (estimated from the index when the rows are not listed).
-func planTensors(s *store.Store, run string, layers []store.LayerSummary, r store.BatchRange, listRows bool) ([]tensorPlan, int64, error) {
+func planTensors(ctx context.Context, s *store.Store, run string, layers []store.LayerSummary, r store.BatchRange, listRows bool) ([]tensorPlan, int64, error) {
 	var plans []tensorPlan
 	var total int64
 	for _, l := range layers {
@@ -238,7 +241,7 @@ func planTensors(s *store.Store, run string, layers []store.LayerSummary, r stor
 			total += l.Bytes
 			continue
 		}
-		keys, err := tensorKeys(s, run, l.Path, r)
+		keys, err := tensorKeys(ctx, s, run, l.Path, r)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -394,8 +397,13 @@ func exportDataset(root, part string, force bool, fn func(dir string) error) err
 	if fi, err := os.Stat(root); err == nil && !fi.IsDir() {
 		return fmt.Errorf("%w: %s is a file, not a dataset directory", ErrOutputExists, root)
 	}
+	_, statErr := os.Stat(root)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
-	return exportDir(filepath.Join(root, part), force, fn)
+	err := exportDir(filepath.Join(root, part), force, fn)
+	if err != nil && statErr != nil {
+		os.Remove(root) // created here, and empty after a failure
+	}
+	return err
 }

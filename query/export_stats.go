@@ -2,6 +2,7 @@ package query
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -37,7 +38,7 @@ func csvFloat(f Float) string {
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
-func exportStats(s *store.Store, run string, layers []store.LayerSummary, opts ExportOptions, w io.Writer, res *ExportResult) error {
+func exportStats(ctx context.Context, s *store.Store, run string, layers []store.LayerSummary, opts ExportOptions, w io.Writer, res *ExportResult) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	var cw *csv.Writer
 	enc := json.NewEncoder(bw)
@@ -48,6 +49,9 @@ func exportStats(s *store.Store, run string, layers []store.LayerSummary, opts E
 		}
 	}
 	for _, l := range layers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		rows, err := s.Stats(run, l.Path, opts.Batches)
 		if err != nil {
 			return fmt.Errorf("stats of %s/%s: %w", run, l.Path, err)

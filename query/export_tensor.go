@@ -2,6 +2,7 @@ package query
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -83,7 +84,7 @@ func parquetSchema(run string, l store.LayerSummary) (*arrow.Schema, error) {
 // about chunkBytes, calling emit with each. The record is only valid
 // during emit (its buffers are reused). With asList the tensor column is
 // a list<float32> (parquetSchema), else arrow.fixed_shape_tensor.
-func tensorChunks(s *store.Store, run string, p tensorPlan, r store.BatchRange, asList bool, pr *progress, emit func(arrow.RecordBatch) error) error {
+func tensorChunks(ctx context.Context, s *store.Store, run string, p tensorPlan, r store.BatchRange, asList bool, pr *progress, emit func(arrow.RecordBatch) error) error {
 	schema, tt, err := tensorSchema(run, p.layer)
 	if err != nil {
 		return err
@@ -142,7 +143,7 @@ func tensorChunks(s *store.Store, run string, p tensorPlan, r store.BatchRange, 
 		batches, samples, dsIdx, values = batches[:0], samples[:0], dsIdx[:0], values[:0]
 		return err
 	}
-	err = s.Tensors(run, p.layer.Path, r, func(row store.TensorRow) error {
+	err = tensors(ctx, s, run, p.layer.Path, r, func(row store.TensorRow) error {
 		if len(row.Data) != p.elems {
 			return fmt.Errorf("run %q layer %q batch %d sample %d: %d values, shape %v wants %d",
 				run, p.layer.Path, row.Batch, row.Sample, len(row.Data), p.layer.Shape, p.elems)
@@ -163,7 +164,7 @@ func tensorChunks(s *store.Store, run string, p tensorPlan, r store.BatchRange, 
 }
 
 // exportArrow writes one layer as an Arrow IPC file.
-func exportArrow(s *store.Store, run string, p tensorPlan, r store.BatchRange, w io.Writer, pr *progress) error {
+func exportArrow(ctx context.Context, s *store.Store, run string, p tensorPlan, r store.BatchRange, w io.Writer, pr *progress) error {
 	schema, _, err := tensorSchema(run, p.layer)
 	if err != nil {
 		return err
@@ -173,7 +174,7 @@ func exportArrow(s *store.Store, run string, p tensorPlan, r store.BatchRange, w
 	if err != nil {
 		return err
 	}
-	if err := tensorChunks(s, run, p, r, false, pr, fw.Write); err != nil {
+	if err := tensorChunks(ctx, s, run, p, r, false, pr, fw.Write); err != nil {
 		fw.Close()
 		return err
 	}
@@ -186,7 +187,7 @@ func exportArrow(s *store.Store, run string, p tensorPlan, r store.BatchRange, w
 // exportParquet writes one layer as a Parquet file: uncompressed, without
 // dictionary encoding (float tensors neither compress nor repeat), the
 // tensor as list<float> (the shape in the actrec.shape metadata).
-func exportParquet(s *store.Store, run string, p tensorPlan, r store.BatchRange, w io.Writer, pr *progress) error {
+func exportParquet(ctx context.Context, s *store.Store, run string, p tensorPlan, r store.BatchRange, w io.Writer, pr *progress) error {
 	schema, err := parquetSchema(run, p.layer)
 	if err != nil {
 		return err
@@ -207,7 +208,7 @@ func exportParquet(s *store.Store, run string, p tensorPlan, r store.BatchRange,
 			return err
 		}
 	}
-	if err := tensorChunks(s, run, p, r, true, pr, fw.Write); err != nil {
+	if err := tensorChunks(ctx, s, run, p, r, true, pr, fw.Write); err != nil {
 		fw.Close()
 		return err
 	}
@@ -219,9 +220,9 @@ func exportParquet(s *store.Store, run string, p tensorPlan, r store.BatchRange,
 
 // writeLayerData streams the tensor values of a layer into an npy writer,
 // checking that the rows are those counted in the plan.
-func writeLayerData(s *store.Store, run string, p tensorPlan, r store.BatchRange, w *npy.Writer, pr *progress) error {
+func writeLayerData(ctx context.Context, s *store.Store, run string, p tensorPlan, r store.BatchRange, w *npy.Writer, pr *progress) error {
 	i := 0
-	err := s.Tensors(run, p.layer.Path, r, func(row store.TensorRow) error {
+	err := tensors(ctx, s, run, p.layer.Path, r, func(row store.TensorRow) error {
 		if i >= len(p.keys) {
 			return nil // committed by a live writer after the rows were counted
 		}
@@ -253,13 +254,13 @@ func dataShape(p tensorPlan) []int {
 }
 
 // exportNPY writes one layer as one (n, *shape) float32 array.
-func exportNPY(s *store.Store, run string, p tensorPlan, r store.BatchRange, w io.Writer, pr *progress) error {
+func exportNPY(ctx context.Context, s *store.Store, run string, p tensorPlan, r store.BatchRange, w io.Writer, pr *progress) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	nw, err := npy.NewWriter(bw, npy.Float32, dataShape(p))
 	if err != nil {
 		return err
 	}
-	if err := writeLayerData(s, run, p, r, nw, pr); err != nil {
+	if err := writeLayerData(ctx, s, run, p, r, nw, pr); err != nil {
 		return err
 	}
 	return bw.Flush()
@@ -268,7 +269,7 @@ func exportNPY(s *store.Store, run string, p tensorPlan, r store.BatchRange, w i
 // exportNPZ writes, per layer, the arrays "<layer>.batch", "<layer>.sample"
 // and "<layer>.dataset_index" (int64, (n,)) and "<layer>" (float32,
 // (n, *shape)), row i of each describing the same sample.
-func exportNPZ(s *store.Store, run string, plans []tensorPlan, r store.BatchRange, w io.Writer, pr *progress) error {
+func exportNPZ(ctx context.Context, s *store.Store, run string, plans []tensorPlan, r store.BatchRange, w io.Writer, pr *progress) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	z := npy.NewNPZWriter(bw)
 	for _, p := range plans {
@@ -297,7 +298,7 @@ func exportNPZ(s *store.Store, run string, plans []tensorPlan, r store.BatchRang
 		if err != nil {
 			return err
 		}
-		if err := writeLayerData(s, run, p, r, aw, pr); err != nil {
+		if err := writeLayerData(ctx, s, run, p, r, aw, pr); err != nil {
 			return err
 		}
 	}

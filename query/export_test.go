@@ -93,7 +93,7 @@ func checkTensorTable(t *testing.T, layer string, schema *arrow.Schema, recs []a
 func TestExport_Arrow(t *testing.T) {
 	s, _ := testStore(t)
 	out := filepath.Join(t.TempDir(), "x")
-	res, err := Export(s, "base", ExportOptions{Format: FormatArrow, Out: out})
+	res, err := Export(t.Context(), s, "base", ExportOptions{Format: FormatArrow, Out: out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestExport_Parquet(t *testing.T) {
 	s, _ := testStore(t)
 	dir := t.TempDir()
 	one := filepath.Join(dir, "relu1.parquet")
-	if _, err := Export(s, "base", ExportOptions{Format: FormatParquet, Out: one, Layers: []string{"relu1"}}); err != nil {
+	if _, err := Export(t.Context(), s, "base", ExportOptions{Format: FormatParquet, Out: one, Layers: []string{"relu1"}}); err != nil {
 		t.Fatal(err)
 	}
 	schema, recs := readParquet(t, one)
@@ -171,7 +171,7 @@ func TestExport_Parquet(t *testing.T) {
 	// A dataset directory shared by two runs.
 	ds := filepath.Join(dir, "dataset")
 	for _, run := range []string{"base", "perturbed"} {
-		if _, err := Export(s, run, ExportOptions{Format: FormatParquet, Out: ds}); err != nil {
+		if _, err := Export(t.Context(), s, run, ExportOptions{Format: FormatParquet, Out: ds}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -184,10 +184,10 @@ func TestExport_Parquet(t *testing.T) {
 	schema, recs = readParquet(t, filepath.Join(ds, "run=base/layer=conv1/part-0.parquet"))
 	checkTensorTable(t, "conv1", schema, recs)
 	// The run's partition exists: refused, then replaced with Force.
-	if _, err := Export(s, "base", ExportOptions{Format: FormatParquet, Out: ds}); !errors.Is(err, ErrOutputExists) {
+	if _, err := Export(t.Context(), s, "base", ExportOptions{Format: FormatParquet, Out: ds}); !errors.Is(err, ErrOutputExists) {
 		t.Errorf("re-export without force: %v", err)
 	}
-	if _, err := Export(s, "base", ExportOptions{Format: FormatParquet, Out: ds, Force: true, Layers: []string{"conv1"}}); err != nil {
+	if _, err := Export(t.Context(), s, "base", ExportOptions{Format: FormatParquet, Out: ds, Force: true, Layers: []string{"conv1"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(ds, "run=base/layer=relu1")); !os.IsNotExist(err) {
@@ -202,7 +202,7 @@ func TestExport_NPZAndNPY(t *testing.T) {
 	s, _ := testStore(t)
 	dir := t.TempDir()
 	z := filepath.Join(dir, "base.npz")
-	if _, err := Export(s, "base", ExportOptions{Format: FormatNPZ, Out: z}); err != nil {
+	if _, err := Export(t.Context(), s, "base", ExportOptions{Format: FormatNPZ, Out: z}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(z)
@@ -229,7 +229,7 @@ func TestExport_NPZAndNPY(t *testing.T) {
 		t.Error("stats-only layer fc exported as a tensor")
 	}
 	one := filepath.Join(dir, "conv1.npy")
-	if _, err := Export(s, "base", ExportOptions{Format: FormatNPY, Out: one, Layers: []string{"conv1"}, Batches: store.BatchRange{From: 1, To: 3}}); err != nil {
+	if _, err := Export(t.Context(), s, "base", ExportOptions{Format: FormatNPY, Out: one, Layers: []string{"conv1"}, Batches: store.BatchRange{From: 1, To: 3}}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(one)
@@ -246,7 +246,7 @@ func TestExport_NPZAndNPY(t *testing.T) {
 		t.Errorf("npy batches 1:3 = %v %v", a.Shape, a.Float32)
 	}
 	// A stats-only layer asked for by name.
-	if _, err := Export(s, "base", ExportOptions{Format: FormatNPY, Out: filepath.Join(dir, "fc.npy"), Layers: []string{"fc"}}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := Export(t.Context(), s, "base", ExportOptions{Format: FormatNPY, Out: filepath.Join(dir, "fc.npy"), Layers: []string{"fc"}}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("npy of stats-only layer: %v", err)
 	}
 }
@@ -268,7 +268,7 @@ func TestExport_Stats(t *testing.T) {
 	s, _ := testStore(t)
 	dir := t.TempDir()
 	c := filepath.Join(dir, "s.csv")
-	if _, err := Export(s, "base", ExportOptions{Format: FormatCSV, Out: c}); err != nil {
+	if _, err := Export(t.Context(), s, "base", ExportOptions{Format: FormatCSV, Out: c}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(c)
@@ -288,7 +288,7 @@ func TestExport_Stats(t *testing.T) {
 		t.Errorf("csv row 1 = %v, want mean %v", recs[1], rows[0].Mean)
 	}
 	j := filepath.Join(dir, "s.jsonl")
-	if _, err := Export(s, "base", ExportOptions{Format: FormatJSONL, Out: j, Layers: []string{"fc"}}); err != nil {
+	if _, err := Export(t.Context(), s, "base", ExportOptions{Format: FormatJSONL, Out: j, Layers: []string{"fc"}}); err != nil {
 		t.Fatal(err)
 	}
 	f, err = os.Open(j)
@@ -335,7 +335,7 @@ func TestExport_RefusedOutputs(t *testing.T) {
 		{"via_symlink", filepath.Join(link, "new", "x.csv"), ErrOutputInStore},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Export(s, "base", ExportOptions{Format: FormatCSV, Out: tc.out}); !errors.Is(err, tc.want) {
+			if _, err := Export(t.Context(), s, "base", ExportOptions{Format: FormatCSV, Out: tc.out}); !errors.Is(err, tc.want) {
 				t.Errorf("err = %v, want %v", err, tc.want)
 			}
 		})
@@ -343,7 +343,7 @@ func TestExport_RefusedOutputs(t *testing.T) {
 	if b, _ := os.ReadFile(exists); string(b) != "keep" {
 		t.Errorf("refused export modified the file: %q", b)
 	}
-	if _, err := Export(s, "base", ExportOptions{Format: FormatCSV, Out: exists, Force: true}); err != nil {
+	if _, err := Export(t.Context(), s, "base", ExportOptions{Format: FormatCSV, Out: exists, Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(exists); err != nil || fi.Mode().Perm() != 0o644 {
@@ -355,11 +355,11 @@ func TestExport_RefusedOutputs(t *testing.T) {
 			t.Errorf("left behind: %s", e.Name())
 		}
 	}
-	if _, err := Export(s, "base", ExportOptions{Format: "xlsx", Out: exists}); err == nil {
+	if _, err := Export(t.Context(), s, "base", ExportOptions{Format: "xlsx", Out: exists}); err == nil {
 		t.Error("unknown format accepted")
 	}
 	var nf *NotFoundError
-	if _, err := Export(s, "base", ExportOptions{Format: FormatNPZ, Out: filepath.Join(dir, "y.npz"), Layers: []string{"relu"}}); !errors.As(err, &nf) || nf.Closest[0] != "relu1" {
+	if _, err := Export(t.Context(), s, "base", ExportOptions{Format: FormatNPZ, Out: filepath.Join(dir, "y.npz"), Layers: []string{"relu"}}); !errors.As(err, &nf) || nf.Closest[0] != "relu1" {
 		t.Errorf("unknown layer: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -59,8 +60,9 @@ type StatsOptions struct {
 }
 
 // Stats returns the statistics rows of run, layer by layer in execution
-// order and batch by batch. Layers without stats are skipped.
-func Stats(s *store.Store, run string, opts StatsOptions) ([]StatsRow, error) {
+// order and batch by batch. Layers without stats are skipped. It stops
+// with ctx.Err() between layers once ctx is done.
+func Stats(ctx context.Context, s *store.Store, run string, opts StatsOptions) ([]StatsRow, error) {
 	layers, err := layerSummaries(s, run)
 	if err != nil {
 		return nil, err
@@ -73,6 +75,9 @@ func Stats(s *store.Store, run string, opts StatsOptions) ([]StatsRow, error) {
 	for _, l := range layers {
 		if l.StatsBatches == 0 {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 		rows, err := s.Stats(run, l.Path, opts.Batches)
 		if err != nil {

@@ -32,6 +32,31 @@ func newCheckCommand(g *globalOptions) *cli.Command {
 	}
 }
 
+// check runs s.Check(run) and returns early with ctx.Err() once ctx is
+// done. store.Check takes no context: the scan goes on in the background
+// until it ends (it only reads), which is harmless in a process about to
+// exit.
+func check(ctx context.Context, s *store.Store, run string) ([]store.Problem, error) {
+	type result struct {
+		problems []store.Problem
+		err      error
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, err := s.Check(run)
+		done <- result{p, err}
+	}()
+	select {
+	case r := <-done:
+		return r.problems, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // checkProblem is one problem in the --json document of check.
 type checkProblem struct {
 	Run    string `json:"run"`
@@ -49,7 +74,7 @@ type checkJSON struct {
 	Problems []checkProblem `json:"problems"`
 }
 
-func runCheck(_ context.Context, opts CheckOptions, args []string, out io.Writer) error {
+func runCheck(ctx context.Context, opts CheckOptions, args []string, out io.Writer) error {
 	if len(args) > 1 {
 		return usagef("check takes at most one argument, the run")
 	}
@@ -67,7 +92,7 @@ func runCheck(_ context.Context, opts CheckOptions, args []string, out io.Writer
 			return err
 		}
 	}
-	problems, err := s.Check(run)
+	problems, err := check(ctx, s, run)
 	if errors.Is(err, store.ErrNotFound) && run != "" {
 		_, err = query.GetRun(s, run)
 	}

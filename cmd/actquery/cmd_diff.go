@@ -57,7 +57,7 @@ type diffJSON struct {
 	*query.DiffReport
 }
 
-func runDiff(_ context.Context, opts DiffOptions, args []string, out io.Writer) error {
+func runDiff(ctx context.Context, opts DiffOptions, args []string, out io.Writer) error {
 	if len(args) != 2 {
 		return usagef("diff takes two arguments, RUN_A and RUN_B")
 	}
@@ -75,7 +75,7 @@ func runDiff(_ context.Context, opts DiffOptions, args []string, out io.Writer) 
 	}
 	defer s.Close()
 	qo.Batches, qo.Layers = br, opts.Layers
-	rep, err := query.Diff(s, args[0], args[1], qo)
+	rep, err := query.Diff(ctx, s, args[0], args[1], qo)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ type exportJSON struct {
 	*query.ExportResult
 }
 
-func runExport(_ context.Context, opts ExportOptions, args []string, out io.Writer) error {
+func runExport(ctx context.Context, opts ExportOptions, args []string, out io.Writer) error {
 	if len(args) != 1 {
 		return usagef("export takes one argument, the run")
 	}
@@ -97,7 +97,7 @@ func runExport(_ context.Context, opts ExportOptions, args []string, out io.Writ
 			bar.Set64(done)
 		}
 	}
-	res, err := query.Export(s, args[0], eo)
+	res, err := query.Export(ctx, s, args[0], eo)
 	if bar != nil {
 		bar.Finish()
 	}

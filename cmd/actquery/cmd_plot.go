@@ -84,7 +84,7 @@ func (e noStatsError) Error() string        { return e.err.Error() }
 func (e noStatsError) Unwrap() error        { return e.err }
 func (e noStatsError) Is(target error) bool { return target == store.ErrNotFound }
 
-func runPlot(_ context.Context, opts PlotOptions, args []string, out io.Writer) error {
+func runPlot(ctx context.Context, opts PlotOptions, args []string, out io.Writer) error {
 	if opts.Out == "" {
 		return usagef("plot needs --out FILE.png or FILE.svg")
 	}
@@ -163,7 +163,7 @@ func runPlot(_ context.Context, opts PlotOptions, args []string, out io.Writer) 
 			return err
 		}
 		qo.Batches, qo.Layers = br, opts.Layers
-		rep, err := query.Diff(s, args[0], args[1], qo)
+		rep, err := query.Diff(ctx, s, args[0], args[1], qo)
 		if err != nil {
 			return err
 		}
@@ -181,6 +181,9 @@ func runPlot(_ context.Context, opts PlotOptions, args []string, out io.Writer) 
 				return err
 			}
 			for _, l := range ls {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 				sr, err := report.LoadSeries(s, run, l, br)
 				if errors.Is(err, plot.ErrNoStats) {
 					return noStatsError{err}

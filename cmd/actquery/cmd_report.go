@@ -58,7 +58,7 @@ func newReportCommand(g *globalOptions) *cli.Command {
 	}
 }
 
-func runReport(_ context.Context, opts ReportOptions, args []string, out io.Writer) error {
+func runReport(ctx context.Context, opts ReportOptions, args []string, out io.Writer) error {
 	if len(args) < 1 || len(args) > 2 {
 		return usagef("report takes RUN and optionally RUN_B")
 	}
@@ -97,7 +97,7 @@ func runReport(_ context.Context, opts ReportOptions, args []string, out io.Writ
 		return err
 	}
 	var buf bytes.Buffer
-	if err := report.Write(&buf, s, args[0], ro); err != nil {
+	if err := report.Write(ctx, &buf, s, args[0], ro); err != nil {
 		return err
 	}
 	if err := writeOutput(opts.Out, opts.Force, buf.Bytes()); err != nil {

@@ -47,7 +47,7 @@ type statsJSON struct {
 	Rows       []query.StatsRow `json:"rows"`
 }
 
-func runStats(_ context.Context, opts StatsOptions, args []string, out io.Writer) error {
+func runStats(ctx context.Context, opts StatsOptions, args []string, out io.Writer) error {
 	if len(args) != 1 {
 		return usagef("stats takes one argument, the run")
 	}
@@ -60,7 +60,7 @@ func runStats(_ context.Context, opts StatsOptions, args []string, out io.Writer
 		return err
 	}
 	defer s.Close()
-	rows, err := query.Stats(s, args[0], query.StatsOptions{Layers: opts.Layers, Batches: br, Aggregate: opts.Aggregate})
+	rows, err := query.Stats(ctx, s, args[0], query.StatsOptions{Layers: opts.Layers, Batches: br, Aggregate: opts.Aggregate})
 	if err != nil {
 		return err
 	}

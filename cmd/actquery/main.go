@@ -25,13 +25,14 @@ import (
 
 // Exit codes (documented in --help by exitCodesHelp).
 const (
-	exitOK       = 0 // success
-	exitFound    = 1 // diff beyond thresholds or nothing compared, or check found problems
-	exitUsage    = 2 // bad flags or arguments
-	exitNotFound = 3 // unknown store, run or layer (or batch, sample)
-	exitStore    = 4 // store locked, corrupt, or of an unsupported version
-	exitOutput   = 5 // export output refused: exists (no --force) or inside the store
-	exitOther    = 6 // any other failure (I/O, ...)
+	exitOK       = 0   // success
+	exitFound    = 1   // diff beyond thresholds or nothing compared, or check found problems
+	exitUsage    = 2   // bad flags or arguments
+	exitNotFound = 3   // unknown store, run or layer (or batch, sample)
+	exitStore    = 4   // store locked, corrupt, or of an unsupported version
+	exitOutput   = 5   // export output refused: exists (no --force) or inside the store
+	exitOther    = 6   // any other failure (I/O, ...)
+	exitSignal   = 130 // interrupted (Ctrl-C, SIGINT): 128 + 2, as shells report it
 )
 
 const exitCodesHelp = `EXIT CODES:
@@ -41,7 +42,8 @@ const exitCodesHelp = `EXIT CODES:
    3  store, run, layer, batch or sample not found (the message lists the closest names)
    4  store locked by a writer, corrupt (the message names the file), or of an unsupported version
    5  export output refused: it exists (use --force) or is inside the store directory
-   6  any other error (I/O, ...)`
+   6  any other error (I/O, ...)
+ 130  interrupted (Ctrl-C): stopped promptly; temporary outputs removed, nothing half-written left`
 
 // commands are the subcommands, in help order. A new subcommand adds its
 // cmd_<name>.go and one line here.
@@ -90,6 +92,8 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.Is(err, context.Canceled):
+		return exitSignal
 	case errors.Is(err, errThresholds), errors.Is(err, errNothingCompared), errors.Is(err, errProblems):
 		return exitFound
 	case errors.As(err, &ue), errors.Is(err, query.ErrOneLayer):
@@ -142,7 +146,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, progress 
 	g := &globalOptions{Progress: progress}
 	app := newApp(g, stdout, stderr)
 	err := app.RunContext(ctx, interspersed(app, args))
-	if err != nil {
+	switch {
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		fmt.Fprintln(stderr, "actquery: interrupted")
+	case err != nil:
 		fmt.Fprintf(stderr, "actquery: %v\n", err)
 	}
 	return exitCode(err)
@@ -241,6 +248,10 @@ func takesValue(flags []cli.Flag, arg string) bool {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills the process at once
+	}()
 	var progress io.Writer
 	if isTerminal(os.Stderr) {
 		progress = os.Stderr

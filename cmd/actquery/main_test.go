@@ -264,3 +264,44 @@ func TestExportProgress(t *testing.T) {
 		t.Errorf("stdout = %q", out.String())
 	}
 }
+
+// TestInterrupted: a canceled context (Ctrl-C in main) stops export, diff,
+// stats, check, plot and report with exit status 130 and leaves no output.
+func TestInterrupted(t *testing.T) {
+	dir := testStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"export_npz", []string{"export", "base", "--format", "npz", "--out", "OUT/a.npz"}},
+		{"export_arrow_dir", []string{"export", "base", "--format", "arrow", "--out", "OUT/arrow"}},
+		{"export_parquet_dataset", []string{"export", "base", "--format", "parquet", "--out", "OUT/ds"}},
+		{"export_csv", []string{"export", "base", "--format", "csv", "--out", "OUT/a.csv"}},
+		{"diff", []string{"diff", "perturbed", "base"}},
+		{"stats", []string{"stats", "base"}},
+		{"check", []string{"check"}},
+		{"plot_diff", []string{"plot", "--diff", "perturbed", "base", "--out", "OUT/d.svg"}},
+		{"report", []string{"report", "perturbed", "base", "--out", "OUT/r.html"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			args := []string{"actquery", "--store", dir}
+			for _, a := range tc.args {
+				args = append(args, strings.ReplaceAll(a, "OUT", out))
+			}
+			var stdout, stderr bytes.Buffer
+			if code := run(ctx, args, &stdout, &stderr, nil); code != exitSignal {
+				t.Errorf("exit %d, want %d\n%s%s", code, exitSignal, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "interrupted") {
+				t.Errorf("stderr %q does not say interrupted", stderr.String())
+			}
+			ents, _ := os.ReadDir(out)
+			for _, e := range ents {
+				t.Errorf("left behind: %s", e.Name())
+			}
+		})
+	}
+}

@@ -12,7 +12,7 @@ func BenchmarkReportTwoRuns(b *testing.B) {
 	s := openStore(b, dir)
 	b.ResetTimer()
 	for b.Loop() {
-		if err := Write(io.Discard, s, "int8", Options{RunB: "fp32", Now: fixedNow}); err != nil {
+		if err := Write(b.Context(), io.Discard, s, "int8", Options{RunB: "fp32", Now: fixedNow}); err != nil {
 			b.Fatal(err)
 		}
 	}

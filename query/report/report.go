@@ -12,6 +12,7 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,8 +60,9 @@ type Options struct {
 	Generator string
 }
 
-// Write writes the HTML report of run (and opts.RunB) read from s to w.
-func Write(w io.Writer, s *store.Store, run string, opts Options) error {
+// Write writes the HTML report of run (and opts.RunB) read from s to w. It
+// stops with an error wrapping ctx.Err() once ctx is done.
+func Write(ctx context.Context, w io.Writer, s *store.Store, run string, opts Options) error {
 	if opts.MaxLayerCharts <= 0 {
 		opts.MaxLayerCharts = 48
 	}
@@ -138,7 +140,7 @@ func Write(w io.Writer, s *store.Store, run string, opts Options) error {
 	if opts.RunB != "" {
 		dopts := opts.Diff
 		dopts.Layers = opts.Layers
-		rep, err := query.Diff(s, run, opts.RunB, dopts)
+		rep, err := query.Diff(ctx, s, run, opts.RunB, dopts)
 		if err != nil {
 			return fmt.Errorf("diff %s vs %s: %w", run, opts.RunB, err)
 		}
@@ -154,6 +156,9 @@ func Write(w io.Writer, s *store.Store, run string, opts Options) error {
 			pg.Notes = append(pg.Notes, fmt.Sprintf("Charts are drawn for the first %d layers only; %d more are in the tables (choose layers with --layer).",
 				opts.MaxLayerCharts, len(layersA)-opts.MaxLayerCharts))
 			break
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		sec, err := layerSection(s, run, opts, l, layersB)
 		if err != nil {

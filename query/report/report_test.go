@@ -25,7 +25,7 @@ func writeReport(t *testing.T, s *store.Store, run string, opts Options) []byte 
 	t.Helper()
 	opts.Now = fixedNow
 	var buf bytes.Buffer
-	if err := Write(&buf, s, run, opts); err != nil {
+	if err := Write(t.Context(), &buf, s, run, opts); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -240,11 +240,11 @@ func TestReportErrors(t *testing.T) {
 	dir := buildStore(t, testRun{name: "fp32", batches: 2})
 	s := openStore(t, dir)
 	var buf bytes.Buffer
-	err := Write(&buf, s, "fp33", Options{})
+	err := Write(t.Context(), &buf, s, "fp33", Options{})
 	if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "fp32") {
 		t.Errorf("unknown run: %v, want ErrNotFound naming fp32", err)
 	}
-	err = Write(&buf, s, "fp32", Options{Layers: []string{"conv9"}})
+	err = Write(t.Context(), &buf, s, "fp32", Options{Layers: []string{"conv9"}})
 	var le *LayerError
 	if !errors.As(err, &le) || !errors.Is(err, ErrUnknownLayer) {
 		t.Fatalf("unknown layer: %v, want *LayerError", err)
