@@ -254,6 +254,24 @@ func BenchmarkLongRecording(b *testing.B) {
 	}
 }
 
+// BenchmarkLongRecordingBigLayers records every sample's tensors and the
+// stats of conv1 and relu1 of RecipeCNN(1,10) at batch 256 (2 x 22 MiB of
+// copies per call, like actrec record --batch-size 256 --layers conv1,relu1
+// --mode both) with an 8 MiB queue, for two store buffer sizes
+// (store.Options.MaxBufferBytes), and reports the heap peaks.
+func BenchmarkLongRecordingBigLayers(b *testing.B) {
+	for _, maxBuf := range []int64{64 << 20, 4 << 20} {
+		b.Run(fmt.Sprintf("storebuf=%dMiB", maxBuf>>20), func(b *testing.B) {
+			for b.Loop() {
+				got := bigLayerRecording(b, 20, 256, 1, 8<<20, maxBuf)
+				b.ReportMetric(mib(got.peakInuse), "peak-heapinuse-MB")
+				b.ReportMetric(mib(got.live), "peak-live-MB")
+				b.ReportMetric(mib(uint64(got.queuePeak)), "queue-peak-MB")
+			}
+		})
+	}
+}
+
 // longRecording records batches of a [64 1024] output (stats + samples 0
 // and 2) with a queue of capBytes and returns the peak HeapInuse sampled
 // every 100 batches, the peak live heap (HeapAlloc right after a GC, every

@@ -127,15 +127,16 @@ func (r *Recorder) endReservation(cs *callState) {
 	}
 }
 
-// statsReserve is what a stats row of l is expected to hold (rowBytes with
-// a histogram of up to 1024 buckets); a row with more buckets is charged
-// the difference when it is queued.
+// statsReserve is what a stats row of l is expected to hold: the largest
+// row of l queued so far, at least rowBytes with a histogram of 1024
+// buckets. A bigger row is charged the difference when it is queued, at
+// most 10 bytes per bucket beyond (640 KiB), in the first calls only.
 func (r *Recorder) statsReserve(l *layerState) int64 {
 	n := int64(256 + 10*1024)
 	if r.cfg.ChannelStats && len(l.info.Shape) >= 2 {
 		n += 8 * int64(l.info.Shape[0])
 	}
-	return n
+	return max(n, l.rowEst.Load())
 }
 
 // reserveCall sets aside, at the call's first recorded layer, the queue
@@ -544,7 +545,11 @@ func (r *Recorder) finishCall(l *layerState, cs *callState, lc *layerCall, n int
 		} else if row, ok := r.layerRow(l, cs, lc); ok {
 			row.Batch = cs.bs.b.Index
 			it.stats = &row
-			it.bytes += rowBytes(&row)
+			n := rowBytes(&row)
+			it.bytes += n
+			if n > l.rowEst.Load() {
+				l.rowEst.Store(n) // racing stores of close sizes: any is fine
+			}
 		}
 	}
 	if lc.tensors {

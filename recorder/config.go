@@ -166,8 +166,15 @@ type Config struct {
 	// recording stops for the rest of the run (stats continue) and the run
 	// metadata gets "tensor_budget_reached_at_batch". 0: unlimited.
 	TensorBudget int64 `json:"tensor_budget,omitempty"`
-	// QueueBytes caps the memory held by queued work (copied tensors and
-	// pending rows), in bytes. Default 256 MiB.
+	// QueueBytes caps the memory the recorder holds for recorded data, in
+	// bytes as allocated: stats rows, sampled tensor copies (reserved by a
+	// Forward call before its hooks fill them), output copies with
+	// StatsInWorkers, queued items and items being written. A call whose
+	// records exceed the cap is admitted alone, when nothing else is held,
+	// so the bound is max(QueueBytes, one call's records). Not counted (see
+	// the package doc, Memory): the store Writer's buffers
+	// (store.Options.MaxBufferBytes, set by whoever opens the store), the
+	// statistics accumulators, and GC headroom. Default 256 MiB.
 	QueueBytes int64 `json:"queue_bytes"`
 	// Policy is what happens when the queue is full. Default Block.
 	Policy QueuePolicy `json:"policy"`

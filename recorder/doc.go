@@ -87,6 +87,36 @@
 // waits until every queued row is written, records the end time and Meta and
 // closes the run as complete.
 //
+// # Memory
+//
+// What a recording holds beyond the model and its inputs is
+//
+//	max(Config.QueueBytes, one call's records)   everything the recorder holds
+//	+ the store Writer's buffers                  store.Options.MaxBufferBytes
+//	+ statistics accumulators                    <= 32 x 768 KiB pooled, plus those in use
+//
+// and the Go GC's headroom on top (GOGC; the recorder does not set a
+// memory limit). The queue's account covers every copy the recorder makes:
+// a Forward call reserves the bytes of its sampled copies before its hooks
+// allocate them, buffers are charged as allocated (buffers over 1 MiB are
+// not pooled, so none is kept outside the account), and an item stays
+// charged until the store has taken its rows. The store copies appended
+// rows into per-layer buffers, two sets of them (one being flushed), that
+// grow by doubling to at least MaxBufferBytes or one append, whichever is
+// more, and are kept: with per-call items bigger than MaxBufferBytes that
+// is about 2 x layers x the item rounded up to a power of two. Whoever
+// opens the store should size MaxBufferBytes with the queue (e.g. a
+// quarter of QueueBytes); the default is 64 MiB.
+//
+// Measured (BenchmarkLongRecordingBigLayers: every sample of conv1 and
+// relu1 of RecipeCNN(1,10) at batch 256, 2 x 22 MiB per call, 20 batches,
+// an 8 MiB queue; shared noisy 2-core VM): queue peak 42.3 MiB (one call),
+// peak live heap 387 MiB with the default 64 MiB store buffer, 176 MiB
+// with 4 MiB, of which 42 MiB are the recorder's reserved copies and
+// 126 MiB the store's buffers. TestRecorderMemoryBoundedBigLayers checks
+// the bound with four concurrent callers at batch 128 (live heap 44 MiB;
+// 190 MiB before copies were reserved).
+//
 // Why hooks compute statistics instead of workers (Config.StatsInWorkers
 // switches to the latter): RecipeCNN(3,10) at batch 64 produces 4.3 M output
 // elements (17 MB) per batch. A worker needs its own copy of all of it: the

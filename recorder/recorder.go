@@ -68,6 +68,8 @@ type layerState struct {
 	kind statsKind
 	from *layerState // kindReLU, kindSame: the recorded layer whose output is the input
 	keep bool        // a later layer reuses this layer's result in the call
+
+	rowEst atomic.Int64 // largest stats row queued so far (rowBytes), for reservations
 }
 
 // batchState is the per-batch decision, made once per batch.
