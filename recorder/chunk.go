@@ -159,7 +159,7 @@ func (r *Recorder) reserveCall(ctx context.Context, cs *callState) {
 	}
 	budgetOK := r.budgetAt.Load() < 0
 	var need int64
-	for _, l := range r.layers {
+	for _, l := range r.layerList {
 		per := shapeLen(l.info.Shape)
 		if l.mode&ModeStats != 0 {
 			if r.cfg.StatsInWorkers {

@@ -90,13 +90,16 @@ type Recorder struct {
 	batches       *batchFilter
 	tensorBatches *batchFilter
 
-	mu      sync.Mutex // guards w, layers, handles, batch maps
-	w       *store.Writer
-	layers  map[string]*layerState
-	handles []*nn.HookHandle
-	calls   boundedMap[uint64, *callState] // by nn.CallID
-	byIndex boundedMap[int64, *batchState]
-	next    Batch // next auto-assigned batch
+	mu     sync.Mutex // guards w, layers, handles, batch maps
+	w      *store.Writer
+	layers map[string]*layerState
+	// layerList is r.layers in run order, set with the run and read-only
+	// afterwards (hooks read it without r.mu).
+	layerList []*layerState
+	handles   []*nn.HookHandle
+	calls     boundedMap[uint64, *callState] // by nn.CallID
+	byIndex   boundedMap[int64, *batchState]
+	next      Batch // next auto-assigned batch
 
 	enabled atomic.Bool
 
@@ -301,7 +304,9 @@ func (r *Recorder) createRun(layers []store.LayerInfo, sel map[string]Mode) erro
 	r.w = w
 	r.info = info
 	for _, l := range layers {
-		r.layers[l.Path] = &layerState{info: l, mode: sel[l.Path]}
+		ls := &layerState{info: l, mode: sel[l.Path]}
+		r.layers[l.Path] = ls
+		r.layerList = append(r.layerList, ls)
 	}
 	for i := 0; i < r.cfg.Workers; i++ {
 		r.workers.Add(1)
