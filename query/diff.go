@@ -55,6 +55,7 @@ const (
 	StatusOnlyA         = "only_a"         // layer recorded in run A only
 	StatusOnlyB         = "only_b"         // layer recorded in run B only
 	StatusNoCommonData  = "no_common_data" // both have the layer, nothing comparable
+	StatusUnreadable    = "unreadable"     // the layer's data could not be read (damaged store); fails the diff
 )
 
 // Thresholds echo the options in a DiffReport.
@@ -70,8 +71,9 @@ type DiffReport struct {
 	RunA       string     `json:"run_a"`
 	RunB       string     `json:"run_b"`
 	Thresholds Thresholds `json:"thresholds"`
-	// Pass is false when a layer failed or has a shape mismatch, or when
-	// nothing was compared (ComparedLayers is 0; see Reasons).
+	// Pass is false when a layer failed, has a shape mismatch or is
+	// unreadable, or when nothing was compared (ComparedLayers is 0; see
+	// Reasons).
 	Pass bool `json:"pass"`
 	// ComparedLayers counts the layers whose data was compared (status
 	// equal, ok or failed).
@@ -84,6 +86,9 @@ type DiffReport struct {
 	FirstDiverging *string `json:"first_diverging"`
 	// Failed lists the failed and shape-mismatched layers (A's paths).
 	Failed []string `json:"failed"`
+	// Unreadable lists the layers whose data could not be read (status
+	// unreadable; the error is in their reasons and LayerDiff.Err).
+	Unreadable []string `json:"unreadable"`
 	// LayersOnlyA and LayersOnlyB list layers recorded in one run only.
 	LayersOnlyA []string `json:"layers_only_a"`
 	LayersOnlyB []string `json:"layers_only_b"`
@@ -109,7 +114,12 @@ type LayerDiff struct {
 	ShapeB  []int       `json:"shape_b"`
 	Tensor  *TensorDiff `json:"tensor"` // nil unless both runs recorded tensors
 	Stats   *StatsDiff  `json:"stats"`  // nil unless both runs recorded stats
+	err     error       // why the layer is unreadable
 }
+
+// Err is the read error of an unreadable layer (e.g. a
+// *store.CorruptionError naming the file and offset), nil otherwise.
+func (l LayerDiff) Err() error { return l.err }
 
 // TensorDiff is the element-wise comparison of the tensors of one layer
 // over the samples present in both runs.
@@ -254,6 +264,7 @@ func Diff(ctx context.Context, s *store.Store, runA, runB string, opts DiffOptio
 		Thresholds:   Thresholds{Atol: Float(opts.Tol.Atol), Rtol: Float(opts.Tol.Rtol)},
 		Reasons:      []string{},
 		Failed:       []string{},
+		Unreadable:   []string{},
 		LayersOnlyA:  []string{},
 		LayersOnlyB:  []string{},
 		BatchesOnlyA: []int64{},
@@ -288,7 +299,14 @@ func Diff(ctx context.Context, s *store.Store, runA, runB string, opts DiffOptio
 		}
 		ld, err := diffLayer(ctx, s, runA, runB, a, b, opts, batchesA, batchesB)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			// A damaged layer does not hide the others.
+			ld = LayerDiff{Layer: a.Path, LayerB: b.Path, Op: a.Op, Order: a.Order, Status: StatusUnreadable,
+				Reasons: []string{"unreadable: " + err.Error()}, ShapeA: shapeOf(a), ShapeB: shapeOf(b), err: err}
+			rep.Unreadable = append(rep.Unreadable, a.Path)
+			rep.Pass = false
 		}
 		switch ld.Status {
 		case StatusEqual, StatusOK, StatusFailed:

@@ -63,7 +63,10 @@
 // compared), only_a, only_b or no_common_data (both runs have the layer but
 // no data of the same kind for common batches or samples: one run has no
 // batches, tensors in one and stats only in the other, disjoint samples;
-// the reason says which). With zero thresholds any difference fails. The
+// the reason says which) or unreadable (its data could not be read: a
+// damaged store; the error, naming file and offset, is in its reasons and
+// LayerDiff.Err; the other layers are still compared and the diff does not
+// pass). With zero thresholds any difference fails. The
 // first diverging layer is the first failed or shape-mismatched layer of A
 // in execution order. A layer with no common data does not fail the diff by
 // itself, but a diff that compared nothing at all (DiffReport.ComparedLayers

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/actrec/actrec/store"
@@ -35,10 +36,21 @@ type Tensor struct {
 	// its first values in row-major order (nil if the batch has no tensor).
 	Elements int       `json:"elements"`
 	Values   []float32 `json:"values"`
+	// StatsError and TensorError hold the error of reading the stats or
+	// the tensors when that part is unreadable (damaged store) and the
+	// other part was shown; nil otherwise.
+	StatsError  *string `json:"stats_error"`
+	TensorError *string `json:"tensor_error"`
 }
 
 // Show returns the shape, the batch's stats and the first values of the
 // tensor of one sample of one batch of one layer.
+//
+// When one of the two parts (stats, tensor) cannot be read, Show returns
+// the other with the failure in StatsError or TensorError, together with a
+// non-nil error wrapping the read error (a *store.CorruptionError for a
+// damaged store): callers print the partial result and report the error.
+// When nothing can be shown the result is nil.
 func Show(s *store.Store, run string, opts ShowOptions) (*Tensor, error) {
 	layers, err := layerSummaries(s, run)
 	if err != nil {
@@ -59,10 +71,11 @@ func Show(s *store.Store, run string, opts ShowOptions) (*Tensor, error) {
 	}
 	t := &Tensor{Run: run, Layer: l.Path, Op: l.Op, Shape: shape, Batch: opts.Batch, Sample: opts.Sample, DatasetIndex: -1}
 	r := store.BatchRange{From: opts.Batch, To: opts.Batch + 1}
+	var statsErr, tensorErr error
 	if l.StatsBatches > 0 {
 		rows, err := s.Stats(run, l.Path, r)
 		if err != nil {
-			return nil, fmt.Errorf("stats of %s/%s batch %d: %w", run, l.Path, opts.Batch, err)
+			statsErr = fmt.Errorf("stats of %s/%s batch %d: %w", run, l.Path, opts.Batch, err)
 		}
 		for _, row := range rows {
 			if row.Batch == opts.Batch {
@@ -91,15 +104,28 @@ func Show(s *store.Store, run string, opts ShowOptions) (*Tensor, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("tensors of %s/%s batch %d: %w", run, l.Path, opts.Batch, err)
+			tensorErr = fmt.Errorf("tensors of %s/%s batch %d: %w", run, l.Path, opts.Batch, err)
+			t.Samples, t.Values, t.Elements, t.DatasetIndex, found = 0, nil, 0, -1, false
 		}
 	}
 	switch {
-	case t.Stats == nil && t.Samples == 0:
-		return nil, fmt.Errorf("run %q layer %q has no data for batch %d: %w", run, l.Path, opts.Batch, store.ErrNotFound)
 	case t.Samples > 0 && !found:
 		return nil, fmt.Errorf("run %q layer %q batch %d has no sample %d (%d samples recorded): %w",
 			run, l.Path, opts.Batch, opts.Sample, t.Samples, store.ErrNotFound)
+	case statsErr != nil && (tensorErr != nil || t.Samples == 0):
+		return nil, errors.Join(statsErr, tensorErr)
+	case tensorErr != nil && t.Stats == nil:
+		return nil, tensorErr
+	case statsErr != nil:
+		msg := statsErr.Error()
+		t.StatsError = &msg
+		return t, statsErr
+	case tensorErr != nil:
+		msg := tensorErr.Error()
+		t.TensorError = &msg
+		return t, tensorErr
+	case t.Stats == nil && t.Samples == 0:
+		return nil, fmt.Errorf("run %q layer %q has no data for batch %d: %w", run, l.Path, opts.Batch, store.ErrNotFound)
 	}
 	return t, nil
 }

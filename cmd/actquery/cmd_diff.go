@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -36,7 +35,9 @@ func newDiffCommand(g *globalOptions) *cli.Command {
 			"(MAX_ABS shows NaN); the same NaN or Inf in both runs counts as equal.\n" +
 			"Exit status 1 when a layer fails or has a shape mismatch, or when nothing was compared (no\n" +
 			"common layer had data of the same kind for common batches). Layers, batches or samples present\n" +
-			"in one run only are reported (no_common_data with the reason), not failed by themselves.",
+			"in one run only are reported (no_common_data with the reason), not failed by themselves.\n" +
+			"A layer whose data cannot be read (damaged store) is reported \"unreadable\" with the error and\n" +
+			"the others are still compared; the exit status is then 4.",
 		ArgsUsage: "RUN_A RUN_B",
 		Flags: append(diffFlagList(&opts.DiffFlags, &maps, &minSQNR, &minCos),
 			&cli.StringSliceFlag{Name: "layer", Usage: "compare only this layer of RUN_A (repeatable)", Destination: &layers},
@@ -88,6 +89,18 @@ func runDiff(ctx context.Context, opts DiffOptions, args []string, out io.Writer
 		return err
 	}
 	switch {
+	case len(rep.Unreadable) > 0:
+		// Report the store damage first (exit status 4): the error names
+		// the file and offset; the other layers were compared and printed.
+		var first error
+		for _, l := range rep.Layers {
+			if l.Err() != nil {
+				first = l.Err()
+				break
+			}
+		}
+		return fmt.Errorf("%s vs %s: %d %s unreadable (%s): %w", rep.RunA, rep.RunB, len(rep.Unreadable),
+			plural(len(rep.Unreadable), "layer"), strings.Join(rep.Unreadable, ", "), first)
 	case len(rep.Failed) > 0:
 		return fmt.Errorf("%s vs %s: %d %s (%s): %w", rep.RunA, rep.RunB, len(rep.Failed),
 			plural(len(rep.Failed), "layer"), strings.Join(rep.Failed, ", "), errThresholds)
@@ -175,13 +188,17 @@ func printDiff(out io.Writer, rep *query.DiffReport) error {
 	} else {
 		fmt.Fprintln(out, "first diverging layer: none")
 	}
-	switch {
-	case rep.Pass:
+	if rep.Pass {
 		fmt.Fprintln(out, "PASS")
-	case len(rep.Failed) > 0:
-		fmt.Fprintf(out, "FAIL: %s\n", strings.Join(append(slices.Clone(rep.Failed), rep.Reasons...), "; "))
-	default:
-		fmt.Fprintf(out, "FAIL: %s\n", strings.Join(rep.Reasons, "; "))
+		return nil
 	}
+	var why []string
+	if len(rep.Failed) > 0 {
+		why = append(why, strings.Join(rep.Failed, ", "))
+	}
+	if len(rep.Unreadable) > 0 {
+		why = append(why, "unreadable: "+strings.Join(rep.Unreadable, ", "))
+	}
+	fmt.Fprintf(out, "FAIL: %s\n", strings.Join(append(why, rep.Reasons...), "; "))
 	return nil
 }

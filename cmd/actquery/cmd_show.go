@@ -25,8 +25,10 @@ type ShowOptions struct {
 func newShowCommand(g *globalOptions) *cli.Command {
 	var opts ShowOptions
 	return &cli.Command{
-		Name:      "show",
-		Usage:     "print the shape, the batch's stats and the first values of one tensor",
+		Name:  "show",
+		Usage: "print the shape, the batch's stats and the first values of one tensor",
+		Description: "When the stats or the tensor of the batch cannot be read (damaged store), the other part is\n" +
+			"printed with \"stats unreadable: ...\" or \"tensor unreadable: ...\" and the exit status is 4.",
 		ArgsUsage: "RUN",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "layer", Usage: "layer path (required)", Destination: &opts.Layer},
@@ -71,29 +73,44 @@ func runShow(_ context.Context, opts ShowOptions, args []string, out io.Writer) 
 		return err
 	}
 	defer s.Close()
-	t, err := query.Show(s, args[0], query.ShowOptions{Layer: opts.Layer, Batch: opts.Batch, Sample: opts.Sample, Values: opts.Values})
-	if err != nil {
-		return err
+	t, readErr := query.Show(s, args[0], query.ShowOptions{Layer: opts.Layer, Batch: opts.Batch, Sample: opts.Sample, Values: opts.Values})
+	if t == nil {
+		return readErr
 	}
+	// A part that could not be read is reported in the output; the read
+	// error is returned after it (exit status 4 for a damaged store).
 	if opts.JSON {
 		if t.Values == nil {
 			t.Values = []float32{}
 		}
-		return writeJSON(out, showJSON{Schema: schemaShow, Tensor: t})
+		if err := writeJSON(out, showJSON{Schema: schemaShow, Tensor: t}); err != nil {
+			return err
+		}
+		return readErr
 	}
+	printShow(out, t)
+	return readErr
+}
+
+func printShow(out io.Writer, t *query.Tensor) {
 	fmt.Fprintf(out, "run %s  layer %s (%s)  batch %d\n", t.Run, t.Layer, t.Op, t.Batch)
 	fmt.Fprintf(out, "shape %v per sample\n", t.Shape)
-	if st := t.Stats; st != nil {
+	if t.StatsError != nil {
+		fmt.Fprintf(out, "batch stats: stats unreadable: %s\n", *t.StatsError)
+	} else if st := t.Stats; st != nil {
 		fmt.Fprintf(out, "batch stats: count %d  mean %v  std %v  min %v  max %v  p50 %v  zero %v  nan %d  inf %d\n",
 			st.Count, st.Mean, st.Std, st.Min, st.Max, st.P50, st.ZeroFrac, st.NaN, st.Inf)
 	} else {
 		fmt.Fprintln(out, "batch stats: not recorded")
 	}
+	if t.TensorError != nil {
+		fmt.Fprintf(out, "tensors: tensor unreadable: %s\n", *t.TensorError)
+		return
+	}
 	if t.Samples == 0 {
 		fmt.Fprintln(out, "tensors: not recorded for this batch")
-		return nil
+		return
 	}
 	fmt.Fprintf(out, "sample %d of %d  dataset_index %d  %d values\n", t.Sample, t.Samples, t.DatasetIndex, t.Elements)
 	fmt.Fprintf(out, "values[0:%d]: %s\n", len(t.Values), formatValues(t.Values))
-	return nil
 }

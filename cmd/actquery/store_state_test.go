@@ -101,3 +101,77 @@ func TestCorruptSegment(t *testing.T) {
 		t.Errorf("check: exit %d, %v\n%s", code, err, buf.String())
 	}
 }
+
+// damageEntry truncates the segment holding the first entry of the given
+// kind of run/layer a few bytes into it, and returns its path relative to
+// the store.
+func damageEntry(t *testing.T, dir, run, layer string, kind store.EntryKind) string {
+	t.Helper()
+	s, err := store.OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := s.Entries(run, layer, store.BatchRange{})
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Kind == kind {
+			if err := os.Truncate(filepath.Join(dir, e.Segment), e.Offset+16); err != nil {
+				t.Fatal(err)
+			}
+			return e.Segment
+		}
+	}
+	t.Fatalf("no %s entry of %s/%s", kind, run, layer)
+	return ""
+}
+
+// TestPartlyCorrupt: one damaged entry does not make show or diff useless:
+// they print what they can, name the damage and exit with status 4.
+func TestPartlyCorrupt(t *testing.T) {
+	ctx := context.Background()
+	t.Run("show_stats_damaged", func(t *testing.T) {
+		dir := testStore(t)
+		seg := damageEntry(t, dir, "base", "conv1", store.KindStats)
+		var buf bytes.Buffer
+		err := runShow(ctx, ShowOptions{StoreDir: dir, Layer: "conv1", Batch: 3, Sample: 1, Values: 16}, []string{"base"}, &buf)
+		if code := exitCode(err); code != exitStore || !strings.Contains(err.Error(), seg) {
+			t.Errorf("exit %d, %v", code, err)
+		}
+		for _, want := range []string{"stats unreadable: ", seg, "values[0:6]: "} {
+			if !strings.Contains(buf.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, buf.String())
+			}
+		}
+	})
+	t.Run("show_tensor_damaged", func(t *testing.T) {
+		dir := testStore(t)
+		seg := damageEntry(t, dir, "base", "conv1", store.KindTensor)
+		var buf bytes.Buffer
+		err := runShow(ctx, ShowOptions{StoreDir: dir, Layer: "conv1", Batch: 3, Values: 16, JSON: true}, []string{"base"}, &buf)
+		if code := exitCode(err); code != exitStore {
+			t.Errorf("exit %d, %v", code, err)
+		}
+		for _, want := range []string{`"tensor_error": "`, seg, `"stats": {`, `"stats_error": null`} {
+			if !strings.Contains(buf.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, buf.String())
+			}
+		}
+	})
+	t.Run("diff_layer_damaged", func(t *testing.T) {
+		dir := testStore(t)
+		seg := damageEntry(t, dir, "base", "relu1", store.KindTensor)
+		var buf bytes.Buffer
+		err := runDiff(ctx, DiffOptions{StoreDir: dir}, []string{"base", "perturbed"}, &buf)
+		if code := exitCode(err); code != exitStore || !strings.Contains(err.Error(), seg) {
+			t.Errorf("exit %d, %v", code, err)
+		}
+		for _, want := range []string{"relu1  ReLU    unreadable", "relu1: unreadable: ", seg, "conv1  Conv2d  equal", "FAIL: unreadable: relu1"} {
+			if !strings.Contains(buf.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, buf.String())
+			}
+		}
+	})
+}
