@@ -102,20 +102,24 @@
 // not pooled, so none is kept outside the account), and an item stays
 // charged until the store has taken its rows. The store copies appended
 // rows into per-layer buffers, two sets of them (one being flushed), that
-// grow by doubling to at least MaxBufferBytes or one append, whichever is
-// more, and are kept: with per-call items bigger than MaxBufferBytes that
-// is about 2 x layers x the item rounded up to a power of two. Whoever
-// opens the store should size MaxBufferBytes with the queue (e.g. a
-// quarter of QueueBytes); the default is 64 MiB.
+// grow by doubling and are kept; a flush starts once MaxBufferBytes are
+// buffered. Workers hand tensors to the store in appends of at most 1 MiB
+// (at least one row), so that these buffers are sized by MaxBufferBytes
+// rather than by the largest item: up to about 4 x (MaxBufferBytes +
+// 1 MiB) per layer with tensors, in practice less. (A consequence: a crash
+// can leave some of a batch's samples of a layer; rows that made it are
+// whole.) Whoever opens the store should size MaxBufferBytes with the
+// queue, e.g. a quarter of QueueBytes; the default is 64 MiB.
 //
 // Measured (BenchmarkLongRecordingBigLayers: every sample of conv1 and
 // relu1 of RecipeCNN(1,10) at batch 256, 2 x 22 MiB per call, 20 batches,
 // an 8 MiB queue; shared noisy 2-core VM): queue peak 42.3 MiB (one call),
-// peak live heap 387 MiB with the default 64 MiB store buffer, 176 MiB
-// with 4 MiB, of which 42 MiB are the recorder's reserved copies and
-// 126 MiB the store's buffers. TestRecorderMemoryBoundedBigLayers checks
-// the bound with four concurrent callers at batch 128 (live heap 44 MiB;
-// 190 MiB before copies were reserved).
+// peak live heap 249 MiB with the default 64 MiB store buffer and
+// 71-96 MiB with 4 MiB (42 MiB the recorder's reserved copies, 21 MiB the
+// store's buffers); before: 387 and 176 MiB (store buffers sized by the
+// item: 126 MiB with 4 MiB). TestRecorderMemoryBoundedBigLayers checks the
+// bound with four concurrent callers at batch 128 (live heap 44 MiB; 190
+// MiB before copies were reserved).
 //
 // Why hooks compute statistics instead of workers (Config.StatsInWorkers
 // switches to the latter): RecipeCNN(3,10) at batch 64 produces 4.3 M output

@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 
@@ -92,8 +93,9 @@ func bigLayerRecording(tb testing.TB, batches, n, callers int, capBytes, maxBuf 
 // also with 4 concurrent Forward calls, so the live heap stays within the
 // baseline plus the queue's bound (the cap, or one call's records if
 // larger) plus the store's buffering plus a constant. The store buffers
-// up to MaxBufferBytes plus one append per layer, in two sets of buffers
-// that grow by doubling: 4 x (MaxBufferBytes + one item) is allowed.
+// up to MaxBufferBytes plus one append (the recorder appends at most
+// appendBytes at a time) per layer, in two sets of buffers that grow by
+// doubling: 4 x (MaxBufferBytes + appendBytes) per layer is allowed.
 // Before the reservation, each concurrent call's hook copies were held
 // outside the queue's account, in pooled buffers rounded up to a power of
 // two (8 x 16 MiB beyond the bound).
@@ -103,8 +105,7 @@ func TestRecorderMemoryBoundedBigLayers(t *testing.T) {
 	}
 	const capBytes, maxBuf, n = 8 << 20, 4 << 20, 128
 	got := bigLayerRecording(t, 16, n, 4, capBytes, maxBuf)
-	item := uint64(bufBytes(n * 32 * 26 * 26))
-	bound := got.baseline + uint64(max(capBytes, got.callBytes)) + 4*(maxBuf+item) + 32<<20
+	bound := got.baseline + uint64(max(capBytes, got.callBytes)) + 2*4*(maxBuf+appendBytes) + 32<<20
 	t.Logf("baseline %.1f MiB, one call %.1f MiB, queue peak %.1f MiB, peak live %.1f MiB (bound %.1f), peak HeapInuse %.1f MiB",
 		mib(got.baseline), mib(uint64(got.callBytes)), mib(uint64(got.queuePeak)), mib(got.live), mib(bound), mib(got.peakInuse))
 	// Rows bigger than their layer's estimate are charged beyond the
@@ -113,8 +114,54 @@ func TestRecorderMemoryBoundedBigLayers(t *testing.T) {
 		t.Errorf("queue peak %d bytes > max(cap %d, one call %d) + 2 x 640 KiB", got.queuePeak, capBytes, got.callBytes)
 	}
 	if got.live > bound {
-		t.Errorf("peak live heap %.1f MiB > baseline + max(cap, one call) + 4 x (store buffer + one item) + 32 MiB = %.1f MiB", mib(got.live), mib(bound))
+		t.Errorf("peak live heap %.1f MiB > baseline + max(cap, one call) + 2 layers x 4 x (store buffer + one append) + 32 MiB = %.1f MiB", mib(got.live), mib(bound))
 	}
 }
 
 func mib(n uint64) float64 { return float64(n) / (1 << 20) }
+
+// An item bigger than appendBytes reaches the store in several appends;
+// every row arrives, in order, with its data.
+func TestRecorderSplitAppends(t *testing.T) {
+	st := openStore(t)
+	cfg := DefaultConfig()
+	cfg.Mode = ModeBoth
+	r, err := New(st, store.RunInfo{Name: "split"}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, per = 600, 1024 // 2.3 MiB per batch: 3 appends
+	if err := r.Declare([]store.LayerInfo{{Path: "x", Op: "Identity", Shape: []int{per}}}); err != nil {
+		t.Fatal(err)
+	}
+	x := nn.NewTensor(n, per)
+	for i := range x.Data {
+		x.Data[i] = float32(i)
+	}
+	for b := int64(0); b < 2; b++ {
+		if err := r.Record(context.Background(), "x", Batch{Index: b, DatasetIndex: b * n}, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []store.TensorRow
+	err = st.Tensors("split", "x", store.BatchRange{}, func(row store.TensorRow) error {
+		row.Data = slices.Clone(row.Data)
+		got = append(got, row)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2*n {
+		t.Fatalf("%d rows, want %d", len(got), 2*n)
+	}
+	for i, row := range got {
+		b, s := int64(i/n), i%n
+		if row.Batch != b || int(row.Sample) != s || row.DatasetIndex != b*n+int64(s) || !slices.Equal(row.Data, x.Data[s*per:(s+1)*per]) {
+			t.Fatalf("row %d: batch %d sample %d dataset index %d, want %d %d %d (or data differs)", i, row.Batch, row.Sample, row.DatasetIndex, b, s, b*n+int64(s))
+		}
+	}
+}

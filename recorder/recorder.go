@@ -624,14 +624,26 @@ func (r *Recorder) write(it *item) {
 		}
 		r.statsRows.Add(1)
 	}
-	if len(it.tensors) > 0 {
-		if err := r.w.AppendTensors(it.layer, it.tensors...); err != nil {
+	// Tensors go to the store in appends of at most appendBytes (at least
+	// one row): the store copies appended rows into per-layer buffers that
+	// grow to hold an append whole and are kept, so appending a big item in
+	// one piece would size them by the item rather than by
+	// store.Options.MaxBufferBytes.
+	for rows := it.tensors; len(rows) > 0; {
+		k := max(1, appendBytes/(4*max(1, len(rows[0].Data))))
+		k = min(k, len(rows))
+		if err := r.w.AppendTensors(it.layer, rows[:k]...); err != nil {
 			r.setErr(fmt.Errorf("recorder: %w", err))
 			return
 		}
-		r.tensorRows.Add(int64(len(it.tensors)))
+		r.tensorRows.Add(int64(k))
+		rows = rows[k:]
 	}
 }
+
+// appendBytes is the most tensor bytes handed to the store in one append
+// (unless a single row is bigger).
+const appendBytes = 1 << 20
 
 // Close detaches the hooks, waits until every queued row is written, records
 // the run's end time and metadata (dropped_batches,
