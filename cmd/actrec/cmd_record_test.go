@@ -91,7 +91,8 @@ func TestRecord_Errors(t *testing.T) {
 		want string
 	}{
 		{"unknown model", func(o *recordOptions) { o.Model = "resnet" }, exitUsage, "unknown model \"resnet\": valid models are recipe-cnn, paritynet"},
-		{"unknown layer", func(o *recordOptions) { o.Layers = []string{"relu9"} }, exitFailure, "relu1"},
+		{"unknown layer", func(o *recordOptions) { o.Layers = []string{"relu9"} }, exitUsage, "relu1"},
+		{"unknown tensor layer", func(o *recordOptions) { o.TensorLayers = []string{"op:Nope"} }, exitUsage, "Conv2d"},
 		{"bad mode", func(o *recordOptions) { o.Mode = "all" }, exitUsage, "--mode"},
 		{"bad compression", func(o *recordOptions) { o.Compression = "gzip" }, exitUsage, "want none, lz4 or zstd"},
 		{"missing input", func(o *recordOptions) { o.Input = "/nonexistent/x.npy" }, exitInput, "/nonexistent/x.npy"},

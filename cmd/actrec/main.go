@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/actrec/actrec/recorder"
 	"github.com/actrec/actrec/store"
 )
 
@@ -89,7 +90,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.Is(err, errInterrupted):
 		return exitInterrupted
-	case errors.As(err, &ue), errors.Is(err, store.ErrInvalidName):
+	case errors.As(err, &ue), errors.Is(err, store.ErrInvalidName), errors.Is(err, recorder.ErrUnknownLayer):
 		return exitUsage
 	case errors.Is(err, syscall.ENOSPC):
 		return exitDiskFull
