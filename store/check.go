@@ -36,9 +36,9 @@ func (s *Store) Check(run string) ([]Problem, error) {
 			recs = append(recs, r)
 		} else {
 			err := tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
-				r, err := decodeRun(v)
+				r, err := decodeRunAt(k, v)
 				if err != nil {
-					problems = append(problems, Problem{File: indexFile, Offset: -1, Err: fmt.Errorf("runs/%x: %w", k, err)})
+					problems = append(problems, Problem{File: indexFile, Offset: -1, Err: fmt.Errorf("runs/%s: %w", keyHex(k), err)})
 					return nil
 				}
 				recs = append(recs, r)
@@ -59,9 +59,13 @@ func (s *Store) Check(run string) ([]Problem, error) {
 			prefix := runKey(r.ID)
 			c := tx.Bucket(bucketSegments).Cursor()
 			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				if len(k) != 12 {
+					problems = append(problems, Problem{Run: r.Info.Name, File: indexFile, Offset: -1, Err: fmt.Errorf("segment key %s of %d bytes, want 12", keyHex(k), len(k))})
+					continue
+				}
 				seg, err := decodeSegment(v)
-				if err != nil || len(k) != 12 {
-					problems = append(problems, Problem{Run: r.Info.Name, File: indexFile, Offset: -1, Err: fmt.Errorf("segment record %x: %v", k, err)})
+				if err != nil {
+					problems = append(problems, Problem{Run: r.Info.Name, File: indexFile, Offset: -1, Err: fmt.Errorf("segment record %s: %v", keyHex(k), err)})
 					continue
 				}
 				ri.segs[binary.BigEndian.Uint32(k[8:])] = seg
@@ -76,7 +80,7 @@ func (s *Store) Check(run string) ([]Problem, error) {
 						continue
 					}
 				}
-				problems = append(problems, Problem{Run: r.Info.Name, File: indexFile, Offset: -1, Err: &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("entry %x: %w", k, err)}})
+				problems = append(problems, Problem{Run: r.Info.Name, File: indexFile, Offset: -1, Err: &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("entry %s: %w", keyHex(k), err)}})
 			}
 			runs = append(runs, ri)
 		}

@@ -60,7 +60,9 @@
 // follow the format give a *CorruptionError naming the file (relative to the store
 // directory) and the byte offset of the bad structure; nothing read from disk is trusted
 // before it is checked (lengths, offsets, flatbuffer metadata, a CRC-32C per record batch),
-// and no input makes the package panic. Check verifies a whole run and returns Problems.
+// and no input makes the package panic or crash: a damaged index.db page, which would make
+// bbolt fault outside its memory map, gives a *CorruptionError naming index.db (index
+// transactions run with debug.SetPanicOnFault on their goroutine and recover). Check verifies a whole run and returns Problems.
 //
 // # Options
 //

@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -165,9 +167,53 @@ func FuzzIndexValue(f *testing.F) {
 				t.Fatal("decoded run with invalid name")
 			}
 		}
+		if len(data) >= 8 { // a run key and its value
+			if r, err := decodeRunAt(data[:8], data[8:]); err == nil && r.ID != binary.BigEndian.Uint64(data) {
+				t.Fatal("decoded run record under another id")
+			}
+		}
+		if len(keyHex(data)) > 128 {
+			t.Fatalf("keyHex of %d bytes gives %d characters", len(data), len(keyHex(data)))
+		}
 		if l, err := decodeLayer(data); err == nil {
 			if _, err := shapeSize(l.Shape); err != nil {
 				t.Fatal("decoded layer with invalid shape")
+			}
+		}
+	})
+}
+
+// FuzzIndexPage damages the fixture's index.db (xor of val at off, 4 bytes little-endian,
+// as a flipped page header or element field would) and calls every public read method (not
+// the read-write Open: bbolt loads a damaged freelist slowly, TestIndex_CorruptionError covers it): none
+// may crash or panic; errors are ErrNotFound, ErrVersion or a *CorruptionError.
+func FuzzIndexPage(f *testing.F) {
+	ps := int64(os.Getpagesize())
+	for _, p := range []int64{2, 3, 4, 5, 6, 7} {
+		for _, o := range []int64{10, 22, 26} {
+			f.Add(uint32(p*ps+o), uint32(0x10))
+		}
+		f.Add(uint32(p*ps+20), uint32(0x7fffffff))
+	}
+	index, err := os.ReadFile(filepath.Join(fixtureV1, indexFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, off, val uint32) {
+		if int(off) > len(index)-4 {
+			return
+		}
+		dir := t.TempDir()
+		copyDir(t, fixtureV1, dir)
+		b := bytes.Clone(index)
+		binary.LittleEndian.PutUint32(b[off:], binary.LittleEndian.Uint32(b[off:])^val)
+		if err := os.WriteFile(filepath.Join(dir, indexFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for m, err := range readAll(dir, []string{"complete", "lz4", "crashed"}, []string{"conv1", "fc"}, false) {
+			var ce *CorruptionError
+			if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrVersion) && !errors.As(err, &ce) {
+				t.Errorf("%s: %v, want a *CorruptionError", m, err)
 			}
 		}
 	})

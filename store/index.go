@@ -231,6 +231,31 @@ func decodeSegment(b []byte) (segment, error) {
 	return s, nil
 }
 
+// maxRecordLen bounds the JSON value of a run or layer record. Writers refuse to put a
+// larger one; readers reject one before decoding it, since a corrupt page of index.db can
+// give a value any length.
+const maxRecordLen = 4 << 20
+
+// encodeRecord encodes a run or layer record as JSON, at most maxRecordLen bytes.
+func encodeRecord(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxRecordLen {
+		return nil, fmt.Errorf("index record of %d bytes, at most %d (run info too large?)", len(b), maxRecordLen)
+	}
+	return b, nil
+}
+
+// checkRecordLen rejects a JSON record value of an implausible length before it is decoded.
+func checkRecordLen(what string, b []byte) error {
+	if len(b) < 2 || len(b) > maxRecordLen {
+		return fmt.Errorf("%s record of %d bytes (must be 2..%d)", what, len(b), maxRecordLen)
+	}
+	return nil
+}
+
 // runRecord is the JSON value of bucket runs.
 type runRecord struct {
 	V       int     `json:"v"`
@@ -244,6 +269,9 @@ type runRecord struct {
 }
 
 func decodeRun(b []byte) (runRecord, error) {
+	if err := checkRecordLen("run", b); err != nil {
+		return runRecord{}, err
+	}
 	var r runRecord
 	if err := json.Unmarshal(b, &r); err != nil {
 		return runRecord{}, fmt.Errorf("run record: %w", err)
@@ -256,6 +284,21 @@ func decodeRun(b []byte) (runRecord, error) {
 	}
 	if r.Layers < 0 || r.Batches < 0 || r.Entries < 0 || r.Bytes < 0 {
 		return runRecord{}, errors.New("run record: negative counter")
+	}
+	return r, nil
+}
+
+// decodeRunAt decodes the run record v stored under key k of bucket runs.
+func decodeRunAt(k, v []byte) (runRecord, error) {
+	if len(k) != 8 {
+		return runRecord{}, fmt.Errorf("run key of %d bytes, want 8", len(k))
+	}
+	r, err := decodeRun(v)
+	if err != nil {
+		return runRecord{}, err
+	}
+	if id := binary.BigEndian.Uint64(k); r.ID != id {
+		return runRecord{}, fmt.Errorf("run record of id %d under key %d", r.ID, id)
 	}
 	return r, nil
 }
@@ -273,6 +316,9 @@ type layerRecord struct {
 }
 
 func decodeLayer(b []byte) (layerRecord, error) {
+	if err := checkRecordLen("layer", b); err != nil {
+		return layerRecord{}, err
+	}
 	var l layerRecord
 	if err := json.Unmarshal(b, &l); err != nil {
 		return layerRecord{}, fmt.Errorf("layer record: %w", err)

@@ -89,13 +89,13 @@ func collectEntries(tx *bolt.Tx, lu *lookup, kind byte, r BatchRange) error {
 		}
 		e, err := decodeEntry(v)
 		if err != nil {
-			return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("entry %x: %w", k, err)}
+			return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("entry %s: %w", keyHex(k), err)}
 		}
 		seg, ok := lu.segs[e.seq]
 		if !ok {
 			sv := sb.Get(segKey(lu.run.ID, e.seq))
 			if sv == nil {
-				return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("entry %x: segment %d has no record", k, e.seq)}
+				return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("entry %s: segment %d has no record", keyHex(k), e.seq)}
 			}
 			if seg, err = decodeSegment(sv); err != nil {
 				return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("segment %d of run %q: %w", e.seq, lu.run.Info.Name, err)}
@@ -103,7 +103,7 @@ func collectEntries(tx *bolt.Tx, lu *lookup, kind byte, r BatchRange) error {
 			lu.segs[e.seq] = seg
 		}
 		if seg.kind != kind || (kind == kindTensor && seg.layer != lu.layerID) || e.offset+e.length > seg.size || e.record >= seg.records {
-			return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("entry %x does not fit segment %d (kind %d layer %d size %d records %d)", k, e.seq, seg.kind, seg.layer, seg.size, seg.records)}
+			return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("entry %s does not fit segment %d (kind %d layer %d size %d records %d)", keyHex(k), e.seq, seg.kind, seg.layer, seg.size, seg.records)}
 		}
 		lu.keys = append(lu.keys, ek)
 		lu.ents = append(lu.ents, e)
@@ -160,23 +160,23 @@ func (c *segCache) record(e entry, seg segment) (arrow.RecordBatch, *segFile, er
 	if err != nil {
 		return nil, nil, err
 	}
-	if c.rec != nil && c.seq == e.seq && c.recNo == e.record {
-		return c.rec, f, nil
+	if c.rec == nil || c.seq != e.seq || c.recNo != e.record {
+		if c.rec != nil {
+			c.rec.Release()
+			c.rec = nil
+		}
+		rec, err := f.entryRecord(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.rec, c.seq, c.recNo = rec, e.seq, e.record
 	}
-	if c.rec != nil {
-		c.rec.Release()
-		c.rec = nil
+	// every entry's row range is checked, also when its record batch is cached: entries
+	// sharing a record batch are separate index values, each possibly damaged
+	if uint64(e.row)+uint64(e.rows) > uint64(c.rec.NumRows()) {
+		return nil, nil, corruptf(f.rel, int64(e.offset), "rows %d..%d of a record batch of %d rows", e.row, uint64(e.row)+uint64(e.rows), c.rec.NumRows())
 	}
-	rec, err := f.entryRecord(e)
-	if err != nil {
-		return nil, nil, err
-	}
-	if uint64(e.row)+uint64(e.rows) > uint64(rec.NumRows()) {
-		rec.Release()
-		return nil, nil, corruptf(f.rel, int64(e.offset), "rows %d..%d of a record batch of %d rows", e.row, e.row+e.rows, rec.NumRows())
-	}
-	c.rec, c.seq, c.recNo = rec, e.seq, e.record
-	return rec, f, nil
+	return c.rec, f, nil
 }
 
 // openFooter reads a sealed segment's footer with ipc.NewMappedFileReader (zero-copy).

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -24,9 +23,9 @@ import (
 func (s *Store) recover(tx *bolt.Tx) error {
 	var crashed []runRecord
 	err := tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
-		r, err := decodeRun(v)
+		r, err := decodeRunAt(k, v)
 		if err != nil {
-			return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("runs/%x: %w", k, err)}
+			return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("runs/%s: %w", keyHex(k), err)}
 		}
 		if r.Info.State == StateRecording {
 			crashed = append(crashed, r)
@@ -72,6 +71,9 @@ func (s *Store) salvageRun(tx *bolt.Tx, r *runRecord) error {
 	c := tx.Bucket(bucketSegments).Cursor()
 	prefix := runKey(r.ID)
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) != 12 {
+			return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("segment key %s of %d bytes, want 12", keyHex(k), len(k))}
+		}
 		seg, err := decodeSegment(v)
 		if err != nil {
 			return &CorruptionError{File: indexFile, Offset: -1, Err: err}
@@ -110,7 +112,7 @@ func (s *Store) salvageRun(tx *bolt.Tx, r *runRecord) error {
 		}
 	}
 	for i, l := range layers {
-		v, err := json.Marshal(l)
+		v, err := encodeRecord(l)
 		if err != nil {
 			return err
 		}

@@ -8,10 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -125,6 +127,11 @@ func initIndex(tx *bolt.Tx) error {
 func checkVersion(tx *bolt.Tx) error {
 	m := tx.Bucket(bucketMeta)
 	if m == nil {
+		for _, b := range [][]byte{bucketNames, bucketRuns, bucketLayers, bucketSegments, bucketEntries, bucketBatches} {
+			if tx.Bucket(b) != nil {
+				return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("bucket %q missing, bucket %q present", bucketMeta, b)}
+			}
+		}
 		return fmt.Errorf("%w: %s has no meta bucket (not an actrec store?)", ErrVersion, indexFile)
 	}
 	if f := m.Get(keyFormat); !bytes.Equal(f, []byte(formatName)) {
@@ -169,47 +176,95 @@ func (s *Store) openDB(readOnly bool) (*bolt.DB, error) {
 }
 
 // view runs fn in a read transaction of a freshly opened, read-only index.
-func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
-	defer recoverIndexPanic(&err)
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	db, err := s.openDB(true)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := db.Close(); err == nil {
-			err = cerr
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	return guardIndex(func() (err error) {
+		s.dbMu.RLock()
+		defer s.dbMu.RUnlock()
+		db, err := s.openDB(true)
+		if err != nil {
+			return err
 		}
-	}()
-	return db.View(fn)
+		defer func() {
+			if cerr := db.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		return db.View(fn)
+	})
 }
 
 // update runs fn in a write transaction of a freshly opened index, closed afterwards.
-func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+func (s *Store) update(fn func(*bolt.Tx) error) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	defer recoverIndexPanic(&err)
-	s.dbMu.Lock()
-	defer s.dbMu.Unlock()
-	db, err := s.openDB(false)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := db.Close(); err == nil {
-			err = cerr
+	return guardIndex(func() (err error) {
+		s.dbMu.Lock()
+		defer s.dbMu.Unlock()
+		db, err := s.openDB(false)
+		if err != nil {
+			return err
 		}
-	}()
-	return db.Update(fn)
+		defer func() {
+			if cerr := db.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		var fnErr error
+		err = db.Update(func(tx *bolt.Tx) error {
+			fnErr = fn(tx)
+			return fnErr
+		})
+		if err != nil && fnErr == nil && !isIOError(err) {
+			// the commit failed for a reason other than the file system: bbolt wrote pages
+			// whose ids came from a damaged page (e.g. "writeat ...: negative offset")
+			return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("commit: %w", err)}
+		}
+		return err
+	})
 }
 
-// recoverIndexPanic turns a panic of bbolt on a corrupt index.db page into a CorruptionError.
-func recoverIndexPanic(err *error) {
-	if r := recover(); r != nil {
-		*err = &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("bbolt: %v", r)}
+// isIOError reports whether err comes from a system call (disk full, I/O error, ...). EFBIG
+// does not count: index.db never grows that large, but a page id from a damaged page does.
+func isIOError(err error) bool {
+	var errno syscall.Errno
+	return errors.As(err, &errno) && errno != syscall.EFBIG
+}
+
+// guardIndex runs fn, which opens index.db and runs a bbolt transaction, so that a corrupt
+// index.db cannot crash the process. bbolt reads the file through a memory map and trusts the
+// page headers and element offsets it finds there; a flipped byte can make it index past the
+// map (a fault, fatal by default) or slice out of range (a panic). guardIndex turns faults of
+// this goroutine into panics (debug.SetPanicOnFault is per goroutine; the previous setting
+// is restored) and any panic into a *CorruptionError naming index.db. The transaction, and
+// every callback of it, must therefore run on the calling goroutine.
+func guardIndex(fn func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer func() {
+		if r := recover(); r != nil {
+			err = indexPanicError(r)
+		}
+	}()
+	return fn()
+}
+
+// indexPanicError describes a panic recovered from a transaction on index.db.
+func indexPanicError(r any) *CorruptionError {
+	if f, ok := r.(interface{ Addr() uintptr }); ok {
+		return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("bbolt: memory fault at %#x: a page header or element offset points outside the file", f.Addr())}
 	}
+	return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("bbolt: %v", r)}
+}
+
+// keyHex formats an index key for an error message. Keys come from a possibly corrupt page:
+// at most the first 32 bytes are shown.
+func keyHex(k []byte) string {
+	const show = 32
+	if len(k) <= show {
+		return fmt.Sprintf("%x", k)
+	}
+	return fmt.Sprintf("%x... (%d bytes)", k[:show], len(k))
 }
 
 func (s *Store) runDir(id uint64) string {
@@ -251,7 +306,7 @@ func runLayers(tx *bolt.Tx, id uint64) ([]layerRecord, error) {
 	prefix := runKey(id)
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if len(k) != 12 || binary.BigEndian.Uint32(k[8:]) != uint32(len(ls)) {
-			return nil, &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("layers key %x out of sequence", k)}
+			return nil, &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("layers key %s out of sequence", keyHex(k))}
 		}
 		l, err := decodeLayer(v)
 		if err != nil {
@@ -284,9 +339,9 @@ func (s *Store) Runs() ([]RunSummary, error) {
 	var out []RunSummary
 	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
-			r, err := decodeRun(v)
+			r, err := decodeRunAt(k, v)
 			if err != nil {
-				return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("runs/%x: %w", k, err)}
+				return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("runs/%s: %w", keyHex(k), err)}
 			}
 			out = append(out, s.summary(r))
 			return nil

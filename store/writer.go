@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -168,7 +167,7 @@ func (s *Store) CreateRun(info RunInfo, layers []LayerInfo) (*Writer, error) {
 			return err
 		}
 		for i, l := range w.layers {
-			v, err := json.Marshal(l)
+			v, err := encodeRecord(l)
 			if err != nil {
 				return err
 			}
@@ -193,7 +192,7 @@ func (s *Store) CreateRun(info RunInfo, layers []LayerInfo) (*Writer, error) {
 }
 
 func putRun(tx *bolt.Tx, r runRecord) error {
-	v, err := json.Marshal(r)
+	v, err := encodeRecord(r)
 	if err != nil {
 		return err
 	}
@@ -691,7 +690,7 @@ func (w *Writer) commit(tx *bolt.Tx) error {
 		}
 	}
 	for i, l := range layers {
-		v, err := json.Marshal(l)
+		v, err := encodeRecord(l)
 		if err != nil {
 			return err
 		}
@@ -729,7 +728,10 @@ func addEntries(tx *bolt.Tx, r *runRecord, layers []layerRecord, pend []pendingE
 			} else if !bytes.Equal(k, probe) {
 				k, _ = c.Prev()
 			}
-			if k != nil && bytes.Equal(k[:21], probe[:21]) {
+			if k != nil && len(k) != entryKeyLen && bytes.HasPrefix(k, probe[:8]) {
+				return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("entry key %s of %d bytes, want %d", keyHex(k), len(k), entryKeyLen)}
+			}
+			if len(k) == entryKeyLen && bytes.Equal(k[:21], probe[:21]) {
 				part = binary.BigEndian.Uint32(k[21:]) + 1
 			}
 		}
