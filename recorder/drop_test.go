@@ -2,11 +2,13 @@ package recorder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/actrec/actrec/nn"
 	"github.com/actrec/actrec/store"
 )
 
@@ -117,3 +119,52 @@ func TestRecorderDropSkipsWholeBatches(t *testing.T) {
 		})
 	}
 }
+
+// A Forward call cancelled midway returns without the root's forward hook;
+// its unused reservation is released all the same (context.AfterFunc), so
+// that with Policy Block and a tiny queue the next call is not left waiting
+// for it forever (before the fix this test hangs).
+func TestRecorderCancelledCallReleasesReservation(t *testing.T) {
+	m := recipe(t)
+	st := openStore(t)
+	cfg := DefaultConfig()
+	cfg.Mode = ModeBoth
+	cfg.Samples = SamplePolicy{Indices: []int{0}}
+	cfg.QueueBytes = 1
+	r, err := New(st, store.RunInfo{Name: "c"}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h, err := m.RegisterForwardPreHook("conv2", func(c context.Context, _ nn.ModuleInfo, _ []*nn.Tensor) {
+		if c.Value(cancelKey{}) != nil {
+			cancel()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Remove()
+	c0 := WithBatch(context.WithValue(ctx, cancelKey{}, true), Batch{Index: 0})
+	if _, err := m.Forward(c0, input(4, 0)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Forward: %v", err)
+	}
+	if _, err := m.Forward(WithBatch(context.Background(), Batch{Index: 1, DatasetIndex: 4}), input(4, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stats, _ := batchSets(t, st, "c")
+	for _, l := range []string{"conv1", "fc2"} {
+		if !slices.Contains(stats[l], 1) {
+			t.Errorf("%s: batches %v, want batch 1 among them", l, stats[l])
+		}
+	}
+}
+
+type cancelKey struct{}
