@@ -108,6 +108,12 @@
 //     p99, hist_buckets. CSV writes non-finite numbers as nan, inf, -inf;
 //     JSON as the strings "NaN", "+Inf", "-Inf" (see Float).
 //
+// A selection without rows of the format's kind (a batch range beyond the
+// run, csv of a tensors-only run, npz of a stats-only one) is an error
+// wrapping store.ErrNotFound naming the range and the batches the run has;
+// nothing is written. WriteStats streams csv or jsonl to an io.Writer
+// (actquery export --out -).
+//
 // Outputs are written under a temporary name and renamed into place; an
 // existing output is refused without ExportOptions.Force
 // (ErrOutputExists) and an output inside the store directory always

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -28,7 +29,7 @@ var Formats = []string{FormatArrow, FormatParquet, FormatNPZ, FormatNPY, FormatC
 // Errors of Export about its output path.
 var (
 	// ErrOutputExists: the output exists and ExportOptions.Force is false.
-	ErrOutputExists = errors.New("output exists (use force to overwrite)")
+	ErrOutputExists = errors.New("output exists")
 	// ErrOutputInStore: the output path is inside the store directory.
 	ErrOutputInStore = errors.New("output path is inside the store directory")
 	// ErrOneLayer: a single-layer output (npy, a .parquet or .arrow file)
@@ -69,7 +70,9 @@ type ExportResult struct {
 
 // Export writes the data of run to opts.Out in opts.Format. Tensor formats
 // (arrow, parquet, npz, npy) export tensor rows; csv and jsonl export
-// stats rows. Outputs are written to a temporary name and renamed into
+// stats rows. A selection holding no rows of the format's kind is an error
+// wrapping store.ErrNotFound that names the batch range and the batches the
+// run has; nothing is written then. Outputs are written to a temporary name and renamed into
 // place, so a failed export leaves no partial output. When ctx is done
 // Export stops within a row, removes its temporary output and returns an
 // error wrapping ctx.Err().
@@ -94,14 +97,9 @@ func Export(ctx context.Context, s *store.Store, run string, opts ExportOptions)
 	res := &ExportResult{Run: run, Format: opts.Format, Out: opts.Out, Files: []string{}, Layers: []string{}}
 	switch opts.Format {
 	case FormatCSV, FormatJSONL:
-		var sel []store.LayerSummary
-		for _, l := range layers {
-			if l.StatsBatches > 0 {
-				sel = append(sel, l)
-			}
-		}
-		if len(sel) == 0 {
-			return nil, fmt.Errorf("run %q: no stats recorded for the selected layers", run)
+		sel, err := statsSelection(s, run, layers, opts.Batches)
+		if err != nil {
+			return nil, err
 		}
 		return res, writeFileAtomic(opts.Out, opts.Force, func(f *os.File) error {
 			return exportStats(ctx, s, run, sel, opts, f, res)
@@ -116,7 +114,12 @@ func Export(ctx context.Context, s *store.Store, run string, opts ExportOptions)
 		}
 	}
 	if len(sel) == 0 {
-		return nil, fmt.Errorf("run %q: no tensors recorded for the selected layers: %w", run, store.ErrNotFound)
+		return nil, emptySelection(s, run, layers, store.BatchRange{}, "tensors")
+	}
+	if bs, err := recordedBatches(s, run, sel, opts.Batches); err != nil {
+		return nil, err
+	} else if bs.tensRows == 0 {
+		return nil, emptySelection(s, run, sel, opts.Batches, "tensors")
 	}
 	single := opts.Format == FormatNPY ||
 		(opts.Format == FormatParquet && strings.HasSuffix(opts.Out, ".parquet")) ||
@@ -207,6 +210,50 @@ func Export(ctx context.Context, s *store.Store, run string, opts ExportOptions)
 			return nil
 		})
 	}
+}
+
+// WriteStats writes the stats rows of run as csv or jsonl (opts.Format) to
+// w, e.g. a pipe to DuckDB or pandas; opts.Out, opts.Force and
+// opts.Progress are not used. Errors are those of Export; a failure part-way
+// leaves what was written in w.
+func WriteStats(ctx context.Context, s *store.Store, run string, opts ExportOptions, w io.Writer) (*ExportResult, error) {
+	if opts.Format != FormatCSV && opts.Format != FormatJSONL {
+		return nil, fmt.Errorf("WriteStats: format %q is not csv or jsonl", opts.Format)
+	}
+	all, err := layerSummaries(s, run)
+	if err != nil {
+		return nil, err
+	}
+	layers, err := findLayers(all, run, opts.Layers)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := statsSelection(s, run, layers, opts.Batches)
+	if err != nil {
+		return nil, err
+	}
+	res := &ExportResult{Run: run, Format: opts.Format, Out: "-", Files: []string{}, Layers: []string{}}
+	return res, exportStats(ctx, s, run, sel, opts, w, res)
+}
+
+// statsSelection returns the layers with stats, or an error naming what
+// the run has when r selects no stats row.
+func statsSelection(s *store.Store, run string, layers []store.LayerSummary, r store.BatchRange) ([]store.LayerSummary, error) {
+	var sel []store.LayerSummary
+	for _, l := range layers {
+		if l.StatsBatches > 0 {
+			sel = append(sel, l)
+		}
+	}
+	if len(sel) == 0 {
+		return nil, emptySelection(s, run, layers, store.BatchRange{}, "stats")
+	}
+	if bs, err := recordedBatches(s, run, sel, r); err != nil {
+		return nil, err
+	} else if bs.statsRows == 0 {
+		return nil, emptySelection(s, run, sel, r, "stats")
+	}
+	return sel, nil
 }
 
 func isFormat(f string) bool {

@@ -125,7 +125,11 @@ func Show(s *store.Store, run string, opts ShowOptions) (*Tensor, error) {
 		t.TensorError = &msg
 		return t, tensorErr
 	case t.Stats == nil && t.Samples == 0:
-		return nil, fmt.Errorf("run %q layer %q has no data for batch %d: %w", run, l.Path, opts.Batch, store.ErrNotFound)
+		have, err := recordedBatches(s, run, []store.LayerSummary{l}, store.BatchRange{})
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("run %q layer %q has no data for batch %d (recorded: %s): %w", run, l.Path, opts.Batch, have, store.ErrNotFound)
 	}
 	return t, nil
 }

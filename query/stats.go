@@ -60,7 +60,9 @@ type StatsOptions struct {
 }
 
 // Stats returns the statistics rows of run, layer by layer in execution
-// order and batch by batch. Layers without stats are skipped. It stops
+// order and batch by batch. Layers without stats are skipped; when no row
+// is selected at all the error (wrapping store.ErrNotFound) names the batch
+// range and the batches the run has. It stops
 // with ctx.Err() between layers once ctx is done.
 func Stats(ctx context.Context, s *store.Store, run string, opts StatsOptions) ([]StatsRow, error) {
 	layers, err := layerSummaries(s, run)
@@ -93,6 +95,9 @@ func Stats(ctx context.Context, s *store.Store, run string, opts StatsOptions) (
 		for _, r := range rows {
 			out = append(out, statsRow(l.Path, r, 1))
 		}
+	}
+	if len(out) == 0 {
+		return nil, emptySelection(s, run, layers, opts.Batches, "stats")
 	}
 	return out, nil
 }

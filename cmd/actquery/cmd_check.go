@@ -57,6 +57,25 @@ func check(ctx context.Context, s *store.Store, run string) ([]store.Problem, er
 	}
 }
 
+// problemRow turns a store problem into a row. When the error is a
+// *store.CorruptionError its file and offset (those of the damaged
+// structure, which its message states) replace the entry's, so that the
+// FILE and OFFSET columns agree with the message.
+func problemRow(p store.Problem) checkProblem {
+	row := checkProblem{Run: p.Run, Layer: p.Layer, Batch: p.Batch, File: p.File, Offset: p.Offset}
+	if p.Err != nil {
+		row.Error = p.Err.Error()
+	}
+	var ce *store.CorruptionError
+	if errors.As(p.Err, &ce) && ce.File != "" {
+		row.File = ce.File
+		if ce.Offset >= 0 {
+			row.Offset = ce.Offset
+		}
+	}
+	return row
+}
+
 // checkProblem is one problem in the --json document of check.
 type checkProblem struct {
 	Run    string `json:"run"`
@@ -101,11 +120,7 @@ func runCheck(ctx context.Context, opts CheckOptions, args []string, out io.Writ
 	}
 	doc := checkJSON{Schema: schemaCheck, Run: run, OK: len(problems) == 0, Problems: []checkProblem{}}
 	for _, p := range problems {
-		msg := ""
-		if p.Err != nil {
-			msg = p.Err.Error()
-		}
-		doc.Problems = append(doc.Problems, checkProblem{p.Run, p.Layer, p.Batch, p.File, p.Offset, msg})
+		doc.Problems = append(doc.Problems, problemRow(p))
 	}
 	if opts.JSON {
 		err = writeJSON(out, doc)

@@ -38,11 +38,14 @@ func newExportCommand(g *globalOptions) *cli.Command {
 			"npz:     per layer <layer> (n, *shape) float32, <layer>.batch, <layer>.sample, <layer>.dataset_index\n" +
 			"npy:     one layer as (n, *shape) float32\n" +
 			"csv, jsonl: the stats rows of the layers\n" +
-			"An existing output is refused without --force; an output inside the store is refused.",
+			"An existing output is refused without --force; an output inside the store is refused.\n" +
+			"--out - writes csv or jsonl to stdout (refused for the tensor formats).\n" +
+			"A selection without data of the format's kind (e.g. --batches beyond the run, csv of a\n" +
+			"tensors-only run) is an error naming what the run has (exit status 3); nothing is written.",
 		ArgsUsage: "RUN",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Usage: "arrow|parquet|npz|npy|csv|jsonl (required)", Destination: &opts.Format},
-			&cli.StringFlag{Name: "out", Usage: "output path (required)", Destination: &opts.Out},
+			&cli.StringFlag{Name: "out", Usage: "output path (required; - = stdout, csv and jsonl only)", Destination: &opts.Out},
 			&cli.StringSliceFlag{Name: "layer", Usage: "layer to export (repeatable; default all)", Destination: &layers},
 			&cli.StringFlag{Name: "batches", Usage: "batch range A:B", Destination: &opts.Batches},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite an existing output", Destination: &opts.Force},
@@ -62,7 +65,8 @@ type exportJSON struct {
 	*query.ExportResult
 }
 
-func runExport(ctx context.Context, opts ExportOptions, args []string, out io.Writer) error {
+func runExport(ctx context.Context, opts ExportOptions, args []string, out io.Writer) (err error) {
+	defer func() { err = forceHint(err) }()
 	if len(args) != 1 {
 		return usagef("export takes one argument, the run")
 	}
@@ -76,6 +80,13 @@ func runExport(ctx context.Context, opts ExportOptions, args []string, out io.Wr
 	if !known {
 		return usagef("unknown --format %q (want %s)", opts.Format, strings.Join(query.Formats, "|"))
 	}
+	stdout := opts.Out == "-"
+	if stdout && opts.Format != query.FormatCSV && opts.Format != query.FormatJSONL {
+		return usagef("--out - (stdout) is for csv and jsonl only; give a file or directory for %s", opts.Format)
+	}
+	if stdout && opts.JSON {
+		return usagef("--json and --out - both write to stdout; choose one")
+	}
 	br, err := query.ParseBatchRange(opts.Batches)
 	if err != nil {
 		return usageError{err}
@@ -86,6 +97,10 @@ func runExport(ctx context.Context, opts ExportOptions, args []string, out io.Wr
 	}
 	defer s.Close()
 	eo := query.ExportOptions{Format: opts.Format, Out: opts.Out, Layers: opts.Layers, Batches: br, Force: opts.Force}
+	if stdout {
+		_, err := query.WriteStats(ctx, s, args[0], eo, out)
+		return err
+	}
 	var bar *progressbar.ProgressBar
 	if opts.Progress != nil {
 		eo.Progress = func(done, total int64) {

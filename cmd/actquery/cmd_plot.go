@@ -84,7 +84,8 @@ func (e noStatsError) Error() string        { return e.err.Error() }
 func (e noStatsError) Unwrap() error        { return e.err }
 func (e noStatsError) Is(target error) bool { return target == store.ErrNotFound }
 
-func runPlot(ctx context.Context, opts PlotOptions, args []string, out io.Writer) error {
+func runPlot(ctx context.Context, opts PlotOptions, args []string, out io.Writer) (err error) {
+	defer func() { err = forceHint(err) }()
 	if opts.Out == "" {
 		return usagef("plot needs --out FILE.png or FILE.svg")
 	}

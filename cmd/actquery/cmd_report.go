@@ -58,7 +58,8 @@ func newReportCommand(g *globalOptions) *cli.Command {
 	}
 }
 
-func runReport(ctx context.Context, opts ReportOptions, args []string, out io.Writer) error {
+func runReport(ctx context.Context, opts ReportOptions, args []string, out io.Writer) (err error) {
+	defer func() { err = forceHint(err) }()
 	if len(args) < 1 || len(args) > 2 {
 		return usagef("report takes RUN and optionally RUN_B")
 	}

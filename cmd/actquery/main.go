@@ -39,8 +39,10 @@ const exitCodesHelp = `EXIT CODES:
    0  success
    1  diff found layers beyond the thresholds or compared nothing, or check found problems
    2  usage error (bad flag or argument)
-   3  store, run, layer, batch or sample not found (the message lists the closest names)
-   4  store locked by a writer, corrupt (the message names the file), or of an unsupported version
+   3  store, run, layer, batch or sample not found (the message lists the closest names), or the
+      selection holds no data (e.g. --batches beyond the run; the message says what it has)
+   4  store locked by a writer, corrupt (the message names the file), of an unsupported version,
+      or not a store directory; show/diff print what is readable before exiting 4
    5  export output refused: it exists (use --force) or is inside the store directory
    6  any other error (I/O, ...)
  130  interrupted (Ctrl-C): stopped promptly; temporary outputs removed, nothing half-written left`
@@ -100,7 +102,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, store.ErrNotFound):
 		return exitNotFound
-	case errors.Is(err, store.ErrLocked), errors.Is(err, store.ErrVersion), errors.As(err, &ce):
+	case errors.Is(err, store.ErrLocked), errors.Is(err, store.ErrVersion), errors.As(err, &ce), errors.Is(err, errNotStore):
 		return exitStore
 	case errors.Is(err, query.ErrOutputExists), errors.Is(err, query.ErrOutputInStore):
 		return exitOutput

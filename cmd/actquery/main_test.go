@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/actrec/actrec/query"
+	"github.com/actrec/actrec/store"
 )
 
 // finishedRE matches the finish time of a run, set by the store at Close.
@@ -205,6 +210,15 @@ func TestRun_ExitCodesAndFlagOrder(t *testing.T) {
 		{"bad_map", []string{"--store", dir, "diff", "base", "renamed", "--map", "conv1"}, "", 2, "old=new"},
 		{"show_missing_layer_flag", []string{"--store", dir, "show", "base", "--batch", "0"}, "", 2, "--layer"},
 		{"help_lists_exit_codes", []string{"--help"}, "", 0, "EXIT CODES"},
+		{"help_lists_interrupt", []string{"--help"}, "", 0, "130  interrupted"},
+		{"store_is_a_file", []string{"--store", filepath.Join(dir, "index.db"), "runs"}, "", exitStore, "not a store directory"},
+		{"show_batch_out_of_range", []string{"--store", dir, "show", "base", "--layer", "conv1", "--batch", "99"}, "", exitNotFound, "recorded: batches 0..3"},
+		{"stats_empty_range", []string{"--store", dir, "stats", "base", "--batches", "100:200"}, "", exitNotFound, "no stats in batches 100:200"},
+		{"export_csv_empty_range", []string{"--store", dir, "export", "base", "--format", "csv", "--out", filepath.Join(dir, "..", "e.csv"), "--batches", "100:"}, "", exitNotFound, "no stats in batches 100:"},
+		{"export_npz_empty_range", []string{"--store", dir, "export", "base", "--format", "npz", "--out", filepath.Join(dir, "..", "e.npz"), "--batches", "100:"}, "", exitNotFound, "no tensors in batches 100:"},
+		{"export_npz_stats_only_layer", []string{"--store", dir, "export", "base", "--format", "npz", "--layer", "fc", "--out", filepath.Join(dir, "..", "e.npz")}, "", exitNotFound, "no tensors"},
+		{"export_csv_stdout", []string{"--store", dir, "export", "base", "--format", "csv", "--out", "-", "--layer", "fc"}, "", 0, "run,layer,batch,count,mean"},
+		{"export_npz_stdout_refused", []string{"--store", dir, "export", "base", "--format", "npz", "--out", "-"}, "", exitUsage, "csv and jsonl only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("ACTREC_STORE", tc.env)
@@ -303,5 +317,40 @@ func TestInterrupted(t *testing.T) {
 				t.Errorf("left behind: %s", e.Name())
 			}
 		})
+	}
+}
+
+// TestCheckRowOffsets: the FILE and OFFSET columns of check are those the
+// message states when the error is a CorruptionError.
+func TestCheckRowOffsets(t *testing.T) {
+	ce := &store.CorruptionError{File: "segments/1/00000001.arrow", Offset: 8, Err: errors.New("malformed message metadata")}
+	row := problemRow(store.Problem{Run: "r", Layer: "conv1", File: "segments/1/00000001.arrow", Offset: 808, Err: fmt.Errorf("read: %w", ce)})
+	if row.Offset != 8 || row.File != ce.File || !strings.Contains(row.Error, "at offset 8") {
+		t.Errorf("row %+v disagrees with its message", row)
+	}
+	row = problemRow(store.Problem{Run: "r", File: "segments/1/x.arrow", Offset: 808, Err: errors.New("missing")})
+	if row.Offset != 808 || row.File != "segments/1/x.arrow" {
+		t.Errorf("row without a CorruptionError: %+v", row)
+	}
+}
+
+// TestExitCodeMapping: errors map by type through any wrapping.
+func TestExitCodeMapping(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("open store x: %w", &store.CorruptionError{File: "index.db", Offset: -1, Err: errors.New("0 bytes")}), exitStore},
+		{fmt.Errorf("open store x: %w", store.ErrVersion), exitStore},
+		{fmt.Errorf("open store x: %w", store.ErrLocked), exitStore},
+		{fmt.Errorf("x: %w", errNotStore), exitStore},
+		{fmt.Errorf("x: %w", store.ErrNotFound), exitNotFound},
+		{fmt.Errorf("tensors of a/b: %w", context.Canceled), exitSignal},
+		{fmt.Errorf("x: %w", query.ErrOutputExists), exitOutput},
+		{errors.New("disk full"), exitOther},
+	} {
+		if got := exitCode(tc.err); got != tc.want {
+			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
 	}
 }

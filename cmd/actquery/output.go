@@ -11,20 +11,37 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/actrec/actrec/query"
 	"github.com/actrec/actrec/store"
 )
+
+// errNotStore: the store path exists but is not a store directory (exit
+// status 4, like a store that is corrupt).
+var errNotStore = errors.New("not a store directory")
 
 // openStore opens the store read-only, with a clear error when there is
 // none.
 func openStore(dir string) (*store.Store, error) {
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no store at %s (set --store or ACTREC_STORE): %w", dir, store.ErrNotFound)
+	}
+	if err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("%s: %w (a store is a directory; set --store or ACTREC_STORE)", dir, errNotStore)
 	}
 	s, err := store.OpenReadOnly(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	return s, nil
+}
+
+// forceHint adds the flag to use to an error refusing an existing output.
+func forceHint(err error) error {
+	if errors.Is(err, query.ErrOutputExists) {
+		return fmt.Errorf("%w (use --force to overwrite)", err)
+	}
+	return err
 }
 
 // writeJSON writes v as indented JSON with a trailing newline.
