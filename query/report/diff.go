@@ -49,6 +49,8 @@ func DiffChartData(r *query.DiffReport, m plot.Metric) plot.DiffData {
 			dl.Note = "shape mismatch"
 		case query.StatusNoCommonData:
 			dl.Note = "no common data"
+		case query.StatusUnreadable:
+			dl.Note, dl.Failed = "unreadable", true
 		}
 		if dl.Note == "" {
 			dl.Value, dl.Note = metricValue(l, m)

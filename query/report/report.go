@@ -427,6 +427,9 @@ func diffSection(rep *query.DiffReport, m plot.Metric) (*diffView, error) {
 	for _, r := range rep.Reasons {
 		dv.Summary = append(dv.Summary, strings.ToUpper(r[:1])+r[1:]+".")
 	}
+	if len(rep.Unreadable) > 0 {
+		dv.Summary = append(dv.Summary, fmt.Sprintf("Unreadable layers (damaged store; see their reasons): %s.", strings.Join(rep.Unreadable, ", ")))
+	}
 	if len(rep.LayersOnlyA) > 0 {
 		dv.Summary = append(dv.Summary, fmt.Sprintf("Layers only in %s: %s.", rep.RunA, strings.Join(rep.LayersOnlyA, ", ")))
 	}
