@@ -68,7 +68,7 @@ func recordCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of --sample-count"},
 			&cli.StringFlag{Name: "max-bytes", Usage: "tensor storage budget of the run, e.g. 500MB; when reached tensors stop, stats go on (default: unlimited)"},
 			&cli.StringFlag{Name: "compression", Value: "none", Usage: "segment compression: none (zero-copy reads), lz4 or zstd"},
-			&cli.StringFlag{Name: "queue-mem", Value: "256MB", Usage: "memory cap of the recording queue"},
+			&cli.StringFlag{Name: "queue-mem", Value: "256MB", Usage: "memory cap of the recording queue; the store buffers about 4 x queue-mem/4 more per tensor layer"},
 			&cli.BoolFlag{Name: "drop", Usage: "when the queue is full, skip the batch (counted in the run) instead of making inference wait"},
 			&cli.StringSliceFlag{Name: "tag", Usage: "free-form k=v tag of the run (repeatable)"},
 			&cli.BoolFlag{Name: "channel-stats", Usage: "also keep per-channel mean and max of conv outputs"},
@@ -236,6 +236,9 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 
 	opts := store.DefaultOptions()
 	opts.Compression = comp
+	// The store buffers up to about 4x MaxBufferBytes per tensor layer; tie it to --queue-mem so
+	// that one flag bounds the recording's memory (recorder/doc.go, "Memory").
+	opts.MaxBufferBytes = max(1<<20, cfg.QueueBytes/4)
 	st, err := store.Open(o.Store, opts)
 	if err != nil {
 		return nil, storeError{err}
