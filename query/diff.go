@@ -481,6 +481,14 @@ func diffLayer(ctx context.Context, s *store.Store, runA, runB string, a, b stor
 		ld.Reasons = append(ld.Reasons, fmt.Sprintf("shape %v in %s, %v in %s", a.Shape, runA, b.Shape, runB))
 	case ld.Tensor != nil && ld.Tensor.Samples > 0:
 		ld.Status, ld.Reasons = judgeTensor(ld.Tensor, opts)
+		// The tensors may be a sample of the batches: a NaN or Inf in a
+		// sample not recorded as a tensor shows in the stats of the same
+		// batches only.
+		if st := ld.Stats; st != nil && !st.AllBatches && (st.NaNA != st.NaNB || st.InfA != st.InfB) {
+			ld.Status = StatusFailed
+			ld.Reasons = append(ld.Reasons, fmt.Sprintf("non-finite counts differ in the stats of the common batches: nan %d vs %d, inf %d vs %d",
+				st.NaNA, st.NaNB, st.InfA, st.InfB))
+		}
 	case ld.Stats != nil && ld.Stats.BatchesA > 0 && ld.Stats.BatchesB > 0:
 		ld.Status, ld.Reasons = judgeStats(ld.Stats, opts)
 	default:

@@ -25,10 +25,14 @@ func nonFiniteStore(t *testing.T) *store.Store {
 	nan, inf := float32(math.NaN()), float32(math.Inf(1))
 	record(t, dir,
 		fixRun{name: "ref", layers: baseLayers(), samples: 8, bs: 2, val: baseVal},
+		fixRun{name: "ref1", layers: baseLayers(), samples: 8, bs: 2, val: baseVal, tensorSamples: 1},
 		with("nan", nan, false),
 		with("inf", inf, false),
 		with("nan2", nan, false),
 		with("fcnan", nan, true), // in the stats-only layer fc
+		// tensors of sample 0 of each batch only: the NaN (dataset index 3 =
+		// sample 1 of batch 1) is in the stats alone.
+		func() fixRun { r := with("hidden", nan, false); r.tensorSamples = 1; return r }(),
 	)
 	s, err := store.OpenReadOnly(dir)
 	if err != nil {
@@ -97,6 +101,19 @@ func TestDiff_NonFiniteMismatch(t *testing.T) {
 	rep, err := Diff(t.Context(), s, "nan", "nan2", DiffOptions{})
 	if err != nil || !rep.Pass {
 		t.Errorf("NaN at the same place in both runs: err %v pass %v", err, rep != nil && rep.Pass)
+	}
+	// The NaN is in a sample whose tensor was not recorded: the stats'
+	// NaN counts differ, under every gate.
+	for _, g := range gates {
+		rep, err := Diff(t.Context(), s, "hidden", "ref1", g.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := layerByName(t, rep, "conv1")
+		if l.Status != StatusFailed || rep.Pass || l.Tensor == nil || l.Tensor.Samples != 4 ||
+			!strings.Contains(strings.Join(l.Reasons, "; "), "nan 1 vs 0") {
+			t.Errorf("%s: NaN only in the stats: conv1 %s %q, pass %v", g.name, l.Status, l.Reasons, rep.Pass)
+		}
 	}
 	// A stats-only layer: the NaN counts differ, under every gate.
 	for _, g := range gates {

@@ -54,9 +54,11 @@
 // elements outside the tolerance, max_abs_err is NaN (max_abs_err_finite
 // keeps the maximum over the finite pairs; the sums behind mean error,
 // RMSE, rel_l2, cosine and SQNR leave such pairs out), and the layer fails
-// whatever the thresholds, --min-sqnr and --min-cosine included. For
-// stats-only layers, differing NaN or Inf counts fail the layer the same
-// way.
+// whatever the thresholds, --min-sqnr and --min-cosine included. Differing
+// NaN or Inf counts in the stats fail the layer the same way: for
+// stats-only layers, and for layers with tensors when the stats cover the
+// same batches in both runs (tensors may be recorded for some samples only,
+// so a NaN can show in the stats alone).
 //
 // A layer's status is equal, ok (within the thresholds), failed,
 // shape_mismatch (counted as failed; the rest of the layers are still

@@ -29,6 +29,9 @@ type fixRun struct {
 	// order maps a position in the recording to a dataset index (default
 	// identity), e.g. a shuffled data loader.
 	order func(pos int) int
+	// tensorSamples records tensors of only the first tensorSamples
+	// samples of each batch (0: all), stats of all.
+	tensorSamples int
 }
 
 // baseLayers are the layers of the standard synthetic model.
@@ -136,7 +139,9 @@ func record(t testing.TB, dir string, runs ...fixRun) {
 					if fr.noDataset {
 						dsi = -1
 					}
-					rows = append(rows, store.TensorRow{Batch: int64(b), Sample: int32(sm), DatasetIndex: dsi, Data: v})
+					if fr.tensorSamples == 0 || sm < fr.tensorSamples {
+						rows = append(rows, store.TensorRow{Batch: int64(b), Sample: int32(sm), DatasetIndex: dsi, Data: v})
+					}
 					data = append(data, v)
 				}
 				if l.stats {
