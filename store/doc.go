@@ -39,6 +39,11 @@
 // dies. Creating a run whose name exists fails with ErrRunExists; deleting a run that a live
 // writer holds fails with ErrLocked.
 //
+// Open creates index.db only in a new store (no index.db, or an empty one, and nothing in
+// segments/); a lost, emptied or truncated index.db next to recorded segments is a
+// *CorruptionError and nothing is changed. RemoveRun (DeleteRun with the bytes freed) and
+// Reclaim delete only what the index proves is garbage (FORMAT.md §1).
+//
 // Rows passed to AppendTensors and AppendStats are copied; the caller may reuse them. Rows
 // given to the Tensors callback may alias a read-only memory map of a segment: they are
 // valid only during the callback and must not be modified. Stats returns copies.

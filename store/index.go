@@ -27,6 +27,7 @@ var (
 	bucketSegments = []byte("segments")
 	bucketEntries  = []byte("entries")
 	bucketBatches  = []byte("batches")
+	bucketDeleted  = []byte("deleted") // optional: created by the first DeleteRun
 
 	keyFormat  = []byte("format")
 	keyVersion = []byte("version")

@@ -41,15 +41,71 @@ type Store struct {
 // Open opens the store in dir for reading and writing, creating it if needed. It checks the
 // format version (ErrVersion), marks runs whose writer died as crashed and salvages their
 // unfinished segments (FORMAT.md §9).
+//
+// Open creates a new index.db only in a new store: when index.db is missing or empty (0
+// bytes) and segments/ is empty or absent. A missing or empty index.db next to recorded
+// segments is a *CorruptionError naming index.db, and nothing is changed: a fresh index
+// would hand out the run ids of the recorded segment directories again. Later operations
+// never create or initialise index.db.
 func Open(dir string, opts Options) (*Store, error) {
 	registerExtensions()
 	s := &Store{dir: dir, opts: opts.withDefaults(), writers: map[*Writer]struct{}{}}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	segs, err := segmentsEntries(dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	create := false
+	switch fi, err := os.Stat(filepath.Join(dir, indexFile)); {
+	case errors.Is(err, fs.ErrNotExist):
+		if segs > 0 {
+			return nil, fmt.Errorf("store: open %s: %w", dir, &CorruptionError{File: indexFile, Offset: -1,
+				Err: fmt.Errorf("missing, but %s/ holds %d entries (recorded runs): refusing to create a new index over them; nothing was changed", segmentsDir, segs)})
+		}
+		create = true
+	case err != nil:
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	case fi.Size() == 0:
+		if segs > 0 {
+			return nil, fmt.Errorf("store: open %s: %w", dir, emptyIndexError(segs))
+		}
+		// a new store whose creation was interrupted, or is under way in another
+		// process (bbolt initialises the file under its lock): nothing to lose
+		create = true
+	}
 	if err := os.MkdirAll(filepath.Join(dir, segmentsDir), 0o755); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
+	// Look first: most opens find nothing to recover and need no write transaction.
+	need := create
+	if !create {
+		err = s.view(func(tx *bolt.Tx) error {
+			if !hasBuckets(tx) {
+				need = true // bbolt created the file, then our first commit did not happen
+				return nil
+			}
+			if err := checkVersion(tx); err != nil {
+				return err
+			}
+			need, err = s.needsRecovery(tx)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", dir, err)
+		}
+	}
+	if !need {
+		return s, nil
+	}
 	created := false
-	err := s.update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketMeta) == nil && tx.Bucket(bucketRuns) == nil {
+	err = s.updateDB(create, func(tx *bolt.Tx) error {
+		if !hasBuckets(tx) {
+			if segs > 0 {
+				return &CorruptionError{File: indexFile, Offset: -1,
+					Err: fmt.Errorf("holds no buckets, but %s/ holds %d entries (recorded runs): refusing to initialise it; nothing was changed", segmentsDir, segs)}
+			}
 			created = true
 			return initIndex(tx)
 		}
@@ -67,6 +123,45 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// segmentsEntries counts the entries of dir/segments (0 if it does not exist).
+func segmentsEntries(dir string) (int, error) {
+	ents, err := os.ReadDir(filepath.Join(dir, segmentsDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	return len(ents), err
+}
+
+func emptyIndexError(segs int) *CorruptionError {
+	msg := "empty (0 bytes)"
+	if segs > 0 {
+		msg += fmt.Sprintf(", but %s/ holds %d entries (recorded runs are present)", segmentsDir, segs)
+	}
+	return &CorruptionError{File: indexFile, Offset: 0, Err: fmt.Errorf("%s: refusing to initialise a new index; nothing was changed", msg)}
+}
+
+// hasBuckets reports whether index.db has any top-level bucket.
+func hasBuckets(tx *bolt.Tx) bool {
+	k, _ := tx.Cursor().First()
+	return k != nil
+}
+
+// needsRecovery reports whether a run is recording without a live writer (FORMAT.md §9).
+func (s *Store) needsRecovery(tx *bolt.Tx) (bool, error) {
+	need := false
+	err := tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+		r, err := decodeRunAt(k, v)
+		if err != nil {
+			return &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("runs/%s: %w", keyHex(k), err)}
+		}
+		if r.Info.State == StateRecording && runLockFree(filepath.Join(s.runDir(r.ID), "LOCK")) {
+			need = true
+		}
+		return nil
+	})
+	return need, err
 }
 
 // OpenReadOnly opens an existing store for reading; it never writes. Runs whose writer died
@@ -152,7 +247,11 @@ func checkVersion(tx *bolt.Tx) error {
 	return nil
 }
 
-func (s *Store) openDB(readOnly bool) (*bolt.DB, error) {
+// openDB opens index.db. Only with create may it create the file or initialise an empty one
+// (bbolt silently initialises a 0-byte file); otherwise a missing or empty index.db is a
+// CorruptionError. An error opening it that is not a system call's is a CorruptionError too
+// (e.g. bbolt's "file size too small").
+func (s *Store) openDB(readOnly, create bool) (*bolt.DB, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -161,18 +260,39 @@ func (s *Store) openDB(readOnly bool) (*bolt.DB, error) {
 		Timeout:  s.opts.LockTimeout,
 		ReadOnly: readOnly,
 		NoSync:   s.opts.NoSync,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			if !create {
+				flag &^= os.O_CREATE
+			}
+			f, err := os.OpenFile(name, flag, perm)
+			if errors.Is(err, fs.ErrNotExist) && !create {
+				return nil, &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("missing: %w", err)}
+			}
+			if err != nil {
+				return nil, err
+			}
+			if fi, err := f.Stat(); err == nil && fi.Size() == 0 && !create {
+				f.Close()
+				segs, _ := segmentsEntries(s.dir)
+				return nil, emptyIndexError(segs)
+			}
+			return f, nil
+		},
 	})
+	var ce *CorruptionError
 	switch {
+	case err == nil:
+		return db, nil
+	case errors.As(err, &ce):
+		return nil, err
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s is held by another process for longer than %v", ErrLocked, path, s.opts.LockTimeout)
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum):
-		return nil, &CorruptionError{File: indexFile, Offset: 0, Err: err}
 	case errors.Is(err, berrors.ErrVersionMismatch):
 		return nil, fmt.Errorf("%w: %s: bbolt %v", ErrVersion, indexFile, err)
-	case err != nil:
-		return nil, err
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), !isIOError(err):
+		return nil, &CorruptionError{File: indexFile, Offset: 0, Err: err}
 	}
-	return db, nil
+	return nil, err
 }
 
 // view runs fn in a read transaction of a freshly opened, read-only index.
@@ -180,7 +300,7 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 	return guardIndex(func() (err error) {
 		s.dbMu.RLock()
 		defer s.dbMu.RUnlock()
-		db, err := s.openDB(true)
+		db, err := s.openDB(true, false)
 		if err != nil {
 			return err
 		}
@@ -195,13 +315,18 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 
 // update runs fn in a write transaction of a freshly opened index, closed afterwards.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
+	return s.updateDB(false, fn)
+}
+
+// updateDB is update, creating index.db if create.
+func (s *Store) updateDB(create bool, fn func(*bolt.Tx) error) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
 	return guardIndex(func() (err error) {
 		s.dbMu.Lock()
 		defer s.dbMu.Unlock()
-		db, err := s.openDB(false)
+		db, err := s.openDB(false, create)
 		if err != nil {
 			return err
 		}
@@ -414,8 +539,14 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 // DeleteRun removes a run from the index, then its segment files. A run being recorded by a
 // live writer cannot be deleted (ErrLocked).
 func (s *Store) DeleteRun(name string) error {
+	_, err := s.RemoveRun(name)
+	return err
+}
+
+// RemoveRun is DeleteRun that also returns the bytes of the run's files it removed.
+func (s *Store) RemoveRun(name string) (freed int64, err error) {
 	var id uint64
-	err := s.update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		r, err := lookupRun(tx, name)
 		if err != nil {
 			return err
@@ -440,38 +571,63 @@ func (s *Store) DeleteRun(name string) error {
 		if err := tx.Bucket(bucketRuns).Delete(prefix); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketNames).Delete([]byte(name))
+		if err := tx.Bucket(bucketNames).Delete([]byte(name)); err != nil {
+			return err
+		}
+		// the tombstone lets Reclaim tell this run's directory from ones it must not touch
+		del, err := tx.CreateBucketIfNotExists(bucketDeleted)
+		if err != nil {
+			return err
+		}
+		return del.Put(prefix, []byte{})
 	})
 	if err != nil {
-		return fmt.Errorf("store: delete run: %w", err)
+		return 0, fmt.Errorf("store: delete run: %w", err)
 	}
-	if err := os.RemoveAll(s.runDir(id)); err != nil {
-		return fmt.Errorf("store: delete run %q: %w (Reclaim will retry)", name, err)
+	dir := s.runDir(id)
+	freed = dirSize(dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return freed - dirSize(dir), fmt.Errorf("store: delete run %q: %w (Reclaim will retry)", name, err)
 	}
-	return nil
+	return freed, nil
 }
 
-// Reclaim removes segment directories of deleted runs and segment files no index entry refers
-// to (left by crashes), and returns the number of bytes freed.
+// Reclaim removes what no index entry refers to and returns the number of bytes freed:
+// the segment directories of deleted runs (those the index holds a tombstone for), segment
+// directories holding nothing but a LOCK file whose run id the index has handed out (left by
+// a CreateRun that crashed before its commit), and, in the directories of runs no live
+// writer holds, segment files no segment record refers to and *.arrow.tmp files. It never
+// removes a directory of a run id the index has not handed out yet, nor one with segment
+// files whose run the index does not know was deleted (FORMAT.md §1).
 func (s *Store) Reclaim() (int64, error) {
 	var freed int64
 	err := s.update(func(tx *bolt.Tx) error {
+		next := tx.Bucket(bucketNames).Sequence() // ids handed out: 1..next
+		del := tx.Bucket(bucketDeleted)
 		ents, err := os.ReadDir(filepath.Join(s.dir, segmentsDir))
 		if err != nil {
 			return err
 		}
+		present := map[uint64]bool{}
 		for _, de := range ents {
 			path := filepath.Join(s.dir, segmentsDir, de.Name())
 			id, ok := parseRunDirName(de.Name())
 			if !ok || !de.IsDir() {
 				continue // not ours: never delete what we did not create
 			}
+			present[id] = true
 			rv := tx.Bucket(bucketRuns).Get(runKey(id))
 			if rv == nil {
-				freed += dirSize(path)
+				deleted := del != nil && del.Get(runKey(id)) != nil
+				if id == 0 || id > next || !(deleted || onlyLockFile(path)) {
+					continue // not provably garbage: left alone (Check reports nothing of it)
+				}
+				n := dirSize(path)
 				if err := os.RemoveAll(path); err != nil {
 					return err
 				}
+				freed += n
+				delete(present, id)
 				continue
 			}
 			// a live writer owns its files
@@ -486,12 +642,31 @@ func (s *Store) Reclaim() (int64, error) {
 				if !tmp && (!ok || tx.Bucket(bucketSegments).Get(segKey(id, seq)) != nil) {
 					continue
 				}
-				if info, err := f.Info(); err == nil {
+				info, ierr := f.Info()
+				if err := os.Remove(filepath.Join(path, f.Name())); err == nil && ierr == nil {
 					freed += info.Size()
 				}
-				_ = os.Remove(filepath.Join(path, f.Name()))
 			}
 			lk.release()
+		}
+		if del == nil {
+			return nil
+		}
+		// drop the tombstones of directories that are gone
+		var gone [][]byte
+		err = del.ForEach(func(k, _ []byte) error {
+			if len(k) != 8 || !present[binary.BigEndian.Uint64(k)] {
+				gone = append(gone, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range gone {
+			if err := del.Delete(k); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -144,15 +145,12 @@ func (s *Store) CreateRun(info RunInfo, layers []LayerInfo) (*Writer, error) {
 		if tx.Bucket(bucketNames).Get([]byte(info.Name)) != nil {
 			return fmt.Errorf("run %q: %w", info.Name, ErrRunExists)
 		}
-		id, err := tx.Bucket(bucketNames).NextSequence()
+		id, err := s.newRunDir(tx)
 		if err != nil {
 			return err
 		}
 		w.id = id
 		w.dir = s.runDir(id)
-		if err := os.MkdirAll(w.dir, 0o755); err != nil {
-			return err
-		}
 		lk, err := tryLockRun(filepath.Join(w.dir, "LOCK"))
 		if err != nil {
 			return err
@@ -189,6 +187,51 @@ func (s *Store) CreateRun(info RunInfo, layers []LayerInfo) (*Writer, error) {
 		go w.loop(s.opts.FlushInterval)
 	}
 	return w, nil
+}
+
+// newRunDir takes the next run id and creates its segment directory exclusively: a
+// directory of that id that already exists is never reused. One that holds nothing but a
+// LOCK file was left by a CreateRun whose commit did not happen (FORMAT.md §1): its id is
+// skipped (Reclaim removes it). One that holds anything else means index.db is older than
+// the segments (restored or replaced?): a CorruptionError, and nothing is written.
+func (s *Store) newRunDir(tx *bolt.Tx) (uint64, error) {
+	if err := os.MkdirAll(filepath.Join(s.dir, segmentsDir), 0o755); err != nil {
+		return 0, err
+	}
+	for range 64 {
+		id, err := tx.Bucket(bucketNames).NextSequence()
+		if err != nil {
+			return 0, err
+		}
+		dir := s.runDir(id)
+		err = os.Mkdir(dir, 0o755)
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return 0, err
+		}
+		if !onlyLockFile(dir) {
+			rel := filepath.Join(segmentsDir, runDirName(id))
+			return 0, &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf(
+				"next run id is %d but %s already exists and holds files of a run index.db does not know (index.db older than the segments?); not reusing it", id, rel)}
+		}
+	}
+	return 0, &CorruptionError{File: indexFile, Offset: -1, Err: fmt.Errorf("64 successive run ids have leftover directories in %s/", segmentsDir)}
+}
+
+// onlyLockFile reports whether dir holds nothing but (at most) a LOCK file that nobody holds.
+func onlyLockFile(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if e.Name() != "LOCK" {
+			return false
+		}
+	}
+	return runLockFree(filepath.Join(dir, "LOCK"))
 }
 
 func putRun(tx *bolt.Tx, r runRecord) error {

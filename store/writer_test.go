@@ -147,10 +147,15 @@ func TestDeleteRun_Reclaim(t *testing.T) {
 	if ra.Bytes == 0 {
 		t.Fatal("run had no bytes")
 	}
-	// leftovers: a directory of no run, a stray segment of a live run
-	orphan := filepath.Join(dir, "segments", "00000000000000ff")
-	os.MkdirAll(orphan, 0o755)
-	os.WriteFile(filepath.Join(orphan, "00000000.arrow"), make([]byte, 100), 0o644)
+	// leftovers: the directory of the deleted run (as if the process died between the commit
+	// and the removal), a stray segment of a live run; and a directory of a run id the index
+	// never handed out, which is not provably garbage and stays
+	deleted := filepath.Join(dir, "segments", "0000000000000001")
+	os.MkdirAll(deleted, 0o755)
+	os.WriteFile(filepath.Join(deleted, "00000000.arrow"), make([]byte, 100), 0o644)
+	unknown := filepath.Join(dir, "segments", "00000000000000ff")
+	os.MkdirAll(unknown, 0o755)
+	os.WriteFile(filepath.Join(unknown, "00000000.arrow"), make([]byte, 70), 0o644)
 	os.WriteFile(filepath.Join(dir, "segments", "0000000000000002", "000000ff.arrow"), make([]byte, 50), 0o644)
 	os.WriteFile(filepath.Join(dir, "segments", "not-ours"), []byte("x"), 0o644)
 	freed, err := s.Reclaim()
@@ -159,6 +164,9 @@ func TestDeleteRun_Reclaim(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "segments", "not-ours")); err != nil {
 		t.Fatal("Reclaim removed a file it did not create")
+	}
+	if _, err := os.Stat(filepath.Join(unknown, "00000000.arrow")); err != nil {
+		t.Fatalf("Reclaim removed the directory of a run id the index never handed out: %v", err)
 	}
 	checkFixtureRun(t, s, "b", 3)
 	runs, _ := s.Runs()
