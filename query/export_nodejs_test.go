@@ -367,11 +367,9 @@ func checkParquetKV(t *testing.T, tb jsTable, layer string) {
 			t.Errorf("%s %s: key-value metadata %s = %v, want %q", tb.Reader, tb.Path, k, md[k], v)
 		}
 	}
-	// Known: every actrec.* key is in the file twice (pqarrow copies the
-	// schema metadata and exportParquet appends it again); the script
-	// checks the copies agree. Logged, not failed, until query fixes it.
+	// Each key once: pqarrow copies the schema metadata, exportParquet must not append it again.
 	if d, ok := md["duplicate keys"]; ok {
-		t.Logf("%s %s: key-value metadata keys given twice: %v", tb.Reader, tb.Path, d)
+		t.Errorf("%s %s: key-value metadata keys given twice: %v", tb.Reader, tb.Path, d)
 	}
 }
 

@@ -202,12 +202,8 @@ func exportParquet(ctx context.Context, s *store.Store, run string, p tensorPlan
 	if err != nil {
 		return err
 	}
-	md := schema.Metadata()
-	for i, k := range md.Keys() {
-		if err := fw.AppendKeyValueMetadata(k, md.Values()[i]); err != nil {
-			return err
-		}
-	}
+	// pqarrow.NewFileWriter already copies the schema metadata (actrec.run, actrec.layer,
+	// actrec.op, actrec.shape) into the file's key-value metadata: appending it again doubled it.
 	if err := tensorChunks(ctx, s, run, p, r, true, pr, fw.Write); err != nil {
 		fw.Close()
 		return err
