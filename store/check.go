@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -93,6 +94,7 @@ func (s *Store) Check(run string) ([]Problem, error) {
 		name := ri.rec.Info.Name
 		c := &segCache{s: s, runID: ri.rec.ID, files: map[uint32]*segFile{}}
 		badSeg := map[uint32]bool{}
+		footerReported := map[uint32]bool{}
 		for _, it := range ri.items {
 			p := Problem{Run: name, Batch: it.key.batch, File: segRel(ri.rec.ID, it.e.seq), Offset: int64(it.e.offset)}
 			if int(it.key.layer) >= len(ri.layers) {
@@ -123,6 +125,17 @@ func (s *Store) Check(run string) ([]Problem, error) {
 				if _, open := c.files[it.e.seq]; !open {
 					badSeg[it.e.seq] = true
 				}
+			}
+			// a damaged footer does not make entries unreadable: one problem per segment
+			if f := c.files[it.e.seq]; f != nil && f.footerErr != nil && !footerReported[it.e.seq] {
+				footerReported[it.e.seq] = true
+				fp := p
+				fp.Err, fp.Offset = f.footerErr, int64(len(f.data))
+				var ce *CorruptionError
+				if errors.As(f.footerErr, &ce) {
+					fp.Offset = ce.Offset
+				}
+				problems = append(problems, fp)
 			}
 		}
 		c.close()

@@ -163,7 +163,10 @@ type segFile struct {
 	schMsg *ipc.Message
 	end    int64           // end of the schema message
 	footer *ipc.FileReader // sealed segments: reader over the footer
-	blocks []fileBlock     // the footer's record batch blocks, verified
+	// footerErr is why the footer of a sealed segment could not be used; entries are then
+	// read by their offsets (FORMAT.md §8: a reader never needs the footer)
+	footerErr error
+	blocks    []fileBlock // the footer's record batch blocks, verified
 	// nodes and buffers of a record batch of this schema
 	nodes, buffers int
 }
