@@ -122,8 +122,14 @@ func KeyRange(key uint16) (lo, hi float64) {
 // KeyRange returns the bounds of bucket key; see the package function KeyRange.
 func (Histogram) KeyRange(key uint16) (lo, hi float64) { return KeyRange(key) }
 
-// KeyMid returns the midpoint of bucket key.
+// KeyMid returns the value that stands for bucket key: its midpoint, except for the two
+// zero buckets (0x0000 and 0x8000, zero and the subnormals below 2^-126 * 2^-7 in
+// magnitude), whose value is 0: what lands there is almost always an exact zero (ReLU
+// outputs), and 0 lies in the bucket, so the error bound of the midpoint still holds.
 func KeyMid(key uint16) float64 {
+	if key&0x7fff == 0 {
+		return 0
+	}
 	lo, hi := KeyRange(key)
 	return lo + (hi-lo)/2
 }

@@ -104,3 +104,38 @@ func TestHistogram_Validate(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyMid_ZeroBuckets: the two zero buckets stand for 0 (a ReLU's 1st percentile printed
+// as 4.59e-41 where its minimum is 0); every other bucket for its midpoint, inside it.
+func TestKeyMid_ZeroBuckets(t *testing.T) {
+	cases := []struct {
+		name string
+		key  uint16
+		want float64 // NaN: the midpoint of KeyRange
+	}{
+		{"positive_zero", 0x0000, 0},
+		{"negative_zero", 0x8000, 0},
+		{"smallest_subnormal_bucket", 0x0001, math.NaN()},
+		{"one", 0x3f80, math.NaN()},
+		{"minus_one", 0xbf80, math.NaN()},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := KeyMid(c.key)
+			lo, hi := KeyRange(c.key)
+			if math.IsNaN(c.want) {
+				c.want = lo + (hi-lo)/2
+			}
+			if got != c.want || got < lo || got > hi {
+				t.Fatalf("KeyMid(%#04x) = %g, want %g (bucket [%g, %g])", c.key, got, c.want, lo, hi)
+			}
+			if c.want == 0 && math.Signbit(got) {
+				t.Fatalf("KeyMid(%#04x) = -0, want 0", c.key)
+			}
+		})
+	}
+	h := HistogramFromCounts(map[uint16]uint64{0x0000: 50, 0x3f80: 50})
+	if q := h.Quantile(0.01); q != 0 {
+		t.Fatalf("1st percentile of half zeros: %g, want 0", q)
+	}
+}
