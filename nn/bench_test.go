@@ -8,7 +8,7 @@ import (
 )
 
 // BenchmarkRecipeCNN measures Forward of RecipeCNN(3, 10) on 3x28x28 input,
-// like /work/shared/bench/torch_seedcnn.py (scripts/bench_torch.sh runs
+// like /work/shared/bench/torch_seedcnn.py (scripts/bench_torch.py runs
 // the PyTorch side). Run with both thread counts:
 //
 //	go test ./nn -run '^$' -bench RecipeCNN -cpu 1,2
