@@ -121,6 +121,9 @@ func (s *Store) Check(run string) ([]Problem, error) {
 			}
 			if err := checkEntry(c, it.e, seg, it.key, layer); err != nil {
 				p.Err = err
+				if ce := (*CorruptionError)(nil); errors.As(err, &ce) && ce.File == p.File && ce.Offset >= 0 {
+					p.Offset = ce.Offset // where the damage is, not where the entry starts
+				}
 				problems = append(problems, p)
 				if _, open := c.files[it.e.seq]; !open {
 					badSeg[it.e.seq] = true
@@ -149,6 +152,12 @@ func checkEntry(c *segCache, e entry, seg segment, k entryKey, layer layerRecord
 	f, err := c.file(e.seq, seg)
 	if err != nil {
 		return err
+	}
+	if k.kind == kindTensor {
+		// the schema message has no checksum; readers trust the index, Check compares
+		if v, _ := f.schema.Metadata().GetValue("actrec.layer"); v != layer.Path {
+			return corruptf(f.rel, 8, "schema metadata actrec.layer is %q, index says layer %q", v, layer.Path)
+		}
 	}
 	rec, err := f.recordAt(int64(e.offset), int64(e.length), e.crc)
 	if err != nil {

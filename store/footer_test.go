@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -109,5 +110,45 @@ func TestRead_DamagedFooter(t *testing.T) {
 				t.Fatalf("Check: %d problems %v, want one for each damaged footer (%s, %s)", len(probs), probs, statsRel, tensRel)
 			}
 		})
+	}
+}
+
+// TestCheck_SchemaLayerMismatch: the schema message of a segment has no checksum; Check
+// compares a tensor segment's actrec.layer metadata with the index and reports a mismatch
+// at the schema (offset 8), the Problem's offset agreeing with its error's.
+func TestCheck_SchemaLayerMismatch(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRun(t, s, "r", 2, true)
+	e, rel := firstEntry(t, s, "r", "conv1", kindTensor)
+	path := filepath.Join(dir, rel)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the metadata value "conv1" inside the schema message (before the first record batch)
+	i := bytes.Index(b[8:e.offset], []byte("conv1"))
+	if i < 0 {
+		t.Fatal("no actrec.layer value in the schema message")
+	}
+	b[8+i+4] = 'X'
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probs, err := s.Check("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(probs) == 0 {
+		t.Fatal("Check found no problem")
+	}
+	for _, p := range probs {
+		var ce *CorruptionError
+		if p.File != rel || p.Offset != 8 || !errors.As(p.Err, &ce) || ce.Offset != 8 {
+			t.Fatalf("Check: %v, want a problem of %s at offset 8", p, rel)
+		}
 	}
 }
