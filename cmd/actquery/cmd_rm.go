@@ -48,16 +48,18 @@ func runRm(_ context.Context, opts RmOptions, args []string, out io.Writer) erro
 		return fmt.Errorf("open store %s: %w", opts.StoreDir, err)
 	}
 	defer s.Close()
-	if err := s.DeleteRun(args[0]); err != nil {
+	freed, err := s.RemoveRun(args[0])
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		return fmt.Errorf("rm %s: %w", args[0], err)
 	}
-	freed, err := s.Reclaim()
+	more, err := s.Reclaim()
 	if err != nil {
 		return fmt.Errorf("rm %s: reclaim: %w", args[0], err)
 	}
+	freed += more
 	fmt.Fprintf(out, "removed run %s (%s freed)\n", args[0], humanBytes(freed))
 	return nil
 }

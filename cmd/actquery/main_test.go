@@ -245,8 +245,8 @@ func TestRm(t *testing.T) {
 	if err := runRm(ctx, RmOptions{StoreDir: dir}, []string{"bs4"}, &buf); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(buf.String(), "removed run bs4") {
-		t.Errorf("rm printed %q", buf.String())
+	if !strings.HasPrefix(buf.String(), "removed run bs4") || strings.Contains(buf.String(), "(0 B freed)") {
+		t.Errorf("rm printed %q, want the bytes freed", buf.String())
 	}
 	err := runRm(ctx, RmOptions{StoreDir: dir}, []string{"bs4"}, &buf)
 	if exitCode(err) != exitNotFound {
