@@ -332,6 +332,38 @@ func hiveEscape(v string) string {
 // HiveUnescape reverses hiveEscape.
 func HiveUnescape(v string) (string, error) { return url.PathUnescape(v) }
 
+// CheckOutput is what every command that writes a file checks before doing
+// any work: out must not be inside the store directory (ErrOutputInStore),
+// nor a directory, nor an existing file unless force (ErrOutputExists).
+func CheckOutput(storeDir, out string, force bool) error {
+	if err := checkOutsideStore(storeDir, out); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(out); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("%w: %s is a directory; give a file name", ErrOutputExists, out)
+		}
+		if !force {
+			return fmt.Errorf("%w: %s", ErrOutputExists, out)
+		}
+	}
+	return nil
+}
+
+// WriteFile writes data to path through a temporary file in the same
+// directory renamed into place (mode 0644), so that a failed write never
+// leaves a truncated file; an existing path is refused unless force.
+func WriteFile(path string, force bool, data []byte) error {
+	err := writeFileAtomic(path, force, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
 // checkOutsideStore refuses an output path inside the store directory
 // (after resolving symlinks of the longest existing prefix).
 func checkOutsideStore(storeDir, out string) error {

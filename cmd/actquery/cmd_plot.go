@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -152,7 +150,7 @@ func runPlot(ctx context.Context, opts PlotOptions, args []string, out io.Writer
 		return err
 	}
 	defer s.Close()
-	if err := checkOutput(opts.StoreDir, opts.Out, opts.Force); err != nil {
+	if err := query.CheckOutput(opts.StoreDir, opts.Out, opts.Force); err != nil {
 		return err
 	}
 
@@ -208,86 +206,9 @@ func runPlot(ctx context.Context, opts PlotOptions, args []string, out io.Writer
 	if err := fig.Render(&buf, format); err != nil {
 		return err
 	}
-	if err := writeOutput(opts.Out, opts.Force, buf.Bytes()); err != nil {
+	if err := query.WriteFile(opts.Out, opts.Force, buf.Bytes()); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "wrote %s (%s, %s)\n", opts.Out, format, humanBytes(int64(buf.Len())))
-	return nil
-}
-
-// checkOutput refuses an output inside the store directory, and an existing output
-// without force (before any work is done).
-func checkOutput(storeDir, out string, force bool) error {
-	sd, err := resolvePath(storeDir)
-	if err != nil {
-		return err
-	}
-	od, err := resolvePath(out)
-	if err != nil {
-		return err
-	}
-	if od == sd || strings.HasPrefix(od, sd+string(filepath.Separator)) {
-		return fmt.Errorf("%w: %s is inside %s", query.ErrOutputInStore, out, storeDir)
-	}
-	if fi, err := os.Stat(out); err == nil {
-		if fi.IsDir() {
-			return usagef("%s is a directory; give a file name", out)
-		}
-		if !force {
-			return fmt.Errorf("%w: %s", query.ErrOutputExists, out)
-		}
-	}
-	return nil
-}
-
-// resolvePath returns the absolute path of p with the symlinks of its longest existing
-// prefix resolved.
-func resolvePath(p string) (string, error) {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", err
-	}
-	var rest []string
-	cur := abs
-	for {
-		if r, err := filepath.EvalSymlinks(cur); err == nil {
-			return filepath.Join(append([]string{r}, rest...)...), nil
-		}
-		parent := filepath.Dir(cur)
-		if parent == cur {
-			return abs, nil
-		}
-		rest = append([]string{filepath.Base(cur)}, rest...)
-		cur = parent
-	}
-}
-
-// writeOutput writes data to path through a temporary file in the same directory renamed
-// into place, so that a failed write never leaves a truncated picture or report.
-func writeOutput(path string, force bool, data []byte) error {
-	if _, err := os.Lstat(path); err == nil && !force {
-		return fmt.Errorf("%w: %s", query.ErrOutputExists, path)
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp, 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, werr)
-	}
 	return nil
 }

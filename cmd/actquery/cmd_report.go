@@ -94,14 +94,14 @@ func runReport(ctx context.Context, opts ReportOptions, args []string, out io.Wr
 		return err
 	}
 	defer s.Close()
-	if err := checkOutput(opts.StoreDir, opts.Out, opts.Force); err != nil {
+	if err := query.CheckOutput(opts.StoreDir, opts.Out, opts.Force); err != nil {
 		return err
 	}
 	var buf bytes.Buffer
 	if err := report.Write(ctx, &buf, s, args[0], ro); err != nil {
 		return err
 	}
-	if err := writeOutput(opts.Out, opts.Force, buf.Bytes()); err != nil {
+	if err := query.WriteFile(opts.Out, opts.Force, buf.Bytes()); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "wrote %s (%s)\n", opts.Out, humanBytes(int64(buf.Len())))
