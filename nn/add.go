@@ -12,7 +12,8 @@ func NewAdd() *Add { return &Add{} }
 
 func (*Add) Op() string { return "Add" }
 
-func broadcastShape(a, b []int) ([]int, bool) {
+// BroadcastShape is the NumPy/PyTorch broadcast of shapes a and b; false if they do not broadcast.
+func BroadcastShape(a, b []int) ([]int, bool) {
 	n := max(len(a), len(b))
 	out := make([]int, n)
 	for i := 0; i < n; i++ {
@@ -41,7 +42,7 @@ func (*Add) OutputShape(in ...[]int) ([]int, error) {
 	if len(in) != 2 {
 		return nil, fmt.Errorf("nn: Add: got %d inputs, want 2", len(in))
 	}
-	s, ok := broadcastShape(in[0], in[1])
+	s, ok := BroadcastShape(in[0], in[1])
 	if !ok {
 		return nil, shapeErr("Add", "equal or broadcastable shapes", in...)
 	}

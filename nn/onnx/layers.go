@@ -114,37 +114,12 @@ func (b *elementwise) operandShapes(in [][]int) ([2][]int, error) {
 	return s, nil
 }
 
-func broadcastShape(a, b []int) ([]int, bool) {
-	n := max(len(a), len(b))
-	out := make([]int, n)
-	for i := 0; i < n; i++ {
-		da, db := 1, 1
-		if j := len(a) - n + i; j >= 0 {
-			da = a[j]
-		}
-		if j := len(b) - n + i; j >= 0 {
-			db = b[j]
-		}
-		switch {
-		case da == db:
-			out[i] = da
-		case da == 1:
-			out[i] = db
-		case db == 1:
-			out[i] = da
-		default:
-			return nil, false
-		}
-	}
-	return out, true
-}
-
 func (b *elementwise) OutputShape(in ...[]int) ([]int, error) {
 	s, err := b.operandShapes(in)
 	if err != nil {
 		return nil, err
 	}
-	out, ok := broadcastShape(s[0], s[1])
+	out, ok := nn.BroadcastShape(s[0], s[1])
 	if !ok {
 		return nil, shapeErr(b.Op(), "broadcastable shapes", s[0], s[1])
 	}
@@ -341,7 +316,7 @@ func (g *gemmLayer) dims(a []int) (m, k, n int, err error) {
 		return 0, 0, 0, shapeErr("Gemm", want, a)
 	}
 	if g.c != nil {
-		if _, ok := broadcastShape([]int{m, n}, g.c.Shape); !ok || len(g.c.Shape) > 2 {
+		if _, ok := nn.BroadcastShape([]int{m, n}, g.c.Shape); !ok || len(g.c.Shape) > 2 {
 			return 0, 0, 0, shapeErr("Gemm", fmt.Sprintf("C %v broadcastable to [%d %d]", g.c.Shape, m, n), a)
 		}
 	}
@@ -446,7 +421,7 @@ func (mm *matMul) plan(as, bs []int) (*mmPlan, error) {
 	}
 	p.n = b[len(b)-1]
 	ab, bb := a[:len(a)-2], b[:len(b)-2]
-	batch, ok := broadcastShape(ab, bb)
+	batch, ok := nn.BroadcastShape(ab, bb)
 	if !ok {
 		return nil, shapeErr("MatMul", "broadcastable batch dimensions", as, bs)
 	}
@@ -1463,7 +1438,7 @@ func (e *expand) OutputShape(in ...[]int) ([]int, error) {
 			target[i] = int(v)
 		}
 	}
-	out, ok := broadcastShape(x, target)
+	out, ok := nn.BroadcastShape(x, target)
 	if !ok {
 		return nil, shapeErr("Expand", fmt.Sprintf("a shape broadcastable to %v", e.shape), x)
 	}
@@ -1513,7 +1488,7 @@ func (e *expandConst) OutputShape(in ...[]int) ([]int, error) {
 			target[i] = int(v)
 		}
 	}
-	out, ok := broadcastShape(e.data.Shape, target)
+	out, ok := nn.BroadcastShape(e.data.Shape, target)
 	if !ok {
 		return nil, shapeErr("Expand", fmt.Sprintf("a shape broadcastable to %v", e.shape), e.data.Shape)
 	}

@@ -1526,7 +1526,7 @@ func (c *converter) foldIntArith(n *nodeProto) (*constant, error) {
 	if len(n.Attrs) > 0 {
 		return nil, fmt.Errorf("attribute %q is not supported", n.Attrs[0].Name)
 	}
-	s, ok := broadcastShape(x.shape, y.shape)
+	s, ok := nn.BroadcastShape(x.shape, y.shape)
 	if !ok {
 		return nil, fmt.Errorf("shapes %v and %v do not broadcast", x.shape, y.shape)
 	}
@@ -1593,7 +1593,7 @@ func (c *converter) foldSelect(n *nodeProto) (*constant, error) {
 	s := ks[0].shape
 	for _, k := range ks[1:] {
 		var ok bool
-		if s, ok = broadcastShape(s, k.shape); !ok {
+		if s, ok = nn.BroadcastShape(s, k.shape); !ok {
 			return nil, fmt.Errorf("shapes do not broadcast")
 		}
 	}
