@@ -92,6 +92,12 @@
 //     -bench OverheadInterleaved/nn-noop -count 3 ./recorder, shared noisy
 //     2-core VM; BenchmarkRecipeCNNChunkHooked and BenchmarkRecipeCNNHooked
 //     here for wall time).
+//   - Call-end hooks (Model.RegisterCallEndHook, CallEndHook) run once per
+//     Forward call that runs hooks, as the call ends, with the error Forward
+//     returns (nil on success, after the root's hooks): the reliable place
+//     to release per-call state, since a failed call (a layer's error,
+//     cancellation) skips the hooks of the modules after the failure, the
+//     root's included.
 //   - With no hook registered, Forward takes a fast path that does no
 //     hook-related work at all (not even creating the CallID context).
 //

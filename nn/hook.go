@@ -2,6 +2,7 @@ package nn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 )
@@ -54,6 +55,20 @@ type ChunkFilter interface {
 	Wants(ctx context.Context, mod ModuleInfo) bool
 }
 
+// CallEndHook is called once at the end of every Forward call that runs
+// with hooks registered, on success and on error: after the root's forward
+// and chunk hooks on success (err nil), or as Forward returns an error
+// (a layer's error, ctx.Err() on cancellation, err is what Forward
+// returns). A hook of the call that panics into Forward ends the call with
+// an error too (*HookPanicError). It runs on the Forward goroutine with the
+// call's context (carrying CallID), after every chunk of the call was
+// delivered; hooks that keep per-call state release it here.
+type CallEndHook func(ctx context.Context, err error)
+
+// ErrCallAborted is the error a CallEndHook sees when the call did not
+// return: a hook panicked into Forward (or called runtime.Goexit).
+var ErrCallAborted = errors.New("nn: Forward call aborted by a hook's panic")
+
 // HookHandle detaches a registered hook.
 type HookHandle struct {
 	m    *Model
@@ -73,10 +88,11 @@ type hookSet struct {
 	fwd    [][]hookEntry[ForwardHook]    // per module index
 	chunk  [][]hookEntry[ChunkHook]      // per module index
 	global []hookEntry[ForwardHook]
+	end    []hookEntry[CallEndHook]
 }
 
 func (hs *hookSet) empty() bool {
-	if len(hs.global) > 0 {
+	if len(hs.global)+len(hs.end) > 0 {
 		return false
 	}
 	for i := range hs.pre {
@@ -101,6 +117,7 @@ func (m *Model) update(fn func(hs *hookSet)) {
 		copy(next.fwd, cur.fwd)
 		copy(next.chunk, cur.chunk)
 		next.global = cur.global
+		next.end = cur.end
 	}
 	fn(next)
 	if next.empty() {
@@ -209,6 +226,20 @@ func (m *Model) RegisterGlobalHook(h ForwardHook) *HookHandle {
 	return hd
 }
 
+// RegisterCallEndHook registers h to run once at the end of every Forward
+// call that runs hooks, whether it succeeds or fails (see CallEndHook). A
+// nil h is ignored (its handle does nothing).
+func (m *Model) RegisterCallEndHook(h CallEndHook) *HookHandle {
+	var hd *HookHandle
+	m.update(func(hs *hookSet) {
+		hd = m.newHandle()
+		if h != nil {
+			hs.end = appendCopy(hs.end, hookEntry[CallEndHook]{hd.id, h})
+		}
+	})
+	return hd
+}
+
 // Remove detaches the hook. Forward calls already running may still call it
 // once more. Remove is idempotent and safe for concurrent use.
 func (h *HookHandle) Remove() {
@@ -222,6 +253,7 @@ func (h *HookHandle) Remove() {
 			hs.chunk[i] = without(hs.chunk[i], h.id)
 		}
 		hs.global = without(hs.global, h.id)
+		hs.end = without(hs.end, h.id)
 	})
 }
 
@@ -332,9 +364,35 @@ func (m *Model) fusedChunks(ctx context.Context, hs *hookSet, li, k int, hooks *
 	return ch
 }
 
-// forwardHooked is Forward with at least one hook registered.
+// forwardHooked is Forward with at least one hook registered: runHooked,
+// then the call-end hooks, whatever the outcome.
 func (m *Model) forwardHooked(ctx context.Context, hs *hookSet, vals []*Tensor) (*Tensor, error) {
 	ctx = context.WithValue(ctx, callIDKey{}, callIDs.Add(1))
+	if len(hs.end) == 0 {
+		return m.runHooked(ctx, hs, vals)
+	}
+	ended := false
+	defer func() {
+		if !ended { // a hook is panicking through Forward: tell, do not recover
+			m.runEnd(ctx, hs, ErrCallAborted)
+		}
+	}()
+	out, err := m.runHooked(ctx, hs, vals)
+	ended = true
+	m.runEnd(ctx, hs, err)
+	return out, err
+}
+
+// runEnd calls the call-end hooks.
+func (m *Model) runEnd(ctx context.Context, hs *hookSet, err error) {
+	for _, e := range hs.end {
+		e.fn(ctx, err)
+	}
+}
+
+// runHooked runs the layers and the module hooks of a hooked Forward call
+// (ctx carries its CallID).
+func (m *Model) runHooked(ctx context.Context, hs *hookSet, vals []*Tensor) (*Tensor, error) {
 	inputs := make([]*Tensor, len(m.inputs))
 	for i, def := range m.inputs {
 		inputs[i] = vals[def.value]

@@ -22,7 +22,7 @@ const (
 )
 
 // callState is what the recorder keeps about one Forward call, from the
-// root's pre-hook to the root's forward hook.
+// root's pre-hook to the call-end hook.
 type callState struct {
 	bs *batchState
 	n  int // rows of the model's first input; -1 if unknown
@@ -94,9 +94,13 @@ func (r *Recorder) startCall(ctx context.Context, _ nn.ModuleInfo, in []*nn.Tens
 	r.newCall(ctx, n)
 }
 
-// endCall is the root's forward hook: the call is over; what it reserved
-// and did not use is released.
-func (r *Recorder) endCall(ctx context.Context, _ nn.ModuleInfo, _ []*nn.Tensor, _ *nn.Tensor) {
+// endCall is the model's call-end hook (nn.CallEndHook), which nn runs
+// once as every hooked Forward call ends, successful or not: the call is
+// forgotten, what it reserved and did not use is released, and so is what
+// layers it did not finish hold (a layer error or cancellation skips the
+// Done of the modules after it): accumulators, sample buffers and their
+// tensor budget.
+func (r *Recorder) endCall(ctx context.Context, _ error) {
 	id := nn.CallID(ctx)
 	if id == 0 {
 		return
@@ -107,6 +111,28 @@ func (r *Recorder) endCall(ctx context.Context, _ nn.ModuleInfo, _ []*nn.Tensor,
 	r.mu.Unlock()
 	if ok {
 		r.endReservation(cs)
+		r.dropLayers(cs)
+	}
+}
+
+// dropLayers releases the state of the layers of the call that were
+// started and not finished (no chunk of the call is in flight any more).
+func (r *Recorder) dropLayers(cs *callState) {
+	cs.mu.Lock()
+	layers := cs.layers
+	cs.layers = map[*layerState]*layerCall{}
+	cs.done = map[*layerState]*layerResult{}
+	cs.mu.Unlock()
+	for _, lc := range layers {
+		r.dropSamples(lc)
+		for _, a := range lc.idle {
+			discard(a)
+		}
+		lc.idle = nil
+		for _, c := range lc.raw {
+			putBuf(c.buf)
+		}
+		lc.raw = nil
 	}
 }
 
@@ -191,7 +217,8 @@ func (r *Recorder) reserveCall(ctx context.Context, cs *callState) {
 	}
 	cs.held = need
 	if ctx.Done() != nil {
-		// A cancelled Forward returns without the root's forward hook.
+		// Release at once on cancellation, not only when Forward notices
+		// it between layers and ends the call.
 		cs.stop = context.AfterFunc(ctx, func() { r.endReservation(cs) })
 	}
 }

@@ -42,8 +42,8 @@
 // it starts (the recorder's pre-hook on the root module), and a dataset
 // index counting the samples of earlier calls (right for a sequential pass
 // over a data set; with concurrent callers use WithBatch). The mapping is
-// forgotten when the root module's forward hook fires, and is bounded in
-// any case.
+// forgotten when the call ends (nn's call-end hook, which fires on success
+// and on error), and is bounded in any case.
 //
 // # Concurrency and what is copied when
 //
@@ -51,7 +51,8 @@
 // goroutines, and each call records under its own batch.
 //
 // Attach registers an nn.ChunkHook on every recorded module (plus a
-// pre-hook and a forward hook on the root that start and end each call).
+// pre-hook on the root that starts each call and an nn.CallEndHook that
+// ends it, whether Forward succeeds or fails).
 // Chunk hooks, unlike forward hooks, leave nn's fused Conv2d → ReLU →
 // MaxPool2d chains fused: nn hands each stage's output to the recorder
 // sample by sample, from the worker goroutine that computed it, while it
@@ -74,7 +75,10 @@
 // sampled copies, and with StatsInWorkers output copies), so that copies
 // held by hooks are charged to the queue before they exist; its items are
 // pushed out of that reservation and the unused rest is released when the
-// call ends (or its context is cancelled). When the queue has no room,
+// call ends, successfully or with an error (or at once when its context is
+// cancelled); so are the accumulators and sample buffers of layers a failed
+// call did not finish, and their tensor budget is refunded. The layers a
+// failed call finished before the error keep their rows. When the queue has no room,
 // Policy Block (default, lossless) makes the forward pass wait (once, at
 // the reservation: a call never waits while holding bytes); Policy Drop
 // skips the whole batch, no layer of it is recorded, and counts it in the

@@ -208,14 +208,16 @@ func (r *Recorder) Attach(m *nn.Model, input ...[]int) error {
 		}
 		r.planLayers(m)
 	}
-	// The root's pre-hook starts every call (batch assignment) and is
-	// registered first and removed last, so that any Forward that sees a
-	// layer's hook sees it too; the root's forward hook fires last in the
-	// call and forgets it.
+	// The root's pre-hook starts every call (batch assignment) and the
+	// call-end hook ends it (on success and on error: it forgets the call
+	// and releases its reservation); both are registered before the layers'
+	// hooks and removed after them, so that any Forward that sees a
+	// layer's hook sees them too.
 	start, err := m.RegisterForwardPreHook("", r.startCall)
 	if err != nil {
 		return fmt.Errorf("recorder: %w", err)
 	}
+	end := m.RegisterCallEndHook(r.endCall)
 	var hs []*nn.HookHandle
 	for _, mi := range mods {
 		l, ok := r.layers[mi.Path]
@@ -227,15 +229,13 @@ func (r *Recorder) Attach(m *nn.Model, input ...[]int) error {
 			for _, h := range hs {
 				h.Remove()
 			}
+			end.Remove()
 			start.Remove()
 			return fmt.Errorf("recorder: %w", err)
 		}
 		hs = append(hs, h)
 	}
-	if h, err := m.RegisterForwardHook("", r.endCall); err == nil {
-		hs = append(hs, h)
-	}
-	r.handles = append(hs, start)
+	r.handles = append(hs, end, start)
 	return nil
 }
 
