@@ -184,10 +184,25 @@ func (b *tensorBuffer) len() int { return len(b.batch) }
 func (b *tensorBuffer) bytes() int64 { return int64(len(b.data))*4 + int64(len(b.batch))*20 }
 
 func (b *tensorBuffer) add(r TensorRow) {
-	b.batch = append(b.batch, r.Batch)
-	b.sample = append(b.sample, r.Sample)
-	b.dsIndex = append(b.dsIndex, r.DatasetIndex)
-	b.data = append(b.data, r.Data...)
+	b.batch = append(grow(b.batch, 1), r.Batch)
+	b.sample = append(grow(b.sample, 1), r.Sample)
+	b.dsIndex = append(grow(b.dsIndex, 1), r.DatasetIndex)
+	b.data = append(grow(b.data, len(r.Data)), r.Data...)
+}
+
+// grow returns s with room for n more elements, at least doubling its
+// capacity when it has to reallocate. append alone grows large slices by
+// only 1.25x, so a tensor buffer filling up to tens of MiB between flushes
+// was reallocated and copied dozens of times (about 4x its final size in
+// copies, plus the fresh memory each time) instead of about log2 times
+// with at most its final size copied in all.
+func grow[T int32 | int64 | float32](s []T, n int) []T {
+	if cap(s)-len(s) >= n {
+		return s
+	}
+	ns := make([]T, len(s), max(2*cap(s), len(s)+n))
+	copy(ns, s)
+	return ns
 }
 
 func (b *tensorBuffer) reset() {

@@ -115,3 +115,44 @@ func TestFixedShapeTensorType_IPC(t *testing.T) {
 		t.Fatalf("unregistered field: %v", err)
 	}
 }
+
+// TestTensorBufferGrowth: a tensor buffer filled row by row (relu1-sized
+// rows of 2 x 21632 values, as the recorder appends them) reallocates its
+// data about log2 times, at least doubling, keeps every row intact, and
+// keeps its capacity across reset.
+func TestTensorBufferGrowth(t *testing.T) {
+	const per, rows = 21632, 400
+	var tb tensorBuffer
+	tb.n = per
+	row := make([]float32, per)
+	grows := 0
+	for i := range rows {
+		row[0], row[per-1] = float32(i), float32(-i)
+		before := cap(tb.data)
+		tb.add(TensorRow{Batch: int64(i), Sample: int32(i % 2), DatasetIndex: int64(10 * i), Data: row})
+		if c := cap(tb.data); c != before {
+			grows++
+			if before > 0 && c < 2*before {
+				t.Fatalf("row %d: data capacity grew %d -> %d, less than doubling", i, before, c)
+			}
+		}
+	}
+	// log2(400) ~ 8.6: 10 reallocations at most; append's 1.25x growth needs ~25.
+	if grows > 10 {
+		t.Fatalf("%d reallocations of the data for %d rows", grows, rows)
+	}
+	if tb.len() != rows || len(tb.data) != rows*per {
+		t.Fatalf("len %d, data %d", tb.len(), len(tb.data))
+	}
+	for i := range rows {
+		d := tb.data[i*per : (i+1)*per]
+		if d[0] != float32(i) || d[per-1] != float32(-i) || tb.batch[i] != int64(i) || tb.sample[i] != int32(i%2) || tb.dsIndex[i] != int64(10*i) {
+			t.Fatalf("row %d corrupted: %v %v batch %d sample %d ds %d", i, d[0], d[per-1], tb.batch[i], tb.sample[i], tb.dsIndex[i])
+		}
+	}
+	c := cap(tb.data)
+	tb.reset()
+	if tb.len() != 0 || cap(tb.data) != c {
+		t.Fatalf("after reset: len %d, cap %d (was %d)", tb.len(), cap(tb.data), c)
+	}
+}
