@@ -131,6 +131,19 @@ func (b *statsBuffer) record(mem memory.Allocator, schema *arrow.Schema, paths [
 	bld := array.NewRecordBuilder(mem, schema)
 	defer bld.Release()
 	bld.Reserve(hi - lo)
+	// Size the histogram value builders once: appended row by row they
+	// would reallocate and copy about log2(total buckets) times per flush.
+	keys, chans := 0, 0
+	for _, r := range b.rows[lo:hi] {
+		keys += len(r.Hist.Keys)
+		chans += max(len(r.ChannelMean), len(r.ChannelMax))
+	}
+	bld.Field(scHistKeys).(*array.ListBuilder).ValueBuilder().(*array.Uint16Builder).Reserve(keys)
+	bld.Field(scHistCounts).(*array.ListBuilder).ValueBuilder().(*array.Uint64Builder).Reserve(keys)
+	if chans > 0 {
+		bld.Field(scChannelMean).(*array.ListBuilder).ValueBuilder().(*array.Float32Builder).Reserve(chans)
+		bld.Field(scChannelMax).(*array.ListBuilder).ValueBuilder().(*array.Float32Builder).Reserve(chans)
+	}
 	f64 := func(i int) *array.Float64Builder { return bld.Field(i).(*array.Float64Builder) }
 	for i := lo; i < hi; i++ {
 		r := b.rows[i]
