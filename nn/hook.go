@@ -146,6 +146,25 @@ func without[T any](s []hookEntry[T], id uint64) []hookEntry[T] {
 	return out
 }
 
+// register adds h to the hooks of the module at path, in the per-module
+// slice that list selects from a copy of the hook set.
+func register[T any](m *Model, path string, isNil bool, h T, list func(*hookSet) [][]hookEntry[T]) (*HookHandle, error) {
+	i, err := m.lookup(path)
+	if err != nil {
+		return nil, err
+	}
+	if isNil {
+		return nil, fmt.Errorf("nn: %s: nil hook", m.name)
+	}
+	var hd *HookHandle
+	m.update(func(hs *hookSet) {
+		hd = m.newHandle()
+		l := list(hs)
+		l[i] = appendCopy(l[i], hookEntry[T]{hd.id, h})
+	})
+	return hd, nil
+}
+
 func (m *Model) lookup(path string) (int, error) {
 	i, ok := m.index[path]
 	if !ok {
@@ -158,37 +177,13 @@ func (m *Model) lookup(path string) (int, error) {
 // the whole model) on every Forward call. It returns an error listing the
 // valid paths if there is no such module.
 func (m *Model) RegisterForwardHook(path string, h ForwardHook) (*HookHandle, error) {
-	i, err := m.lookup(path)
-	if err != nil {
-		return nil, err
-	}
-	if h == nil {
-		return nil, fmt.Errorf("nn: %s: nil hook", m.name)
-	}
-	var hd *HookHandle
-	m.update(func(hs *hookSet) {
-		hd = m.newHandle()
-		hs.fwd[i] = appendCopy(hs.fwd[i], hookEntry[ForwardHook]{hd.id, h})
-	})
-	return hd, nil
+	return register(m, path, h == nil, h, func(hs *hookSet) [][]hookEntry[ForwardHook] { return hs.fwd })
 }
 
 // RegisterForwardPreHook registers h to run before the module at path (""
 // for the whole model) on every Forward call.
 func (m *Model) RegisterForwardPreHook(path string, h ForwardPreHook) (*HookHandle, error) {
-	i, err := m.lookup(path)
-	if err != nil {
-		return nil, err
-	}
-	if h == nil {
-		return nil, fmt.Errorf("nn: %s: nil hook", m.name)
-	}
-	var hd *HookHandle
-	m.update(func(hs *hookSet) {
-		hd = m.newHandle()
-		hs.pre[i] = appendCopy(hs.pre[i], hookEntry[ForwardPreHook]{hd.id, h})
-	})
-	return hd, nil
+	return register(m, path, h == nil, h, func(hs *hookSet) [][]hookEntry[ForwardPreHook] { return hs.pre })
 }
 
 // RegisterChunkHook registers h to receive the output of the module at
@@ -196,19 +191,7 @@ func (m *Model) RegisterForwardPreHook(path string, h ForwardPreHook) (*HookHand
 // ChunkHook). Unlike a forward hook, a chunk hook on a module of a fused
 // Conv2d → ReLU → MaxPool2d chain does not disable the fusion.
 func (m *Model) RegisterChunkHook(path string, h ChunkHook) (*HookHandle, error) {
-	i, err := m.lookup(path)
-	if err != nil {
-		return nil, err
-	}
-	if h == nil {
-		return nil, fmt.Errorf("nn: %s: nil hook", m.name)
-	}
-	var hd *HookHandle
-	m.update(func(hs *hookSet) {
-		hd = m.newHandle()
-		hs.chunk[i] = appendCopy(hs.chunk[i], hookEntry[ChunkHook]{hd.id, h})
-	})
-	return hd, nil
+	return register(m, path, h == nil, h, func(hs *hookSet) [][]hookEntry[ChunkHook] { return hs.chunk })
 }
 
 // RegisterGlobalHook registers h to run after every module: each leaf, each
