@@ -55,6 +55,12 @@ func (r *ReLU) Forward(in ...*Tensor) (*Tensor, error) {
 
 func (r *ReLU) forwardInPlace(x *Tensor) (*Tensor, error) { return inPlace(x, reluSlice), nil }
 
+// ReLUSlice sets dst[i] = max(src[i], 0) for every i with the kernel ReLU
+// layers use (the fused Conv2d→ReLU chains give the same values), on the
+// calling goroutine; dst and src may be the same slice. len(dst) must be
+// at least len(src).
+func ReLUSlice(dst, src []float32) { reluSlice(dst, src) }
+
 // reluSliceGo is the portable reluSlice (relu_amd64.go, relu_other.go).
 func reluSliceGo(dst, src []float32) {
 	dst = dst[:len(src)]

@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"runtime"
 
 	"github.com/actrec/actrec/nn/internal/gemm"
 )
@@ -152,7 +151,7 @@ func (c *Conv2d) forward(x *Tensor, s []int, relu bool, pool *MaxPool2d, ps []in
 		return out
 	}
 	ep := epilogue{relu: relu, pool: pool, out: out, ch: ch}
-	if w := runtime.GOMAXPROCS(0); n >= w || w == 1 {
+	if w := Threads(); n >= w || w == 1 {
 		parallel(n, 1, func(lo, hi int) {
 			c.forwardSamples(x, y, lo, hi, false, ep)
 		})
@@ -212,7 +211,7 @@ func (v *chunkView) of(data []float32, c, h, w int) *Tensor {
 
 // forwardSamples computes samples [lo, hi) of the output y (bias and
 // epilogue included). par lets the GEMM itself use several goroutines
-// (used when the batch is smaller than GOMAXPROCS). With ep.pool set, y has
+// (used when the batch is smaller than Threads()). With ep.pool set, y has
 // no data: each sample is computed into a scratch buffer and pooled into
 // ep.out.
 func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool, ep epilogue) {

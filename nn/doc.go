@@ -116,12 +116,13 @@
 // elsewhere or with the purego tag), bit-identical to Go's max(x+b, 0)
 // except for NaN payloads (any NaN stays a NaN; -0 becomes +0).
 //
-// Within one Forward call, Conv2d splits the batch over GOMAXPROCS
-// goroutines (a batch smaller than GOMAXPROCS splits the matrix product
+// Within one Forward call, Conv2d splits the batch over Threads()
+// goroutines (a batch smaller than that splits the matrix product
 // instead; depthwise convolutions run directly, split by channel);
 // element-wise layers and pooling split large tensors too. The
 // matrix products use the package's AVX2/FMA SGEMM kernel (with a portable
-// Go fallback). Set GOMAXPROCS to bound the threads used.
+// Go fallback). SetThreads (default GOMAXPROCS) bounds the goroutines a
+// call uses, like PyTorch's torch.set_num_threads.
 //
 // # Errors
 //

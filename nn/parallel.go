@@ -1,18 +1,31 @@
 package nn
 
 import (
-	"runtime"
 	"sync"
+
+	"github.com/actrec/actrec/nn/internal/gemm"
 )
 
+// SetThreads bounds the goroutines one Forward call of any model uses for
+// its layers (the intra-op threads, like PyTorch's torch.set_num_threads)
+// and returns the previous setting; n <= 0 restores the default,
+// runtime.GOMAXPROCS(0). It applies to calls that start after it. With
+// fewer threads than GOMAXPROCS, the remaining cores are left to other
+// goroutines, e.g. the recorder's workers (see recorder.Config.StatsInWorkers).
+func SetThreads(n int) int { return gemm.SetThreads(n) }
+
+// Threads returns the goroutines a Forward call uses for its layers: the
+// SetThreads value, or runtime.GOMAXPROCS(0).
+func Threads() int { return gemm.Threads() }
+
 // parallel calls fn on contiguous sub-ranges of [0, n) using up to
-// GOMAXPROCS goroutines (the caller's included), with at least grain items
+// Threads() goroutines (the caller's included), with at least grain items
 // per range. fn must be safe to call concurrently on disjoint ranges.
 func parallel(n, grain int, fn func(lo, hi int)) {
 	if grain < 1 {
 		grain = 1
 	}
-	w := runtime.GOMAXPROCS(0)
+	w := Threads()
 	if m := n / grain; w > m {
 		w = m
 	}

@@ -423,3 +423,83 @@ func BenchmarkStatsRecipeBatch(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkOverheadStream measures a long recording's throughput: blocks of
+// 8 plain forward passes alternate with blocks of 8 recorded ones (same
+// model, same input), without waiting for the writer between passes, so
+// that work the recorder does on spare cores overlaps inference; the
+// recorded total includes Close (every queued row written). The
+// sub-benchmarks set nn.SetThreads to 1 (inference on one core, the other
+// left to the recorder: the setting of ../shared/bench/torch_seedcnn.py's
+// default) and to GOMAXPROCS (no spare core). overhead-% is wall time,
+// cpu-overhead-% process CPU time.
+func BenchmarkOverheadStream(b *testing.B) {
+	for _, threads := range []int{1, runtime.GOMAXPROCS(0)} {
+		for _, c := range overheadConfigs() {
+			b.Run(fmt.Sprintf("threads=%d/%s", threads, c.name), func(b *testing.B) {
+				defer nn.SetThreads(nn.SetThreads(threads))
+				plain, err := nn.RecipeCNN(3, 10)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m, err := nn.RecipeCNN(3, 10)
+				if err != nil {
+					b.Fatal(err)
+				}
+				st, err := store.Open(b.TempDir(), store.DefaultOptions())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer st.Close()
+				r, err := New(st, store.RunInfo{Name: "bench"}, c.cfg())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
+					b.Fatal(err)
+				}
+				x := input(64, 1)
+				ctx := context.Background()
+				for i := 0; i < 2; i++ {
+					plain.Forward(ctx, x)
+					m.Forward(ctx, x)
+				}
+				r.q.waitEmpty()
+				const block = 8
+				var tPlain, tRec, cPlain, cRec time.Duration
+				run := func(mod *nn.Model, t, c *time.Duration) {
+					t0, c0 := time.Now(), cpuTime()
+					for k := 0; k < block; k++ {
+						if _, err := mod.Forward(ctx, x); err != nil {
+							b.Fatal(err)
+						}
+					}
+					*t += time.Since(t0)
+					*c += cpuTime() - c0
+				}
+				b.ResetTimer()
+				for i := 0; b.Loop(); i++ {
+					if i%2 == 0 {
+						run(plain, &tPlain, &cPlain)
+						run(m, &tRec, &cRec)
+					} else {
+						run(m, &tRec, &cRec)
+						run(plain, &tPlain, &cPlain)
+					}
+				}
+				t0, c0 := time.Now(), cpuTime()
+				if err := r.Close(); err != nil {
+					b.Fatal(err)
+				}
+				tRec += time.Since(t0)
+				cRec += cpuTime() - c0
+				b.StopTimer()
+				n := float64(b.N * block)
+				b.ReportMetric(float64(tPlain.Nanoseconds())/n, "plain-ns/fwd")
+				b.ReportMetric(float64(tRec.Nanoseconds())/n, "recorded-ns/fwd")
+				b.ReportMetric(100*float64(tRec-tPlain)/float64(tPlain), "overhead-%")
+				b.ReportMetric(100*float64(cRec-cPlain)/float64(cPlain), "cpu-overhead-%")
+			})
+		}
+	}
+}

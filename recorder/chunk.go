@@ -55,7 +55,10 @@ type layerCall struct {
 
 	idle []*accumulator // accumulators not in use by a chunk
 
-	raw []rawChunk // Config.StatsInWorkers: chunk copies
+	full *[]float32 // Config.StatsInWorkers: copy of the whole output (rows of per elements), filled chunk by chunk
+	// viaWorker: Config.StatsInWorkers, and the row is derived by the
+	// worker from the source layer's copy (l.from's item)
+	viaWorker bool
 
 	chSum []float64 // Config.ChannelStats: per-channel sums, counts, maxima
 	chCnt []int64
@@ -68,11 +71,6 @@ type layerCall struct {
 	got  int // sampled rows copied
 
 	err error
-}
-
-type rawChunk struct {
-	lo  int
-	buf *[]float32
 }
 
 // chunkHook is the nn.ChunkHook of one recorded layer.
@@ -129,10 +127,8 @@ func (r *Recorder) dropLayers(cs *callState) {
 			discard(a)
 		}
 		lc.idle = nil
-		for _, c := range lc.raw {
-			putBuf(c.buf)
-		}
-		lc.raw = nil
+		putBuf(lc.full)
+		lc.full = nil
 	}
 }
 
@@ -188,12 +184,9 @@ func (r *Recorder) reserveCall(ctx context.Context, cs *callState) {
 	for _, l := range r.layerList {
 		per := shapeLen(l.info.Shape)
 		if l.mode&ModeStats != 0 {
-			if r.cfg.StatsInWorkers {
-				if cs.n > 0 {
-					need += 2 * bufBytes(cs.n*per) // chunk copies, then their concatenation
-				}
-			} else {
-				need += r.statsReserve(l)
+			need += r.statsReserve(l)
+			if r.cfg.StatsInWorkers && l.kind == kindCount && cs.n > 0 {
+				need += bufBytes(cs.n * per) // the output copy the worker reads
 			}
 		}
 		if l.mode&ModeTensors != 0 && bs.tensors && budgetOK && cs.n > 0 {
@@ -277,6 +270,14 @@ func (cs *callState) layerCall(ctx context.Context, r *Recorder, l *layerState, 
 		tensors: l.mode&ModeTensors != 0 && cs.bs.tensors && r.budgetAt.Load() < 0 && cs.n > 0 && !cs.dropped,
 	}
 	cs.layers[l] = lc
+	if lc.stats && r.cfg.StatsInWorkers && cs.n > 0 {
+		if l.kind == kindCount {
+			lc.per = shapeLen(l.info.Shape)
+			lc.full = getBuf(cs.n * lc.per)
+		} else {
+			lc.viaWorker = true
+		}
+	}
 	if lc.tensors {
 		lc.tensors = false
 		per := shapeLen(l.info.Shape)
@@ -396,12 +397,18 @@ func (r *Recorder) addChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, hi
 	}
 	if lc.stats {
 		switch {
-		case r.cfg.StatsInWorkers:
-			c := getBuf(len(out.Data))
-			copy(*c, out.Data)
-			lc.mu.Lock()
-			lc.raw = append(lc.raw, rawChunk{lo, c})
-			lc.mu.Unlock()
+		case lc.full != nil:
+			// A worker computes the statistics of the copy (and those of
+			// the layers derived from it, see workerRows).
+			if hi > lo && len(out.Data) != lc.per*(hi-lo) || hi*lc.per > len(*lc.full) {
+				lc.mu.Lock()
+				lc.err = fmt.Errorf("recorder: %s: chunk of rows [%d, %d) with shape %v, run has %v", l.info.Path, lo, hi, out.Shape, l.info.Shape)
+				lc.mu.Unlock()
+				return
+			}
+			copy((*lc.full)[lo*lc.per:hi*lc.per], out.Data)
+		case lc.viaWorker:
+			// derived by the worker from the source layer's copy
 		case l.kind == kindSame:
 		default:
 			a := lc.acc()
@@ -542,10 +549,8 @@ func (r *Recorder) finishCall(l *layerState, cs *callState, lc *layerCall, n int
 			discard(a)
 		}
 		lc.idle = nil
-		for _, c := range lc.raw {
-			putBuf(c.buf)
-		}
-		lc.raw = nil
+		putBuf(lc.full)
+		lc.full = nil
 	}()
 	if lc.err != nil {
 		r.dropSamples(lc)
@@ -556,20 +561,25 @@ func (r *Recorder) finishCall(l *layerState, cs *callState, lc *layerCall, n int
 		return nil // chunks missed (recording switched on during the call)
 	}
 	if lc.stats {
-		if r.cfg.StatsInWorkers {
-			slices.SortFunc(lc.raw, func(a, b rawChunk) int { return a.lo - b.lo })
-			total := 0
-			for _, c := range lc.raw {
-				total += len(*c.buf)
+		switch {
+		case lc.full != nil:
+			if n*lc.per != len(*lc.full) {
+				return fmt.Errorf("recorder: %s: output has %d rows, the batch %d", l.info.Path, n, len(*lc.full)/max(lc.per, 1))
 			}
-			it.raw = getBuf(total)
-			off := 0
-			for _, c := range lc.raw {
-				off += copy((*it.raw)[off:], *c.buf)
-			}
+			it.raw, lc.full = lc.full, nil
 			it.shape = append([]int{n}, l.info.Shape...)
-			it.bytes += bufBytes(total)
-		} else if row, ok := r.layerRow(l, cs, lc); ok {
+			it.src = l
+			it.bytes += bufBytes(len(*it.raw)) + r.statsReserve(l)
+			for _, f := range l.followers {
+				it.bytes += r.statsReserve(f)
+			}
+		case lc.viaWorker:
+			// the source layer's item carries this layer's row
+		default:
+			row, ok := r.layerRow(l, cs, lc)
+			if !ok {
+				break
+			}
 			row.Batch = cs.bs.b.Index
 			it.stats = &row
 			n := rowBytes(&row)
@@ -673,23 +683,8 @@ func (r *Recorder) layerRow(l *layerState, cs *callState, lc *layerCall) (store.
 // total equal to the finite count). If the input's row is missing or the
 // check fails, the row has no histogram and NaN percentiles.
 func (r *Recorder) reluRow(l *layerState, cs *callState, a *accumulator) store.StatsRow {
-	src := cs.result(l.from)
-	zy := zeroCounts{a.zeros, a.negZeros}
-	var h store.Histogram
-	ok := src != nil
-	if ok {
-		h, ok = reluHistogram(src.row.Hist, src.zeros, zy)
-		wantMax := max(src.max, 0)
-		ok = ok && a.min >= 0 && h.Total() == uint64(a.n) && (a.n == 0 || a.max == wantMax)
-	}
-	if !ok {
-		r.underived.Add(1)
-		return a.resultWith(store.Histogram{}, false)
-	}
-	r.derived.Add(1)
-	res := &layerResult{zeros: zy, max: a.max}
-	row := a.resultWith(h, true)
-	res.row = row
+	res := r.deriveReLU(cs.result(l.from), a)
+	row := res.row
 	if l.keep {
 		cs.keep(l, res)
 	}
@@ -698,6 +693,109 @@ func (r *Recorder) reluRow(l *layerState, cs *callState, a *accumulator) store.S
 	}
 	return row
 }
+
+// deriveReLU returns the result of a ReLU whose moments a holds (a is
+// reset), its histogram derived from src, its input's result, as described
+// at reluRow; with src nil or a failed check, the row has no histogram.
+func (r *Recorder) deriveReLU(src *layerResult, a *accumulator) *layerResult {
+	zy := zeroCounts{a.zeros, a.negZeros}
+	var h store.Histogram
+	ok := src != nil && !r.cfg.MomentsOnly
+	if ok {
+		h, ok = reluHistogram(src.row.Hist, src.zeros, zy)
+		wantMax := max(src.max, 0)
+		ok = ok && a.min >= 0 && h.Total() == uint64(a.n) && (a.n == 0 || a.max == wantMax)
+	}
+	res := &layerResult{zeros: zy, max: a.max}
+	switch {
+	case r.cfg.MomentsOnly:
+		res.row = a.resultWith(store.Histogram{}, false)
+	case !ok:
+		r.underived.Add(1)
+		res.row = a.resultWith(store.Histogram{}, false)
+	default:
+		r.derived.Add(1)
+		res.row = a.resultWith(h, true)
+	}
+	return res
+}
+
+// workerRows computes, in a worker, the statistics row of it.raw, the
+// output copy of layer it.src (StatsInWorkers), and those of the layers
+// derived from it (it.src's followers, recursively: a ReLU's from the copy
+// with the ReLU applied in place, a Flatten's or Dropout's the input's
+// row), and passes each to emit. The work runs on the worker's goroutine
+// only, leaving the other cores to inference.
+func (r *Recorder) workerRows(it *item, emit func(layer string, row store.StatsRow) error) error {
+	data := *it.raw
+	a := accPool.Get()
+	if r.cfg.MomentsOnly {
+		a.addMoments(data)
+	} else {
+		a.add(data)
+	}
+	res := &layerResult{zeros: zeroCounts{a.zeros, a.negZeros}, max: a.max}
+	if r.cfg.MomentsOnly {
+		res.row = a.resultWith(store.Histogram{}, false)
+	} else {
+		res.row = a.result(true)
+	}
+	accPool.Put(a)
+	r.workerChannels(&res.row, data, it.shape)
+	return r.emitDerived(it, it.src, res, data, emit)
+}
+
+// emitDerived emits l's row (res) and derives its followers' rows; data is
+// l's output (for a ReLU follower, rewritten in place into the ReLU's).
+func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data []float32, emit func(string, store.StatsRow) error) error {
+	row := res.row
+	row.Batch = it.batch
+	if !r.cfg.Histogram {
+		row.Hist = store.Histogram{}
+	}
+	if err := emit(l.info.Path, row); err != nil {
+		return err
+	}
+	for _, f := range l.followers {
+		var fr *layerResult
+		switch f.kind {
+		case kindSame:
+			fr = &layerResult{row: res.row, zeros: res.zeros, max: res.max}
+			fr.row.Hist = store.Histogram{Keys: slices.Clone(res.row.Hist.Keys), Counts: slices.Clone(res.row.Hist.Counts)}
+			if !r.cfg.ChannelStats || len(f.info.Shape) < 2 {
+				fr.row.ChannelMean, fr.row.ChannelMax = nil, nil
+			}
+		case kindReLU:
+			reluInPlace(data)
+			a := accPool.Get()
+			a.addMoments(data)
+			fr = r.deriveReLU(res, a)
+			accPool.Put(a)
+			r.workerChannels(&fr.row, data, it.shape)
+		default:
+			continue
+		}
+		if err := r.emitDerived(it, f, fr, data, emit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// workerChannels sets the per-channel statistics of row from data (shape
+// [n, c, ...]) when Config.ChannelStats asks for them.
+func (r *Recorder) workerChannels(row *store.StatsRow, data []float32, shape []int) {
+	if !r.cfg.ChannelStats || len(shape) < 3 {
+		return
+	}
+	if hw := shapeLen(shape[2:]); hw > 0 && shape[0]*shape[1]*hw == len(data) {
+		row.ChannelMean, row.ChannelMax = channelStats(data, shape[0], shape[1], hw)
+	}
+}
+
+// reluInPlace sets x to nn.ReLU's output for x, with nn's own kernel
+// (TestReLUInPlaceMatchesNN).
+func reluInPlace(x []float32) { nn.ReLUSlice(x, x) }
 
 // discard resets a and returns it to the pool.
 func discard(a *accumulator) {
@@ -732,10 +830,7 @@ func (r *Recorder) pushCall(cs *callState, it item) error {
 // layer's output reuses that layer's row (same data); other layers count.
 func (r *Recorder) planLayers(m *nn.Model) {
 	for _, l := range r.layers {
-		l.kind, l.from, l.keep = kindCount, nil, false
-	}
-	if r.cfg.StatsInWorkers {
-		return
+		l.kind, l.from, l.keep, l.followers = kindCount, nil, false, nil
 	}
 	for _, l := range r.layers {
 		if l.mode&ModeStats == 0 {
@@ -751,16 +846,19 @@ func (r *Recorder) planLayers(m *nn.Model) {
 		}
 		switch m.Layer(l.info.Path).(type) {
 		case *nn.ReLU:
-			if !r.cfg.MomentsOnly {
+			// With StatsInWorkers the worker applies the ReLU to its copy of
+			// the input: derived in every mode.
+			if !r.cfg.MomentsOnly || r.cfg.StatsInWorkers {
 				l.kind, l.from = kindReLU, from
 			}
 		case *nn.Flatten, *nn.Dropout:
 			l.kind, l.from = kindSame, from
 		}
 	}
-	for _, l := range r.layers {
+	for _, l := range r.layerList {
 		if l.from != nil {
 			l.from.keep = true
+			l.from.followers = append(l.from.followers, l)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -18,8 +19,8 @@ import (
 // give (statistics counted in one piece, histogram and percentiles exactly,
 // moments to rounding), NaN included.
 func TestRecorderFusedChunks(t *testing.T) {
-	for _, variant := range []string{"full", "moments-only", "stats-in-workers"} {
-		momentsOnly := variant == "moments-only"
+	for _, variant := range []string{"full", "moments-only", "stats-in-workers", "stats-in-workers-moments-only"} {
+		momentsOnly := strings.HasSuffix(variant, "moments-only")
 		st := openStore(t)
 		m, ref := recipe(t), recipe(t)
 		cfg := DefaultConfig()
@@ -27,7 +28,7 @@ func TestRecorderFusedChunks(t *testing.T) {
 		cfg.Samples = SamplePolicy{Indices: []int{0, 2, 4}}
 		cfg.ChannelStats = true
 		cfg.MomentsOnly = momentsOnly
-		cfg.StatsInWorkers = variant == "stats-in-workers"
+		cfg.StatsInWorkers = strings.HasPrefix(variant, "stats-in-workers")
 		r, err := New(st, store.RunInfo{Name: "fused"}, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -114,7 +115,7 @@ func TestRecorderFusedChunks(t *testing.T) {
 		if len(outs) != 10 {
 			t.Errorf("reference has %d layers", len(outs))
 		}
-		if variant == "full" && (r.derived.Load() != 3*batches || r.underived.Load() != 0) {
+		if (variant == "full" || variant == "stats-in-workers") && (r.derived.Load() != 3*batches || r.underived.Load() != 0) {
 			t.Errorf("ReLU histograms derived %d times (%d not), want %d", r.derived.Load(), r.underived.Load(), 3*batches)
 		}
 	}
@@ -202,3 +203,29 @@ func mustConv(t *testing.T) *nn.Conv2d {
 }
 
 var _ nn.ChunkFilter = (*chunkHook)(nil)
+
+// The worker derives a ReLU's output from its input's copy with
+// reluInPlace; it must give nn.ReLU's output bit for bit, NaN, -0, ±Inf and
+// subnormals included.
+func TestReLUInPlaceMatchesNN(t *testing.T) {
+	vals := []float32{0, float32(math.Copysign(0, -1)), 1, -1, float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32, math.MaxFloat32, -math.MaxFloat32, 1e-40, -1e-40}
+	var x []float32
+	for i := 0; i < 4100; i++ { // long enough for nn's vector kernels and their tails
+		x = append(x, vals[i%len(vals)]*float32(1+i%3))
+	}
+	in, err := nn.FromSlice(slices.Clone(x), 1, len(x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := (&nn.ReLU{}).Forward(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reluInPlace(x)
+	for i := range x {
+		if !sameBits32(x[i:i+1], want.Data[i:i+1]) {
+			t.Fatalf("element %d: %v, nn.ReLU %v", i, x[i], want.Data[i])
+		}
+	}
+}

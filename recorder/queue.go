@@ -14,6 +14,7 @@ type item struct {
 	stats   *store.StatsRow   // computed in the hook, or nil
 	raw     *[]float32        // full output copy whose stats a worker computes, or nil
 	shape   []int             // shape of raw (for channel stats)
+	src     *layerState       // layer of raw from a hook (StatsInWorkers): its followers' rows are derived from raw
 	tensors []store.TensorRow // sampled tensors (Data slices of buf)
 	buf     *[]float32        // pooled buffer backing tensors, or nil
 	bytes   int64             // bytes charged to the queue
@@ -137,11 +138,23 @@ func (q *queue) close() {
 
 // bufPools holds []float32 buffers of up to maxPooled elements by
 // power-of-two capacity class. Larger buffers are allocated at their exact
-// size and left to the GC: a pool would keep buffers of tens of MiB alive
-// outside the queue's account (and round them up by as much as 2x).
+// size and kept for reuse by exact length in bigBufs, up to bigKeepBytes in
+// all: a layer's whole output (StatsInWorkers) has the same size every
+// batch, and allocating it afresh each time costs page faults and zeroing
+// of tens of MiB per batch.
 var bufPools [48]sync.Pool
 
 const maxPooled = 1 << 18 // elements (1 MiB)
+
+// bigKeepBytes bounds the memory of the large buffers kept for reuse
+// (outside the queue's account, see the package doc, Memory).
+const bigKeepBytes = 64 << 20
+
+var bigBufs struct {
+	sync.Mutex
+	free  map[int][]*[]float32 // by length
+	bytes int64
+}
 
 // bufBytes is the memory of a buffer getBuf(n) returns, in bytes.
 func bufBytes(n int) int64 {
@@ -153,6 +166,15 @@ func bufBytes(n int) int64 {
 
 func getBuf(n int) *[]float32 {
 	if n > maxPooled {
+		bigBufs.Lock()
+		if l := bigBufs.free[n]; len(l) > 0 {
+			p := l[len(l)-1]
+			bigBufs.free[n] = l[:len(l)-1]
+			bigBufs.bytes -= 4 * int64(n)
+			bigBufs.Unlock()
+			return p
+		}
+		bigBufs.Unlock()
 		b := make([]float32, n)
 		return &b
 	}
@@ -169,8 +191,23 @@ func putBuf(p *[]float32) {
 	if p == nil {
 		return
 	}
+	if n := cap(*p); n > maxPooled {
+		if len(*p) != n {
+			return
+		}
+		bigBufs.Lock()
+		if bigBufs.bytes+4*int64(n) <= bigKeepBytes {
+			if bigBufs.free == nil {
+				bigBufs.free = map[int][]*[]float32{}
+			}
+			bigBufs.free[n] = append(bigBufs.free[n], p)
+			bigBufs.bytes += 4 * int64(n)
+		}
+		bigBufs.Unlock()
+		return
+	}
 	c := bits.Len(uint(cap(*p)) - 1)
-	if cap(*p) != 1<<c || cap(*p) > maxPooled {
+	if cap(*p) != 1<<c {
 		return
 	}
 	bufPools[c].Put(p)

@@ -68,6 +68,9 @@ type layerState struct {
 	kind statsKind
 	from *layerState // kindReLU, kindSame: the recorded layer whose output is the input
 	keep bool        // a later layer reuses this layer's result in the call
+	// followers are the layers whose from is this one, in layerList order
+	// (StatsInWorkers: their rows are computed from this layer's item).
+	followers []*layerState
 
 	rowEst atomic.Int64 // largest stats row queued so far (rowBytes), for reservations
 }
@@ -612,7 +615,19 @@ func (r *Recorder) write(it *item) {
 			return
 		}
 	}
-	if it.raw != nil {
+	if it.raw != nil && it.src != nil {
+		err := r.workerRows(it, func(layer string, row store.StatsRow) error {
+			if err := r.w.AppendStats(layer, row); err != nil {
+				return err
+			}
+			r.statsRows.Add(1)
+			return nil
+		})
+		if err != nil {
+			r.setErr(fmt.Errorf("recorder: %w", err))
+			return
+		}
+	} else if it.raw != nil {
 		row := r.computeStats(*it.raw, it.shape)
 		row.Batch = it.batch
 		it.stats = &row

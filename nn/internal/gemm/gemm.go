@@ -62,13 +62,33 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	sgemm(defaultKernels(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
+// threadLimit is the process-wide default of SgemmParallel's threads (0:
+// GOMAXPROCS); see SetThreads.
+var threadLimit atomic.Int64
+
+// SetThreads sets the number of goroutines SgemmParallel uses when called
+// with threads <= 0, and returns the previous setting; n <= 0 restores the
+// default, runtime.GOMAXPROCS(0).
+func SetThreads(n int) int {
+	return int(threadLimit.Swap(int64(max(n, 0))))
+}
+
+// Threads returns the number of goroutines SgemmParallel uses when called
+// with threads <= 0: the SetThreads value, or runtime.GOMAXPROCS(0).
+func Threads() int {
+	if n := int(threadLimit.Load()); n > 0 {
+		return n
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
 // SgemmParallel is Sgemm splitting the work over up to threads goroutines
-// (threads <= 0 means runtime.GOMAXPROCS(0)). Small products run on the
+// (threads <= 0 means Threads()). Small products run on the
 // calling goroutine. The result is bit-identical to Sgemm's.
 func SgemmParallel(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
+		threads = Threads()
 	}
 	sgemmParallel(defaultKernels(), threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
