@@ -239,6 +239,9 @@ func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool, ep epilogue)
 	// Hooks on the convolution or the ReLU need their full outputs: bias
 	// and ReLU are then applied before pooling (same result, see below).
 	early := convFn != nil || reluFn != nil
+	// With only the convolution hooked, ReLU can still wait for the pooled
+	// planes (a quarter of the work).
+	lateReLU := ep.relu && convFn != nil && reluFn == nil && ep.pool != nil
 	var view chunkView
 	for s := lo; s < hi; s++ {
 		ys := scratch
@@ -264,7 +267,7 @@ func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool, ep epilogue)
 			c.biasReLU(ys, l, ep.relu && convFn == nil)
 			if convFn != nil {
 				convFn(view.of(ys, cout, ho, wo), s, s+1)
-				if ep.relu {
+				if ep.relu && !lateReLU {
 					reluSlice(ys, ys)
 				}
 			}
@@ -290,6 +293,8 @@ func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool, ep epilogue)
 		}
 		if !early {
 			c.biasReLU(dst, pl, ep.relu)
+		} else if lateReLU {
+			reluSlice(dst, dst)
 		}
 		if poolFn != nil {
 			poolFn(view.of(dst, cout, ps[2], ps[3]), s, s+1)

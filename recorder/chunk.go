@@ -352,7 +352,9 @@ func (h *chunkHook) Wants(ctx context.Context, _ nn.ModuleInfo) (want bool) {
 		}
 	}()
 	lc := r.callOf(ctx).layerCall(ctx, r, l, nil, 0, 0)
-	return lc.err != nil || lc.stats || lc.tensors
+	// A row the worker derives needs none of the layer's data: declining
+	// lets nn skip materialising it (e.g. a ReLU fused after a convolution).
+	return lc.err != nil || (lc.stats && !lc.viaWorker) || lc.tensors
 }
 
 func (h *chunkHook) Chunk(ctx context.Context, _ nn.ModuleInfo, out *nn.Tensor, lo, hi int) {
