@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,6 +45,8 @@ type recordOptions struct {
 	Tags         []string
 	ChannelStats bool
 	Progress     string // auto, bar, plain, none
+	Threads      int    // nn.SetThreads; 0: GOMAXPROCS
+	StatsIn      string // auto, hooks, workers
 }
 
 func recordCommand() *cli.Command {
@@ -73,6 +76,8 @@ func recordCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "tag", Usage: "free-form k=v tag of the run (repeatable)"},
 			&cli.BoolFlag{Name: "channel-stats", Usage: "also keep per-channel mean and max of conv outputs"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (a bar on a terminal, silence otherwise), bar, plain or none"},
+			&cli.IntFlag{Name: "threads", Usage: "goroutines one forward pass uses (like torch.set_num_threads; 0: all cores)"},
+			&cli.StringFlag{Name: "stats-in", Value: "auto", Usage: "where statistics are computed: hooks (on the inference threads, least CPU), workers (a copy of each output goes to a recorder goroutine, off the inference threads) or auto (workers when --threads leaves a core free)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -93,6 +98,7 @@ func recordCommand() *cli.Command {
 				Samples: c.String("samples"), SampleCount: c.Int("sample-count"), Seed: c.Uint64("seed"),
 				MaxBytes: maxBytes, Compression: c.String("compression"), QueueMem: queue, Drop: c.Bool("drop"),
 				Tags: c.StringSlice("tag"), ChannelStats: c.Bool("channel-stats"), Progress: c.String("progress"),
+				Threads: c.Int("threads"), StatsIn: c.String("stats-in"),
 			}
 			ctx, stop := interruptContext(c.Context, c.App.ErrWriter)
 			defer stop()
@@ -159,6 +165,18 @@ func buildConfig(o recordOptions) (recorder.Config, error) {
 		cfg.Policy = recorder.Drop
 	}
 	cfg.ChannelStats = o.ChannelStats
+	if o.Threads < 0 {
+		return cfg, usagef("--threads %d: must be >= 0", o.Threads)
+	}
+	switch o.StatsIn {
+	case "", "auto":
+		cfg.StatsInWorkers = o.Threads > 0 && o.Threads < runtime.GOMAXPROCS(0)
+	case "hooks":
+	case "workers":
+		cfg.StatsInWorkers = true
+	default:
+		return cfg, usagef("--stats-in %q: want auto, hooks or workers", o.StatsIn)
+	}
 	return cfg, nil
 }
 
@@ -206,6 +224,7 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 	if err != nil {
 		return nil, err
 	}
+	defer nn.SetThreads(nn.SetThreads(o.Threads))
 	for _, i := range cfg.Samples.Indices {
 		if i >= o.BatchSize {
 			return nil, usagef("--samples %d: a batch has samples 0..%d (--batch-size %d)", i, o.BatchSize-1, o.BatchSize)

@@ -6,12 +6,16 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"math"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/actrec/actrec/nn"
 	"github.com/actrec/actrec/store"
 )
 
@@ -83,6 +87,58 @@ func TestRecord_Defaults(t *testing.T) {
 	}
 }
 
+// --threads and --stats-in: statistics computed in workers (auto when
+// --threads leaves a core free) give the same rows as in hooks, and the run's
+// provenance says where they were computed.
+func TestRecord_StatsInWorkers(t *testing.T) {
+	rows := map[string][]store.StatsRow{}
+	for _, v := range []struct{ name, statsIn string }{{"hooks", "hooks"}, {"workers", "workers"}, {"auto", "auto"}} {
+		o := testOptions(t)
+		o.Run = v.name
+		o.StatsIn = v.statsIn
+		o.Threads = 1
+		if _, err := runRecord(context.Background(), o, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+			t.Fatal(err)
+		}
+		if nn.Threads() != runtime.GOMAXPROCS(0) {
+			t.Fatalf("nn.Threads() = %d after the run, want the default restored", nn.Threads())
+		}
+		st, err := store.OpenReadOnly(o.Store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := st.Run(v.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantWorkers := v.statsIn == "workers" || (v.statsIn == "auto" && runtime.GOMAXPROCS(0) > 1)
+		if got := strings.Contains(string(run.Config), `"stats_in_workers":true`); got != wantWorkers {
+			t.Errorf("%s: config %s, want stats_in_workers %v", v.name, run.Config, wantWorkers)
+		}
+		for _, l := range []string{"conv1", "relu1", "maxpool2", "flatten", "relu3", "fc2"} {
+			rs, err := st.Stats(v.name, l, store.BatchRange{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows[v.name+"/"+l] = rs
+		}
+		st.Close()
+	}
+	for _, l := range []string{"conv1", "relu1", "maxpool2", "flatten", "relu3", "fc2"} {
+		h, w := rows["hooks/"+l], rows["workers/"+l]
+		if len(h) != 3 || len(w) != 3 {
+			t.Fatalf("%s: %d rows in hooks, %d in workers, want 3", l, len(h), len(w))
+		}
+		for i := range h {
+			a, b := h[i], w[i]
+			if a.Count != b.Count || a.Min != b.Min || a.Max != b.Max || a.ZeroFrac != b.ZeroFrac || a.Percentiles != b.Percentiles ||
+				!slices.Equal(a.Hist.Counts, b.Hist.Counts) || math.Abs(a.Mean-b.Mean) > 1e-9*(1+math.Abs(a.Mean)) || math.Abs(a.Std-b.Std) > 1e-9*a.Std {
+				t.Errorf("%s batch %d: hooks %+v\nworkers %+v", l, i, a, b)
+			}
+		}
+	}
+}
+
 func TestRecord_Errors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -105,6 +161,8 @@ func TestRecord_Errors(t *testing.T) {
 		{"bad progress", func(o *recordOptions) { o.Progress = "weird" }, exitUsage, "want auto, bar, plain or none"},
 		{"sample out of range", func(o *recordOptions) { o.Samples = "99" }, exitUsage, "a batch has samples 0..15"},
 		{"zero queue", func(o *recordOptions) { o.QueueMem = 0 }, exitUsage, "--queue-mem must be > 0"},
+		{"negative threads", func(o *recordOptions) { o.Threads = -1 }, exitUsage, "--threads -1: must be >= 0"},
+		{"bad stats-in", func(o *recordOptions) { o.StatsIn = "gpu" }, exitUsage, "want auto, hooks or workers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := testOptions(t)
