@@ -416,3 +416,99 @@ func TestChunkFilter(t *testing.T) {
 		}
 	}
 }
+
+// destHook is a ChunkHook on one module that supplies the memory of the
+// module's whole output (ChunkDest) and records what it saw.
+type destHook struct {
+	mu      sync.Mutex
+	dest    []float32
+	asked   int
+	aliased int // chunks that were views of dest at their rows
+	copied  int // chunks elsewhere (copied into dest by the hook)
+	per     int
+}
+
+func (h *destHook) ChunkDest(_ context.Context, _ ModuleInfo, n int) []float32 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.asked++
+	h.dest = make([]float32, n*h.per)
+	return h.dest
+}
+
+func (h *destHook) Chunk(_ context.Context, _ ModuleInfo, out *Tensor, lo, hi int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dest == nil {
+		h.dest = make([]float32, 0)
+	}
+	if need := hi * h.per; len(h.dest) < need {
+		h.dest = append(h.dest, make([]float32, need-len(h.dest))...)
+	}
+	dst := h.dest[lo*h.per : hi*h.per]
+	if &dst[0] == &out.Data[0] {
+		h.aliased++
+		return
+	}
+	h.copied++
+	copy(dst, out.Data)
+}
+
+func (h *destHook) Done(context.Context, ModuleInfo, int) {}
+
+// A ChunkDest hook on the convolution of a fused chain gets the
+// convolution's output computed in its own memory, never modified
+// afterwards (it equals the unfused output after Forward, and the
+// model's output is unchanged); with a hook on the ReLU too, the ReLU
+// would modify it, so nn does not ask.
+func TestChunkDest(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	m, err := RecipeCNN(3, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := NewTensor(7, 3, 28, 28)
+	fillRand(r, x)
+	x.Data[9] = float32(math.NaN())
+	ref := referenceOutputs(t, m, x)
+	for _, threads := range []int{1, 2} {
+		for _, alsoReLU := range []bool{false, true} {
+			SetThreads(threads)
+			h := &destHook{per: 32 * 26 * 26}
+			hh, err := m.RegisterChunkHook("conv1", h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var hr *HookHandle
+			if alsoReLU {
+				hr, err = m.RegisterChunkHook("relu1", newChunkCollector(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			y, err := m.Forward(context.Background(), x)
+			hh.Remove()
+			if hr != nil {
+				hr.Remove()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameBits(y.Data, ref["fc2"]) {
+				t.Errorf("threads %d relu hook %v: output differs from the unhooked model's", threads, alsoReLU)
+			}
+			if !sameBits(h.dest, ref["conv1"]) {
+				t.Errorf("threads %d relu hook %v: conv1 output in the hook's memory differs from the unfused output", threads, alsoReLU)
+			}
+			wantAsked, wantAliased := 1, 7
+			if alsoReLU {
+				wantAsked, wantAliased = 0, 0
+			}
+			if h.asked != wantAsked || h.aliased != wantAliased || h.aliased+h.copied != 7 {
+				t.Errorf("threads %d relu hook %v: ChunkDest called %d times, %d chunks in place, %d elsewhere; want %d, %d",
+					threads, alsoReLU, h.asked, h.aliased, h.copied, wantAsked, wantAliased)
+			}
+		}
+	}
+	SetThreads(0)
+}

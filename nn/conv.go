@@ -151,6 +151,15 @@ func (c *Conv2d) forward(x *Tensor, s []int, relu bool, pool *MaxPool2d, ps []in
 		return out
 	}
 	ep := epilogue{relu: relu, pool: pool, out: out, ch: ch}
+	// A hook on the convolution alone (the ReLU, if any, is applied after
+	// pooling) may supply the memory of the convolution's whole output
+	// (ChunkDest): each sample is computed there instead of in scratch
+	// memory, and never modified after its chunk is delivered.
+	if pool != nil && ch != nil && ch.dest != nil && ch.conv() != nil && (!relu || ch.relu() == nil) {
+		if d := ch.dest(n); len(d) == s[0]*s[1]*s[2]*s[3] {
+			ep.dest = d
+		}
+	}
 	if w := Threads(); n >= w || w == 1 {
 		parallel(n, 1, func(lo, hi int) {
 			c.forwardSamples(x, y, lo, hi, false, ep)
@@ -167,6 +176,7 @@ type epilogue struct {
 	pool *MaxPool2d // nil: none
 	out  *Tensor    // pooled output when pool is set
 	ch   *stageChunks
+	dest []float32 // with pool: the convolution's output for the whole batch (ChunkDest), or nil for scratch
 }
 
 // stageChunks are the chunk callbacks of the stages of a fused chain: the
@@ -176,6 +186,9 @@ type epilogue struct {
 // valid only during the call, possibly concurrently for disjoint ranges.
 type stageChunks struct {
 	fns [3]func(out *Tensor, lo, hi int)
+	// dest, if not nil, returns memory for the convolution stage's output
+	// of n rows from its only hook (ChunkDest), or nil.
+	dest func(n int) []float32
 }
 
 func (ch *stageChunks) get(i int) func(*Tensor, int, int) {
@@ -230,7 +243,7 @@ func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool, ep epilogue)
 		defer putBuf(colp)
 	}
 	var scratch []float32
-	if ep.pool != nil {
+	if ep.pool != nil && ep.dest == nil {
 		sp := getBuf(cout * l)
 		defer putBuf(sp)
 		scratch = *sp
@@ -245,8 +258,11 @@ func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool, ep epilogue)
 	var view chunkView
 	for s := lo; s < hi; s++ {
 		ys := scratch
-		if ep.pool == nil {
+		switch {
+		case ep.pool == nil:
 			ys = y.Data[s*cout*l : (s+1)*cout*l]
+		case ep.dest != nil:
+			ys = ep.dest[s*cout*l : (s+1)*cout*l : (s+1)*cout*l]
 		}
 		for gi := 0; gi < g; gi++ {
 			src := x.Data[(s*cin+gi*cg)*h*w : (s*cin+(gi+1)*cg)*h*w]

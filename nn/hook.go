@@ -55,6 +55,23 @@ type ChunkFilter interface {
 	Wants(ctx context.Context, mod ModuleInfo) bool
 }
 
+// ChunkDest may be implemented by a ChunkHook that keeps a module's whole
+// output (e.g. to hand it to another goroutine) to receive it without
+// copying. When the module is the convolution of a fused Conv2d→[ReLU]→
+// MaxPool2d chain and its only hook in the call, and nothing else forces
+// the convolution's output to be modified after it is delivered (no hook
+// on the ReLU), ChunkDest is called once per call, on the Forward
+// goroutine, after Wants and before any chunk, with the number of rows n:
+// if it returns a slice of exactly n × (elements per row) values, each
+// sample of the output is computed into its place in that slice, the
+// chunks delivered are views of it, and nn neither modifies nor keeps it
+// after delivering the chunk. Otherwise (nil or another length) chunks come
+// from nn's scratch memory, valid only during Chunk, as for every other
+// module.
+type ChunkDest interface {
+	ChunkDest(ctx context.Context, mod ModuleInfo, n int) []float32
+}
+
 // CallEndHook is called once at the end of every Forward call that runs
 // with hooks registered, on success and on error: after the root's forward
 // and chunk hooks on success (err nil), or as Forward returns an error
@@ -342,6 +359,9 @@ func (m *Model) fusedChunks(ctx context.Context, hs *hookSet, li, k int, hooks *
 			for _, e := range hooks {
 				e.fn.Chunk(ctx, info, out, lo, hi)
 			}
+		}
+		if d, ok := hooks[0].fn.(ChunkDest); ok && st == 0 && len(hooks) == 1 {
+			ch.dest = func(n int) []float32 { return d.ChunkDest(ctx, info, n) }
 		}
 	}
 	return ch

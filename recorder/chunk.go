@@ -127,7 +127,7 @@ func (r *Recorder) dropLayers(cs *callState) {
 			discard(a)
 		}
 		lc.idle = nil
-		putBuf(lc.full)
+		r.big.put(lc.full)
 		lc.full = nil
 	}
 }
@@ -273,7 +273,7 @@ func (cs *callState) layerCall(ctx context.Context, r *Recorder, l *layerState, 
 	if lc.stats && r.cfg.StatsInWorkers && cs.n > 0 {
 		if l.kind == kindCount {
 			lc.per = shapeLen(l.info.Shape)
-			lc.full = getBuf(cs.n * lc.per)
+			lc.full = r.big.get(cs.n * lc.per)
 		} else {
 			lc.viaWorker = true
 		}
@@ -357,6 +357,27 @@ func (h *chunkHook) Wants(ctx context.Context, _ nn.ModuleInfo) (want bool) {
 	return lc.err != nil || (lc.stats && !lc.viaWorker) || lc.tensors
 }
 
+// ChunkDest hands nn the output copy of a layer whose statistics a worker
+// computes (StatsInWorkers), so that a fused convolution computes its
+// output there and the chunks need no copying (nn.ChunkDest).
+func (h *chunkHook) ChunkDest(ctx context.Context, _ nn.ModuleInfo, n int) (dest []float32) {
+	r, l := h.r, h.l
+	if !r.enabled.Load() || r.failed.Load() {
+		return nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			r.setErr(fmt.Errorf("recorder: hook on %s: panic: %v", l.info.Path, p))
+			dest = nil
+		}
+	}()
+	lc := r.callOf(ctx).layerCall(ctx, r, l, nil, 0, 0)
+	if lc.err != nil || lc.full == nil || len(*lc.full) != n*lc.per {
+		return nil
+	}
+	return *lc.full
+}
+
 func (h *chunkHook) Chunk(ctx context.Context, _ nn.ModuleInfo, out *nn.Tensor, lo, hi int) {
 	r, l := h.r, h.l
 	if !r.enabled.Load() || out == nil || r.failed.Load() {
@@ -408,7 +429,9 @@ func (r *Recorder) addChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, hi
 				lc.mu.Unlock()
 				return
 			}
-			copy((*lc.full)[lo*lc.per:hi*lc.per], out.Data)
+			if dst := (*lc.full)[lo*lc.per : hi*lc.per]; len(dst) > 0 && &dst[0] != &out.Data[0] {
+				copy(dst, out.Data) // not computed in place (ChunkDest)
+			}
 		case lc.viaWorker:
 			// derived by the worker from the source layer's copy
 		case l.kind == kindSame:
@@ -551,7 +574,7 @@ func (r *Recorder) finishCall(l *layerState, cs *callState, lc *layerCall, n int
 			discard(a)
 		}
 		lc.idle = nil
-		putBuf(lc.full)
+		r.big.put(lc.full)
 		lc.full = nil
 	}()
 	if lc.err != nil {

@@ -138,23 +138,12 @@ func (q *queue) close() {
 
 // bufPools holds []float32 buffers of up to maxPooled elements by
 // power-of-two capacity class. Larger buffers are allocated at their exact
-// size and kept for reuse by exact length in bigBufs, up to bigKeepBytes in
-// all: a layer's whole output (StatsInWorkers) has the same size every
-// batch, and allocating it afresh each time costs page faults and zeroing
-// of tens of MiB per batch.
+// size and left to the GC (a Recorder keeps some for reuse, see bigPool):
+// a pool would keep buffers of tens of MiB alive outside the queue's
+// account (and round them up by as much as 2x).
 var bufPools [48]sync.Pool
 
 const maxPooled = 1 << 18 // elements (1 MiB)
-
-// bigKeepBytes bounds the memory of the large buffers kept for reuse
-// (outside the queue's account, see the package doc, Memory).
-const bigKeepBytes = 64 << 20
-
-var bigBufs struct {
-	sync.Mutex
-	free  map[int][]*[]float32 // by length
-	bytes int64
-}
 
 // bufBytes is the memory of a buffer getBuf(n) returns, in bytes.
 func bufBytes(n int) int64 {
@@ -166,15 +155,6 @@ func bufBytes(n int) int64 {
 
 func getBuf(n int) *[]float32 {
 	if n > maxPooled {
-		bigBufs.Lock()
-		if l := bigBufs.free[n]; len(l) > 0 {
-			p := l[len(l)-1]
-			bigBufs.free[n] = l[:len(l)-1]
-			bigBufs.bytes -= 4 * int64(n)
-			bigBufs.Unlock()
-			return p
-		}
-		bigBufs.Unlock()
 		b := make([]float32, n)
 		return &b
 	}
@@ -191,24 +171,58 @@ func putBuf(p *[]float32) {
 	if p == nil {
 		return
 	}
-	if n := cap(*p); n > maxPooled {
-		if len(*p) != n {
-			return
-		}
-		bigBufs.Lock()
-		if bigBufs.bytes+4*int64(n) <= bigKeepBytes {
-			if bigBufs.free == nil {
-				bigBufs.free = map[int][]*[]float32{}
-			}
-			bigBufs.free[n] = append(bigBufs.free[n], p)
-			bigBufs.bytes += 4 * int64(n)
-		}
-		bigBufs.Unlock()
-		return
-	}
 	c := bits.Len(uint(cap(*p)) - 1)
-	if cap(*p) != 1<<c {
+	if cap(*p) != 1<<c || cap(*p) > maxPooled {
 		return
 	}
 	bufPools[c].Put(p)
+}
+
+// bigPool keeps a Recorder's large buffers (over maxPooled elements: the
+// whole-output copies of StatsInWorkers, the same sizes every batch) for
+// reuse by exact length, up to max bytes in all, so that a recording does
+// not allocate, fault in and zero tens of MiB per batch. The kept buffers
+// are outside the queue's account (package doc, Memory); max is
+// min(QueueBytes/2, 64 MiB).
+type bigPool struct {
+	mu    sync.Mutex
+	free  map[int][]*[]float32 // by length
+	bytes int64
+	max   int64
+}
+
+func (p *bigPool) get(n int) *[]float32 {
+	if n > maxPooled {
+		p.mu.Lock()
+		if l := p.free[n]; len(l) > 0 {
+			b := l[len(l)-1]
+			p.free[n] = l[:len(l)-1]
+			p.bytes -= 4 * int64(n)
+			p.mu.Unlock()
+			return b
+		}
+		p.mu.Unlock()
+	}
+	return getBuf(n)
+}
+
+func (p *bigPool) put(b *[]float32) {
+	if b == nil {
+		return
+	}
+	n := cap(*b)
+	if n <= maxPooled || len(*b) != n {
+		putBuf(b)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bytes+4*int64(n) > p.max {
+		return
+	}
+	if p.free == nil {
+		p.free = map[int][]*[]float32{}
+	}
+	p.free[n] = append(p.free[n], b)
+	p.bytes += 4 * int64(n)
 }

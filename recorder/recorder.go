@@ -110,6 +110,7 @@ type Recorder struct {
 	closed  bool
 
 	q       *queue
+	big     bigPool // large buffers kept for reuse
 	workers sync.WaitGroup
 
 	errMu  sync.Mutex
@@ -151,6 +152,7 @@ func New(st *store.Store, info store.RunInfo, cfg Config) (*Recorder, error) {
 		calls:         newBoundedMap[uint64, *callState](4096),
 		byIndex:       newBoundedMap[int64, *batchState](4096),
 		q:             newQueue(cfg.QueueBytes),
+		big:           bigPool{max: min(cfg.QueueBytes/2, 64<<20)},
 	}
 	r.budgetAt.Store(-1)
 	r.enabled.Store(true)
@@ -485,7 +487,7 @@ func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor) error {
 		return nil
 	}
 	if rawBytes > 0 {
-		it.raw = getBuf(len(out.Data))
+		it.raw = r.big.get(len(out.Data))
 		copy(*it.raw, out.Data)
 		it.shape = slices.Clone(out.Shape)
 	}
@@ -577,7 +579,7 @@ func (r *Recorder) computeStats(data []float32, shape []int) store.StatsRow {
 }
 
 func (r *Recorder) release(it *item) {
-	putBuf(it.raw)
+	r.big.put(it.raw)
 	putBuf(it.buf)
 	it.raw, it.buf, it.tensors = nil, nil, nil
 }
