@@ -214,6 +214,13 @@ func overheadConfigs() []overheadConfig {
 			c.StatsInWorkers = true
 			return c
 		}},
+		{"stats-in-workers+samples-0,2-relu1,maxpool2,fc1", func() Config {
+			c := DefaultConfig()
+			c.StatsInWorkers = true
+			c.Overrides = []LayerMode{{Select: "relu1", Mode: ModeBoth}, {Select: "maxpool2", Mode: ModeBoth}, {Select: "fc1", Mode: ModeBoth}}
+			c.Samples = SamplePolicy{Indices: []int{0, 2}}
+			return c
+		}},
 	}
 }
 
@@ -425,10 +432,12 @@ func BenchmarkStatsRecipeBatch(b *testing.B) {
 }
 
 // BenchmarkOverheadStream measures a long recording's throughput: blocks of
-// 8 plain forward passes alternate with blocks of 8 recorded ones (same
+// 32 plain forward passes alternate with blocks of 32 recorded ones (same
 // model, same input), without waiting for the writer between passes, so
-// that work the recorder does on spare cores overlaps inference; the
-// recorded total includes Close (every queued row written). The
+// that work the recorder does on spare cores overlaps inference; a
+// recorded block ends when the writer has written all of it (so that no
+// recorder work spills into the next plain block), and the recorded total
+// includes Close. The
 // sub-benchmarks set nn.SetThreads to 1 (inference on one core, the other
 // left to the recorder: the setting of ../shared/bench/torch_seedcnn.py's
 // default) and to GOMAXPROCS (no spare core). overhead-% is wall time,
@@ -465,7 +474,7 @@ func BenchmarkOverheadStream(b *testing.B) {
 					m.Forward(ctx, x)
 				}
 				r.q.waitEmpty()
-				const block = 8
+				const block = 32
 				var tPlain, tRec, cPlain, cRec time.Duration
 				run := func(mod *nn.Model, t, c *time.Duration) {
 					t0, c0 := time.Now(), cpuTime()
@@ -473,6 +482,9 @@ func BenchmarkOverheadStream(b *testing.B) {
 						if _, err := mod.Forward(ctx, x); err != nil {
 							b.Fatal(err)
 						}
+					}
+					if mod == m {
+						r.q.waitEmpty()
 					}
 					*t += time.Since(t0)
 					*c += cpuTime() - c0

@@ -352,9 +352,31 @@ func (h *chunkHook) Wants(ctx context.Context, _ nn.ModuleInfo) (want bool) {
 		}
 	}()
 	lc := r.callOf(ctx).layerCall(ctx, r, l, nil, 0, 0)
-	// A row the worker derives needs none of the layer's data: declining
-	// lets nn skip materialising it (e.g. a ReLU fused after a convolution).
-	return lc.err != nil || (lc.stats && !lc.viaWorker) || lc.tensors
+	// A layer whose row and samples the worker derives needs none of its
+	// data: declining lets nn skip materialising it (e.g. a ReLU fused after
+	// a convolution).
+	return lc.err != nil || (!lc.viaWorker && (lc.stats || lc.tensors))
+}
+
+// deriveTensors hands the sampled-tensor buffers of l's followers whose
+// rows the worker derives (viaWorker) to l's item: the worker fills them
+// from l's output copy, so that these layers need no chunks at all (nn can
+// then keep, e.g., a ReLU fused after l unmaterialised). It adds their
+// bytes to *bytes.
+func (r *Recorder) deriveTensors(ctx context.Context, cs *callState, l *layerState, bytes *int64) []derivedTensors {
+	var out []derivedTensors
+	for _, f := range l.followers {
+		flc := cs.layerCall(ctx, r, f, nil, 0, 0)
+		flc.mu.Lock()
+		if flc.viaWorker && flc.tensors && flc.err == nil {
+			out = append(out, derivedTensors{layer: f, idx: flc.idx, per: flc.per, buf: flc.buf, rows: flc.trow})
+			*bytes += bufBytes(flc.per*len(flc.idx)) + 48*int64(len(flc.idx))
+			flc.buf, flc.trow, flc.tensors = nil, nil, false
+		}
+		flc.mu.Unlock()
+		out = append(out, r.deriveTensors(ctx, cs, f, bytes)...)
+	}
+	return out
 }
 
 // ChunkDest hands nn the output copy of a layer whose statistics a worker
@@ -560,14 +582,14 @@ func (h *chunkHook) Done(ctx context.Context, _ nn.ModuleInfo, n int) {
 		lc = cs.layerCall(ctx, r, l, nil, 0, 0)
 		cs.take(l)
 	}
-	if err := r.finishCall(l, cs, lc, n); err != nil && !errors.Is(err, ErrClosed) {
+	if err := r.finishCall(ctx, l, cs, lc, n); err != nil && !errors.Is(err, ErrClosed) {
 		r.setErr(err)
 	}
 }
 
 // finishCall turns the accumulated chunks of a (call, layer) into an item
 // and queues it.
-func (r *Recorder) finishCall(l *layerState, cs *callState, lc *layerCall, n int) error {
+func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState, lc *layerCall, n int) error {
 	it := item{layer: l.info.Path, batch: cs.bs.b.Index}
 	defer func() {
 		for _, a := range lc.idle {
@@ -595,6 +617,7 @@ func (r *Recorder) finishCall(l *layerState, cs *callState, lc *layerCall, n int
 			it.shape = append([]int{n}, l.info.Shape...)
 			it.src = l
 			it.bytes += bufBytes(len(*it.raw)) + r.statsReserve(l)
+			it.derived = r.deriveTensors(ctx, cs, l, &it.bytes)
 			for _, f := range l.followers {
 				it.bytes += r.statsReserve(f)
 			}
@@ -781,6 +804,19 @@ func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data [
 	if err := emit(l.info.Path, row); err != nil {
 		return err
 	}
+	if l != it.src {
+		for _, d := range it.derived {
+			if d.layer != l {
+				continue
+			}
+			for j, s := range d.idx {
+				copy(d.rows[j].Data, data[s*d.per:(s+1)*d.per])
+			}
+			if err := r.appendTensors(l.info.Path, d.rows); err != nil {
+				return err
+			}
+		}
+	}
 	for _, f := range l.followers {
 		var fr *layerResult
 		switch f.kind {
@@ -885,5 +921,16 @@ func (r *Recorder) planLayers(m *nn.Model) {
 			l.from.keep = true
 			l.from.followers = append(l.from.followers, l)
 		}
+	}
+	// The worker derives a ReLU in place in the copy: followers reusing the
+	// input's data unchanged (kindSame) come first.
+	for _, l := range r.layerList {
+		rank := func(f *layerState) int {
+			if f.kind == kindSame {
+				return 0
+			}
+			return 1
+		}
+		slices.SortStableFunc(l.followers, func(a, b *layerState) int { return rank(a) - rank(b) })
 	}
 }

@@ -134,26 +134,21 @@ func sameBits32(a, b []float32) bool {
 // Layers whose output is their input's data (Dropout, Flatten) reuse the
 // recorded input's row; the stored rows must be those of their outputs
 // (per-channel stats only where the output has channels), and a ReLU after
-// them derives its histogram through the reused rows.
+// them derives its histogram through the reused rows. With StatsInWorkers,
+// the worker derives all of them from the convolution's copy, including
+// the sampled tensors, and a ReLU on the same input as the Dropout
+// (applied in place in the copy) must not change the Dropout's data.
 func TestRecorderReusedRows(t *testing.T) {
 	b := nn.NewBuilder("reuse")
 	x := b.Input("input", -1, 3, 4, 5)
 	c := b.Add("conv", mustConv(t), x)
+	ra := b.Add("relu_a", nn.NewReLU(), c)
 	d := b.Add("drop", nn.NewDropout(0.5), c)
-	f := b.Add("flat", nn.NewFlatten(1, -1), d)
+	sum := b.Add("sum", nn.NewAdd(), ra, d)
+	f := b.Add("flat", nn.NewFlatten(1, -1), sum)
 	y := b.Add("relu", nn.NewReLU(), f)
 	m, err := b.Build(y)
 	if err != nil {
-		t.Fatal(err)
-	}
-	st := openStore(t)
-	cfg := DefaultConfig()
-	cfg.ChannelStats = true
-	r, err := New(st, store.RunInfo{Name: "reuse"}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Attach(m, []int{1, 3, 4, 5}); err != nil {
 		t.Fatal(err)
 	}
 	in := nn.NewTensor(6, 3, 4, 5)
@@ -161,32 +156,77 @@ func TestRecorderReusedRows(t *testing.T) {
 		in.Data[i] = float32(math.Sin(float64(i)))
 	}
 	in.Data[7] = float32(math.NaN())
+	// reference outputs, unfused
+	outs := map[string][]float32{}
+	h := m.RegisterGlobalHook(func(_ context.Context, mi nn.ModuleInfo, _ []*nn.Tensor, out *nn.Tensor) {
+		outs[mi.Path] = slices.Clone(out.Data)
+	})
 	if _, err := m.Forward(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if l := r.layers["drop"]; l.kind != kindSame || l.from != r.layers["conv"] || r.layers["flat"].kind != kindSame || r.layers["relu"].kind != kindReLU {
-		t.Fatalf("plan: drop %v flat %v relu %v", l.kind, r.layers["flat"].kind, r.layers["relu"].kind)
-	}
-	conv := readStats(t, st, "reuse", "conv")
-	for _, p := range []string{"drop", "flat"} {
-		rows := readStats(t, st, "reuse", p)
-		if len(rows) != 1 || len(conv) != 1 {
-			t.Fatalf("%s: %d rows", p, len(rows))
+	h.Remove()
+	for _, workers := range []bool{false, true} {
+		st := openStore(t)
+		cfg := DefaultConfig()
+		cfg.ChannelStats = true
+		cfg.StatsInWorkers = workers
+		cfg.Mode = ModeBoth
+		cfg.Samples = SamplePolicy{Indices: []int{1, 4}}
+		r, err := New(st, store.RunInfo{Name: "reuse"}, cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
-		got, want := rows[0], conv[0]
-		if p == "flat" {
-			want.ChannelMean, want.ChannelMax = nil, nil
+		if err := r.Attach(m, []int{1, 3, 4, 5}); err != nil {
+			t.Fatal(err)
 		}
-		if got.Count != want.Count || got.Mean != want.Mean || got.NaN != want.NaN || !slices.Equal(got.Hist.Counts, want.Hist.Counts) ||
-			!sameFloats(got.Percentiles[:], want.Percentiles[:]) || len(got.ChannelMean) != len(want.ChannelMean) {
-			t.Errorf("%s row %+v, want conv's %+v", p, got, want)
+		if _, err := m.Forward(context.Background(), in); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if r.derived.Load() != 1 {
-		t.Errorf("relu histogram derived %d times, want 1", r.derived.Load())
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if l := r.layers["drop"]; l.kind != kindSame || l.from != r.layers["conv"] || r.layers["flat"].kind != kindSame || r.layers["relu"].kind != kindReLU || r.layers["relu_a"].kind != kindReLU {
+			t.Fatalf("plan: drop %v flat %v relu %v", l.kind, r.layers["flat"].kind, r.layers["relu"].kind)
+		}
+		conv := readStats(t, st, "reuse", "conv")
+		for _, p := range []string{"drop"} {
+			rows := readStats(t, st, "reuse", p)
+			if len(rows) != 1 || len(conv) != 1 {
+				t.Fatalf("workers %v: %s: %d rows", workers, p, len(rows))
+			}
+			got, want := rows[0], conv[0]
+			if p == "flat" {
+				want.ChannelMean, want.ChannelMax = nil, nil
+			}
+			if got.Count != want.Count || got.Mean != want.Mean || got.NaN != want.NaN || !slices.Equal(got.Hist.Counts, want.Hist.Counts) ||
+				!sameFloats(got.Percentiles[:], want.Percentiles[:]) || len(got.ChannelMean) != len(want.ChannelMean) {
+				t.Errorf("workers %v: %s row %+v, want conv's %+v", workers, p, got, want)
+			}
+		}
+		for _, p := range []string{"relu", "relu_a", "flat", "sum"} {
+			rows := readStats(t, st, "reuse", p)
+			want := computeStats(outs[p])
+			if len(rows) != 1 || rows[0].Count != want.Count || rows[0].Min != want.Min || rows[0].Max != want.Max || rows[0].ZeroFrac != want.ZeroFrac ||
+				!closeRel(rows[0].Mean, want.Mean, 1e-9, 1e-12) || !slices.Equal(rows[0].Hist.Counts, want.Hist.Counts) {
+				t.Errorf("workers %v: %s rows %+v, want %+v", workers, p, rows, want)
+			}
+		}
+		if r.derived.Load() != 2 {
+			t.Errorf("workers %v: relu histogram derived %d times, want 2", workers, r.derived.Load())
+		}
+		for _, p := range []string{"conv", "drop", "relu_a", "sum", "flat", "relu"} {
+			tr := readTensors(t, st, "reuse", p)
+			d := outs[p]
+			per := len(d) / 6
+			if len(tr) != 2 {
+				t.Errorf("workers %v: %s: %d tensor rows, want 2", workers, p, len(tr))
+			}
+			for k, row := range tr {
+				if !sameBits32(row.Data, d[int(k.sample)*per:int(k.sample+1)*per]) {
+					t.Errorf("workers %v: %s sample %d: tensor differs from the output", workers, p, k.sample)
+				}
+			}
+		}
 	}
 }
 

@@ -15,10 +15,22 @@ type item struct {
 	raw     *[]float32        // full output copy whose stats a worker computes, or nil
 	shape   []int             // shape of raw (for channel stats)
 	src     *layerState       // layer of raw from a hook (StatsInWorkers): its followers' rows are derived from raw
+	derived []derivedTensors  // sampled tensors of src's followers, filled from raw by the worker
 	tensors []store.TensorRow // sampled tensors (Data slices of buf)
 	buf     *[]float32        // pooled buffer backing tensors, or nil
 	bytes   int64             // bytes charged to the queue
 	bs      *batchState       // the item's batch (Record path: skipped if the batch was dropped)
+}
+
+// derivedTensors are the sampled rows of a layer derived from another
+// layer's output copy (StatsInWorkers): rows[j] receives sample idx[j]
+// (per elements), backed by buf.
+type derivedTensors struct {
+	layer *layerState
+	idx   []int
+	per   int
+	buf   *[]float32
+	rows  []store.TensorRow
 }
 
 // queue is a FIFO of items bounded by the bytes they hold. Safe for

@@ -581,6 +581,10 @@ func (r *Recorder) computeStats(data []float32, shape []int) store.StatsRow {
 func (r *Recorder) release(it *item) {
 	r.big.put(it.raw)
 	putBuf(it.buf)
+	for _, d := range it.derived {
+		putBuf(d.buf)
+	}
+	it.derived = nil
 	it.raw, it.buf, it.tensors = nil, nil, nil
 }
 
@@ -646,16 +650,24 @@ func (r *Recorder) write(it *item) {
 	// grow to hold an append whole and are kept, so appending a big item in
 	// one piece would size them by the item rather than by
 	// store.Options.MaxBufferBytes.
-	for rows := it.tensors; len(rows) > 0; {
+	if err := r.appendTensors(it.layer, it.tensors); err != nil {
+		r.setErr(fmt.Errorf("recorder: %w", err))
+	}
+}
+
+// appendTensors hands rows to the store in appends of at most appendBytes
+// (at least one row).
+func (r *Recorder) appendTensors(layer string, rows []store.TensorRow) error {
+	for len(rows) > 0 {
 		k := max(1, appendBytes/(4*max(1, len(rows[0].Data))))
 		k = min(k, len(rows))
-		if err := r.w.AppendTensors(it.layer, rows[:k]...); err != nil {
-			r.setErr(fmt.Errorf("recorder: %w", err))
-			return
+		if err := r.w.AppendTensors(layer, rows[:k]...); err != nil {
+			return err
 		}
 		r.tensorRows.Add(int64(k))
 		rows = rows[k:]
 	}
+	return nil
 }
 
 // appendBytes is the most tensor bytes handed to the store in one append
