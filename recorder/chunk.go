@@ -790,12 +790,13 @@ func (r *Recorder) workerRows(it *item, emit func(layer string, row store.StatsR
 	}
 	accPool.Put(a)
 	r.workerChannels(&res.row, data, it.shape)
-	return r.emitDerived(it, it.src, res, data, emit)
+	return r.emitDerived(it, it.src, res, data, false, emit)
 }
 
 // emitDerived emits l's row (res) and derives its followers' rows; data is
-// l's output (for a ReLU follower, rewritten in place into the ReLU's).
-func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data []float32, emit func(string, store.StatsRow) error) error {
+// l's output (for a ReLU follower, rewritten in place into the ReLU's), or
+// with reluPending its input, whose ReLU l's sampled rows still need.
+func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data []float32, reluPending bool, emit func(string, store.StatsRow) error) error {
 	row := res.row
 	row.Batch = it.batch
 	if !r.cfg.Histogram {
@@ -811,6 +812,9 @@ func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data [
 			}
 			for j, s := range d.idx {
 				copy(d.rows[j].Data, data[s*d.per:(s+1)*d.per])
+				if reluPending {
+					nn.ReLUSlice(d.rows[j].Data, d.rows[j].Data)
+				}
 			}
 			if err := r.appendTensors(l.info.Path, d.rows); err != nil {
 				return err
@@ -819,6 +823,7 @@ func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data [
 	}
 	for _, f := range l.followers {
 		var fr *layerResult
+		pending := false
 		switch f.kind {
 		case kindSame:
 			fr = &layerResult{row: res.row, zeros: res.zeros, max: res.max}
@@ -827,16 +832,25 @@ func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data [
 				fr.row.ChannelMean, fr.row.ChannelMax = nil, nil
 			}
 		case kindReLU:
-			reluInPlace(data)
 			a := accPool.Get()
-			a.addMoments(data)
+			if res.row.NaN == 0 && res.row.Inf == 0 && len(f.followers) == 0 && !(r.cfg.ChannelStats && len(it.shape) >= 3) {
+				// the ReLU's moments without writing its output (the
+				// kernel needs finite input)
+				a.addReLUMoments(data)
+				pending = true
+			} else {
+				reluInPlace(data)
+				a.addMoments(data)
+			}
 			fr = r.deriveReLU(res, a)
 			accPool.Put(a)
-			r.workerChannels(&fr.row, data, it.shape)
+			if !pending {
+				r.workerChannels(&fr.row, data, it.shape)
+			}
 		default:
 			continue
 		}
-		if err := r.emitDerived(it, f, fr, data, emit); err != nil {
+		if err := r.emitDerived(it, f, fr, data, pending, emit); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/actrec/actrec/nn"
 	"github.com/actrec/actrec/store"
 )
 
@@ -240,6 +241,41 @@ func momentsGo(c []float32, k float64) (m moments) {
 		}
 	}
 	return m
+}
+
+// reluMomentsGo returns the moments of max(c, 0) with shift k (c free of
+// NaN), computed as nn's ReLU computes them: every x <= 0 (-0 included)
+// becomes +0.
+func reluMomentsGo(c []float32, k float64) moments {
+	var buf [256]float32
+	var m moments
+	for first := true; len(c) > 0; first = false {
+		n := min(len(c), len(buf))
+		y := buf[:n]
+		nn.ReLUSlice(y, c[:n])
+		if first {
+			m = momentsGo(y, k)
+		} else {
+			m.add(momentsGo(y, k))
+		}
+		c = c[n:]
+	}
+	return m
+}
+
+// addReLUMoments accumulates the moments of max(x, 0) (x free of NaN and
+// Inf) like addMoments does those of its argument, without writing them.
+func (a *accumulator) addReLUMoments(x []float32) {
+	for len(x) > 0 {
+		c := x
+		if len(c) > chunkLen {
+			c = c[:chunkLen]
+		}
+		x = x[len(c):]
+		a.count += int64(len(c))
+		k := float64(max(c[0], 0))
+		a.mergeChunk(c, k, reluMomentsFast(c, k))
+	}
 }
 
 // slowChunk handles a chunk holding NaN or Inf: two passes over the finite

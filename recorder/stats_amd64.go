@@ -20,6 +20,25 @@ func chunkAVX2(h *[denseLen]uint32, x []float32, k float64, simple bool, out *mo
 //go:noescape
 func momentsAVX2(x []float32, k float64, out *momentsOut)
 
+//go:noescape
+func reluMomentsAVX2(x []float32, k float64, out *momentsOut)
+
+// reluMomentsFast returns the moments of max(c, 0) (len(c) >= 1, no NaN)
+// with shift k, without writing them.
+func reluMomentsFast(c []float32, k float64) moments {
+	if !useAVX2 || len(c) < 16 {
+		return reluMomentsGo(c, k)
+	}
+	n := len(c) &^ 15
+	var o momentsOut
+	reluMomentsAVX2(c[:n], k, &o)
+	m := o.reduce()
+	if n < len(c) {
+		m.add(reluMomentsGo(c[n:], k))
+	}
+	return m
+}
+
 func histChunk(h *[denseLen]uint32, c []float32) { histAsm(h, c) }
 
 // momentsFast returns the moments of c (len(c) >= 1) with shift k, without

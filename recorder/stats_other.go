@@ -9,3 +9,5 @@ func momentsFast(c []float32, k float64) moments { return momentsGo(c, k) }
 func chunkStats(h *[denseLen]uint32, c []float32, k float64, simple bool) moments {
 	return chunkStatsGo(h, c, k)
 }
+
+func reluMomentsFast(c []float32, k float64) moments { return reluMomentsGo(c, k) }

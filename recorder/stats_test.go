@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/actrec/actrec/nn"
 	"github.com/actrec/actrec/store"
 )
 
@@ -457,6 +458,31 @@ func BenchmarkAddSizes(b *testing.B) {
 				}
 				b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N)/float64(n), "cpu-ns/elem")
 			})
+		}
+	}
+}
+
+// reluMomentsFast gives exactly the moments of the ReLU's output (nn's),
+// computed without writing it, on data with zeros, -0, subnormals and huge
+// values, at every length around the kernel's block size.
+func TestReLUMomentsFast(t *testing.T) {
+	r := rand.New(rand.NewPCG(41, 42))
+	special := []float32{0, float32(math.Copysign(0, -1)), 1e-40, -1e-40, 3e38, -3e38, 1, -1}
+	for _, n := range []int{1, 2, 15, 16, 17, 31, 33, 255, 256, 257, 1024} {
+		x := randNormal(r, n, 0.1, 2)
+		for i := 0; i < n; i += 3 {
+			x[i] = special[r.IntN(len(special))]
+		}
+		y := slices.Clone(x)
+		nn.ReLUSlice(y, y)
+		for _, k := range []float64{0, float64(max(x[0], 0)), 0.5} {
+			got, want := reluMomentsFast(x, k), momentsFast(y, k)
+			if got != want {
+				t.Fatalf("n=%d k=%v: reluMomentsFast %+v, moments of the ReLU %+v", n, k, got, want)
+			}
+			if g := reluMomentsGo(x, k); g != momentsGo(y, k) {
+				t.Fatalf("n=%d k=%v: reluMomentsGo %+v, want %+v", n, k, g, momentsGo(y, k))
+			}
 		}
 	}
 }
