@@ -270,7 +270,7 @@ func BenchmarkLongRecordingBigLayers(b *testing.B) {
 	for _, maxBuf := range []int64{64 << 20, 4 << 20} {
 		b.Run(fmt.Sprintf("storebuf=%dMiB", maxBuf>>20), func(b *testing.B) {
 			for b.Loop() {
-				got := bigLayerRecording(b, 20, 256, 1, 8<<20, maxBuf)
+				got := bigLayerRecording(b, 20, 256, 1, 8<<20, maxBuf, false)
 				b.ReportMetric(mib(got.peakInuse), "peak-heapinuse-MB")
 				b.ReportMetric(mib(got.live), "peak-live-MB")
 				b.ReportMetric(mib(uint64(got.queuePeak)), "queue-peak-MB")

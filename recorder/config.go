@@ -180,9 +180,18 @@ type Config struct {
 	Policy QueuePolicy `json:"policy"`
 	// Workers is the number of goroutines writing to the store. Default 1.
 	Workers int `json:"workers"`
-	// StatsInWorkers makes hooks copy whole outputs into the queue and
-	// workers compute the statistics, instead of hooks computing them on the
-	// cache-hot output (the default, cheaper; see the package doc).
+	// StatsInWorkers moves the statistics off the inference goroutines:
+	// hooks keep each recorded output whole (a fused convolution computes
+	// its output directly into the recorder's buffer, nn.ChunkDest; other
+	// outputs are copied) and a worker computes the statistics, deriving
+	// those of ReLU, Flatten and Dropout layers from their input's copy.
+	// Use it when inference leaves a core free (nn.SetThreads below
+	// GOMAXPROCS; actrec --threads): the forward pass then pays for the
+	// copies only. It costs more CPU in all (the worker reads the outputs
+	// from memory rather than cache), so with every core busy with
+	// inference the default (statistics in the hooks, on cache-hot chunks)
+	// is faster; see the package doc, Cost. The queue then also holds the
+	// output copies (counted in QueueBytes).
 	StatsInWorkers bool `json:"stats_in_workers,omitempty"`
 
 	// Now is the clock for BatchPolicy.MinInterval and the run's times.

@@ -55,68 +55,73 @@ func TestRecorderDropSkipsWholeBatches(t *testing.T) {
 		{name: "blocked writer", capBytes: 1, batches: 10, blocked: true},
 		{name: "slow writer", capBytes: 2 << 20, batches: 40, delay: 300 * time.Microsecond},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			m := recipe(t)
-			st := openStore(t)
-			cfg := DefaultConfig()
-			cfg.Mode = ModeBoth
-			cfg.Samples = SamplePolicy{Indices: []int{0, 2}}
-			cfg.Policy = Drop
-			cfg.QueueBytes = tc.capBytes
-			r, err := New(st, store.RunInfo{Name: "d"}, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			release := make(chan struct{})
-			r.beforeWrite = func(*item) error {
-				if tc.blocked {
-					<-release
-				}
-				time.Sleep(tc.delay)
-				return nil
-			}
-			if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
-				t.Fatal(err)
-			}
-			for b := 0; b < tc.batches; b++ {
-				ctx := WithBatch(context.Background(), Batch{Index: int64(b), DatasetIndex: int64(4 * b)})
-				if _, err := m.Forward(ctx, input(4, float32(b))); err != nil {
+		for _, workers := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/workers=%v", tc.name, workers), func(t *testing.T) {
+				m := recipe(t)
+				st := openStore(t)
+				cfg := DefaultConfig()
+				cfg.Mode = ModeBoth
+				cfg.Samples = SamplePolicy{Indices: []int{0, 2}}
+				cfg.Policy = Drop
+				cfg.StatsInWorkers = workers
+				cfg.QueueBytes = tc.capBytes
+				r, err := New(st, store.RunInfo{Name: "d"}, cfg)
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			close(release)
-			if err := r.Close(); err != nil {
-				t.Fatal(err)
-			}
-			stats, tensors := batchSets(t, st, "d")
-			want := stats["conv1"]
-			for _, l := range []string{"conv1", "relu1", "maxpool1", "conv2", "relu2", "maxpool2", "flatten", "fc1", "relu3", "fc2"} {
-				if !slices.Equal(stats[l], want) {
-					t.Errorf("%s: stats batches %v, conv1 has %v", l, stats[l], want)
+				release := make(chan struct{})
+				r.beforeWrite = func(*item) error {
+					if tc.blocked {
+						<-release
+					}
+					time.Sleep(tc.delay)
+					return nil
 				}
-				if !slices.Equal(tensors[l], want) {
-					t.Errorf("%s: tensor batches %v, stats have %v", l, tensors[l], want)
+				if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
+					t.Fatal(err)
 				}
-			}
-			c := r.Stats()
-			if int(c.Dropped)+len(want) != tc.batches {
-				t.Errorf("%d batches recorded + %d dropped, want %d", len(want), c.Dropped, tc.batches)
-			}
-			if tc.blocked && (!slices.Equal(want, []int64{0}) || c.Dropped != int64(tc.batches-1)) {
-				t.Errorf("recorded batches %v, %d dropped; want [0], %d dropped", want, c.Dropped, tc.batches-1)
-			}
-			run, err := st.Run("d")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := run.Meta["dropped_batches"]; got != fmt.Sprint(c.Dropped) {
-				t.Errorf("dropped_batches = %q, counters say %d", got, c.Dropped)
-			}
-			if c.QueuePeak > max(tc.capBytes, 1<<20) {
-				t.Errorf("queue peak %d bytes", c.QueuePeak)
-			}
-			t.Logf("%d recorded, %d dropped, queue peak %d", len(want), c.Dropped, c.QueuePeak)
-		})
+				for b := 0; b < tc.batches; b++ {
+					ctx := WithBatch(context.Background(), Batch{Index: int64(b), DatasetIndex: int64(4 * b)})
+					if _, err := m.Forward(ctx, input(4, float32(b))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				close(release)
+				if err := r.Close(); err != nil {
+					t.Fatal(err)
+				}
+				stats, tensors := batchSets(t, st, "d")
+				want := stats["conv1"]
+				for _, l := range []string{"conv1", "relu1", "maxpool1", "conv2", "relu2", "maxpool2", "flatten", "fc1", "relu3", "fc2"} {
+					if !slices.Equal(stats[l], want) {
+						t.Errorf("%s: stats batches %v, conv1 has %v", l, stats[l], want)
+					}
+					if !slices.Equal(tensors[l], want) {
+						t.Errorf("%s: tensor batches %v, stats have %v", l, tensors[l], want)
+					}
+				}
+				c := r.Stats()
+				if int(c.Dropped)+len(want) != tc.batches {
+					t.Errorf("%d batches recorded + %d dropped, want %d", len(want), c.Dropped, tc.batches)
+				}
+				if tc.blocked && (!slices.Equal(want, []int64{0}) || c.Dropped != int64(tc.batches-1)) {
+					t.Errorf("recorded batches %v, %d dropped; want [0], %d dropped", want, c.Dropped, tc.batches-1)
+				}
+				run, err := st.Run("d")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := run.Meta["dropped_batches"]; got != fmt.Sprint(c.Dropped) {
+					t.Errorf("dropped_batches = %q, counters say %d", got, c.Dropped)
+				}
+				// one call of 4 samples holds < 1 MiB of records (< 2 MiB with
+			// the workers' output copies)
+			if c.QueuePeak > max(tc.capBytes, 1<<20<<b2i(workers)) {
+					t.Errorf("queue peak %d bytes", c.QueuePeak)
+				}
+				t.Logf("%d recorded, %d dropped, queue peak %d", len(want), c.Dropped, c.QueuePeak)
+			})
+		}
 	}
 }
 
@@ -168,3 +173,10 @@ func TestRecorderCancelledCallReleasesReservation(t *testing.T) {
 }
 
 type cancelKey struct{}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

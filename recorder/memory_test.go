@@ -18,6 +18,7 @@ type bigLayerMem struct {
 	queuePeak int64  // highest bytes the queue held (reservations included)
 	callBytes int64  // what one Forward call records: its reservation
 	baseline  uint64 // HeapAlloc after a GC with the recorder attached, before recording
+	kept      int64  // most bytes of large buffers the recorder keeps for reuse (bigPool)
 }
 
 // bigLayerRecording records every sample's tensors and the stats of the two
@@ -25,7 +26,7 @@ type bigLayerMem struct {
 // batches of n samples through the chunk hooks, called from callers
 // goroutines at a time, with a queue of capBytes and a store buffering up
 // to maxBuf bytes (store.Options.MaxBufferBytes).
-func bigLayerRecording(tb testing.TB, batches, n, callers int, capBytes, maxBuf int64) bigLayerMem {
+func bigLayerRecording(tb testing.TB, batches, n, callers int, capBytes, maxBuf int64, workers bool) bigLayerMem {
 	opts := store.DefaultOptions()
 	opts.NoSync = true
 	opts.MaxBufferBytes = maxBuf
@@ -42,6 +43,7 @@ func bigLayerRecording(tb testing.TB, batches, n, callers int, capBytes, maxBuf 
 	cfg.Layers = []string{"conv1", "relu1"}
 	cfg.Mode = ModeBoth
 	cfg.QueueBytes = capBytes
+	cfg.StatsInWorkers = workers
 	r, err := New(st, store.RunInfo{Name: "big"}, cfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -84,6 +86,10 @@ func bigLayerRecording(tb testing.TB, batches, n, callers int, capBytes, maxBuf 
 	}
 	per := 32 * 26 * 26
 	res.callBytes = 2*(bufBytes(n*per)+48*int64(n)) + r.statsReserve(r.layers["conv1"]) + r.statsReserve(r.layers["relu1"])
+	if workers {
+		res.callBytes += bufBytes(n * per) // conv1's whole output for the worker
+	}
+	res.kept = r.big.max
 	res.queuePeak = c.QueuePeak
 	return res
 }
@@ -104,17 +110,19 @@ func TestRecorderMemoryBoundedBigLayers(t *testing.T) {
 		t.Skip("heap figures are not meaningful under the race detector")
 	}
 	const capBytes, maxBuf, n = 8 << 20, 4 << 20, 128
-	got := bigLayerRecording(t, 16, n, 4, capBytes, maxBuf)
-	bound := got.baseline + uint64(max(capBytes, got.callBytes)) + 2*4*(maxBuf+appendBytes) + 32<<20
-	t.Logf("baseline %.1f MiB, one call %.1f MiB, queue peak %.1f MiB, peak live %.1f MiB (bound %.1f), peak HeapInuse %.1f MiB",
-		mib(got.baseline), mib(uint64(got.callBytes)), mib(uint64(got.queuePeak)), mib(got.live), mib(bound), mib(got.peakInuse))
-	// Rows bigger than their layer's estimate are charged beyond the
-	// reservation, by at most 640 KiB per layer.
-	if limit := max(capBytes, got.callBytes) + 2*640<<10; got.queuePeak > limit {
-		t.Errorf("queue peak %d bytes > max(cap %d, one call %d) + 2 x 640 KiB", got.queuePeak, capBytes, got.callBytes)
-	}
-	if got.live > bound {
-		t.Errorf("peak live heap %.1f MiB > baseline + max(cap, one call) + 2 layers x 4 x (store buffer + one append) + 32 MiB = %.1f MiB", mib(got.live), mib(bound))
+	for _, workers := range []bool{false, true} {
+		got := bigLayerRecording(t, 16, n, 4, capBytes, maxBuf, workers)
+		bound := got.baseline + uint64(max(capBytes, got.callBytes)) + uint64(got.kept) + 2*4*(maxBuf+appendBytes) + 32<<20
+		t.Logf("workers %v: baseline %.1f MiB, one call %.1f MiB, queue peak %.1f MiB, peak live %.1f MiB (bound %.1f), peak HeapInuse %.1f MiB",
+			workers, mib(got.baseline), mib(uint64(got.callBytes)), mib(uint64(got.queuePeak)), mib(got.live), mib(bound), mib(got.peakInuse))
+		// Rows bigger than their layer's estimate are charged beyond the
+		// reservation, by at most 640 KiB per layer.
+		if limit := max(capBytes, got.callBytes) + 2*640<<10; got.queuePeak > limit {
+			t.Errorf("workers %v: queue peak %d bytes > max(cap %d, one call %d) + 2 x 640 KiB", workers, got.queuePeak, capBytes, got.callBytes)
+		}
+		if got.live > bound {
+			t.Errorf("workers %v: peak live heap %.1f MiB > baseline + max(cap, one call) + kept buffers + 2 layers x 4 x (store buffer + one append) + 32 MiB = %.1f MiB", workers, mib(got.live), mib(bound))
+		}
 	}
 }
 
