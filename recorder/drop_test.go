@@ -115,8 +115,8 @@ func TestRecorderDropSkipsWholeBatches(t *testing.T) {
 					t.Errorf("dropped_batches = %q, counters say %d", got, c.Dropped)
 				}
 				// one call of 4 samples holds < 1 MiB of records (< 2 MiB with
-			// the workers' output copies)
-			if c.QueuePeak > max(tc.capBytes, 1<<20<<b2i(workers)) {
+				// the workers' output copies)
+				if c.QueuePeak > max(tc.capBytes, 1<<20<<b2i(workers)) {
 					t.Errorf("queue peak %d bytes", c.QueuePeak)
 				}
 				t.Logf("%d recorded, %d dropped, queue peak %d", len(want), c.Dropped, c.QueuePeak)
