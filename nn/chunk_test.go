@@ -2,6 +2,7 @@ package nn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -511,4 +512,50 @@ func TestChunkDest(t *testing.T) {
 		}
 	}
 	SetThreads(0)
+}
+
+type panicChunks struct{ at int }
+
+func (p panicChunks) Chunk(_ context.Context, _ ModuleInfo, _ *Tensor, lo, hi int) {
+	if lo <= p.at && p.at < hi {
+		panic("chunk hook failed")
+	}
+}
+func (panicChunks) Done(context.Context, ModuleInfo, int) {}
+
+// A chunk hook that panics in one of the goroutines a fused chain is split
+// over does not crash the process: the call-end hooks see ErrCallAborted
+// and the panic reaches Forward's caller, whatever the threads setting and
+// whichever sample's goroutine panicked.
+func TestChunkHookPanicReachesCaller(t *testing.T) {
+	defer SetThreads(SetThreads(0))
+	m, err := RecipeCNN(3, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := NewTensor(8, 3, 28, 28)
+	for _, threads := range []int{1, 2, 4} {
+		for _, at := range []int{0, 7} {
+			SetThreads(threads)
+			h, err := m.RegisterChunkHook("conv1", panicChunks{at: at})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ended error
+			he := m.RegisterCallEndHook(func(_ context.Context, err error) { ended = err })
+			got := func() (p any) {
+				defer func() { p = recover() }()
+				m.Forward(context.Background(), x)
+				return nil
+			}()
+			h.Remove()
+			he.Remove()
+			if got != "chunk hook failed" || !errors.Is(ended, ErrCallAborted) {
+				t.Errorf("threads %d, panic at sample %d: recovered %v, call-end hook saw %v", threads, at, got, ended)
+			}
+		}
+	}
+	if _, err := m.Forward(context.Background(), x); err != nil {
+		t.Fatalf("the model no longer works: %v", err)
+	}
 }

@@ -76,8 +76,10 @@ type ChunkDest interface {
 // with hooks registered, on success and on error: after the root's forward
 // and chunk hooks on success (err nil), or as Forward returns an error
 // (a layer's error, ctx.Err() on cancellation, err is what Forward
-// returns). A hook of the call that panics into Forward ends the call with
-// an error too (*HookPanicError). It runs on the Forward goroutine with the
+// returns). A hook of the call that panics (also one called from the
+// goroutines Forward splits a layer over) ends the call: the call-end hooks
+// see ErrCallAborted, then the panic propagates out of Forward on the
+// caller's goroutine. It runs on the Forward goroutine with the
 // call's context (carrying CallID), after every chunk of the call was
 // delivered; hooks that keep per-call state release it here.
 type CallEndHook func(ctx context.Context, err error)

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/actrec/actrec/nn/internal/gemm"
 )
@@ -36,17 +37,32 @@ func parallel(n, grain int, fn func(lo, hi int)) {
 		return
 	}
 	chunk := (n + w - 1) / w
+	// A panic in fn (a chunk hook's, say) is re-raised on the calling
+	// goroutine once every range has returned, where Forward's callers can
+	// recover it, rather than crashing the process from a worker goroutine.
+	var panicked atomic.Pointer[any]
+	run := func(lo, hi int) {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked.CompareAndSwap(nil, &p)
+			}
+		}()
+		fn(lo, hi)
+	}
 	var wg sync.WaitGroup
 	for lo := chunk; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fn(lo, hi)
+			run(lo, hi)
 		}()
 	}
-	fn(0, chunk)
+	run(0, chunk)
 	wg.Wait()
+	if p := panicked.Load(); p != nil {
+		panic(*p)
+	}
 }
 
 // bufPool recycles float32 scratch buffers (im2col matrices).
