@@ -98,12 +98,15 @@
 //	max(Config.QueueBytes, one call's records)   everything the recorder holds
 //	+ the store Writer's buffers                  store.Options.MaxBufferBytes
 //	+ statistics accumulators                    <= 32 x 768 KiB pooled, plus those in use
+//	+ large buffers kept for reuse               <= min(QueueBytes/2, 64 MiB)
 //
 // and the Go GC's headroom on top (GOGC; the recorder does not set a
 // memory limit). The queue's account covers every copy the recorder makes:
-// a Forward call reserves the bytes of its sampled copies before its hooks
-// allocate them, buffers are charged as allocated (buffers over 1 MiB are
-// not pooled, so none is kept outside the account), and an item stays
+// a Forward call reserves the bytes of its sampled copies (and with
+// StatsInWorkers its output copies) before its hooks allocate them,
+// buffers are charged as allocated (buffers over 1 MiB are not pooled,
+// except the last line above: free output copies of the same size, kept
+// per Recorder), and an item stays
 // charged until the store has taken its rows. The store copies appended
 // rows into per-layer buffers, two sets of them (one being flushed), that
 // grow by doubling and are kept; a flush starts once MaxBufferBytes are
@@ -125,56 +128,72 @@
 // bound with four concurrent callers at batch 128 (live heap 44 MiB; 190
 // MiB before copies were reserved).
 //
-// Why hooks compute statistics instead of workers (Config.StatsInWorkers
-// switches to the latter): RecipeCNN(3,10) at batch 64 produces 4.3 M output
-// elements (17 MB) per batch. A worker needs its own copy of all of it: the
-// copy is extra memory traffic on top of the same statistics work, which
-// then reads the data again from memory rather than from cache, and the
-// queue must hold 17 MB per batch (15 batches fill the default 256 MiB).
-// Measured with BenchmarkOverheadInterleaved (plain and recorded passes
-// alternated, process CPU time, shared 2-core machine under heavy load),
-// with forward hooks, before ReLU derivation and chunk hooks: statistics in hooks cost 49-51 % CPU over plain
-// inference (3 runs), statistics in workers 64-72 % (5 runs).
+// Statistics in hooks or in workers. By default the hooks compute the
+// statistics of each chunk where nn delivers it, on the inference
+// goroutine, while it is in the cache: the least CPU in all. With
+// Config.StatsInWorkers, the hooks only keep the outputs and a worker
+// computes the statistics, which moves that work off the inference
+// goroutines onto a spare core, at the price of more CPU in all (the
+// worker reads 10-20 MB per batch of RecipeCNN from memory rather than
+// cache) and of queue memory for the copies. What the hooks keep is made
+// cheap three ways: a fused convolution computes its output directly into
+// the recorder's buffer (nn.ChunkDest, no copy); a ReLU, Flatten or
+// Dropout whose input is recorded declines its chunks (so nn keeps the
+// ReLU after pooling, where it is cheapest) and the worker derives its row
+// and sampled tensors from the input's copy (the ReLU's moments with a
+// kernel that does not write its output, see TestReLUMomentsFast); other
+// outputs are copied once into a buffer reused from batch to batch. It pays
+// when inference leaves a core free (nn.SetThreads below GOMAXPROCS;
+// actrec --threads, which then switches it on); with every core busy with
+// inference, the hooks are cheaper. Both give the same rows (bit-identical
+// histograms, counts, minima and maxima; means and deviations to the last
+// bits of a float64, from a different summation order; tested by
+// TestRecorderFusedChunks, TestRecorderReusedRows and actrec's
+// TestRecord_StatsInWorkers).
 //
 // # Cost
 //
-// Measured on RecipeCNN(3,10) at batch 64 (4.3 M output elements, about
-// 6-7 ms of CPU per plain forward pass), on a shared noisy 2-core VM (load
-// average 5-11 from other jobs), with
+// Measured on RecipeCNN(3,10) at batch 64 (5.7-5.9 ms per plain forward
+// pass with one inference thread, 3.3-3.5 ms with two), on a shared 2-core
+// VM (load average about 1), 2026-11-26 21:03 UTC, with
 //
-//	go test -run XXX -bench OverheadInterleaved -count 3 ./recorder
+//	go test -run XXX -bench OverheadStream -benchtime 20x -count 3 ./recorder
 //
-// (plain and recorded passes alternated, process CPU time, the recorded
-// pass including the writer's work for its batch; three runs each):
+// (blocks of 32 plain and 32 recorded passes alternated, a recorded block
+// ending when its rows are written, the recorded total including Close;
+// wall-clock overhead, process CPU-time overhead in parentheses; ranges
+// over the three runs):
 //
-//	configuration                               before   now
-//	stats, every layer (with histograms)        97-103   28-34 %
-//	moments only (MomentsOnly), every layer     73-100   13-23 %
-//	stats + samples 0,2 of relu1, maxpool2, fc1  95-99   25-41 %
-//	stats, every layer, every 8th batch              -    2-6 %
-//	hooks attached, nothing recorded                 -   -2-7 %
-//	no-op hooks on every module                  54-74    1-8 %
+//	configuration                          1 inference thread     2 threads
+//	hooks attached, nothing recorded       +0.6-1.0 (0.3-1.0)    -2.0-+0.3 (-1.3-+1.1)
+//	stats, every layer, every batch:
+//	  in hooks (default)                   +28-30 (31-32)        +32-35 (28-31)
+//	  StatsInWorkers                       +2.6-4.7 (27-32)      +37-49 (25-34)
+//	stats + samples 0,2 of relu1, maxpool2, fc1:
+//	  in hooks                             +29 (33-35)           +29-41 (27-42)
+//	  StatsInWorkers                       +6.5-9.7 (35-41)      +45-53 (33-39)
+//	moments only, every layer (hooks)      +16-17 (16-18)        +16-19 (16-18)
+//	stats every 8th batch (hooks)          +3.4-4.3 (4.1-5.2)    +6.9-8.5 (6.2-7.3)
 //
-// ("before" is commit b98bf5a, forward hooks, measured in the same session;
-// its no-op row is forward hooks, "now" chunk hooks; "now" ranges cover
-// six runs, two invocations), and wall clock, go test -run XXX -bench
-// 'Overhead$' -count 3 ./recorder: plain 7.0-11.1 ms, stats 9.0-10.1 ms,
-// moments only 8.4-8.9 ms, stats + samples 9.8-11.9 ms, every 8th batch
-// 7.3-8.0 ms per batch. The targets of 5 % (stats) and 10 % (with samples)
-// are not met when every batch is recorded. What remains is mostly the
-// statistics themselves: the recorder's path (ReLU histograms derived,
-// Flatten reused, one chunk per sample) costs 0.45-0.47 ns of CPU per
-// output element on average, 31-32 % of a plain forward pass
-// (BenchmarkStatsRecipeBatch/recorder; 0.59 ns counting every output in
-// full, /kernel), for a model that does so little arithmetic per output
-// element that reading every activation once is a sizeable fraction of
-// inference; with samples,
-// also the store's appending of the copied tensors. PyTorch's hooks cost
-// about 4 % for mean/std/min/max, vectorised float32 reductions without a
-// histogram. MomentsOnly skips the histogram; BatchPolicy.Every scales
-// everything down proportionally, since calls the recorder records nothing
-// of are declined (nn.ChunkFilter) and run as if unhooked; recording fewer
-// layers costs proportionally less.
+// In the same window PyTorch's mean/std/min/max hooks on relu1, maxpool2
+// and fc1 alone (../shared/bench/torch_seedcnn.py 64 50 T) cost +89 % with
+// one thread (7.9 -> 15.0 ms) and +26 % with two (8.6 -> 10.8 ms).
+//
+// So the targets (<= 5 % for stats of every layer of every batch, <= 10 %
+// with samples) are met when inference leaves a core to the recorder
+// (nn.SetThreads(1) on two cores, the setting of the PyTorch anchor;
+// StatsInWorkers), and not when inference uses every core: the statistics
+// then cost 0.45 ns of CPU per output element (histogram about two thirds
+// of it: one scattered increment per element, BenchmarkKernelsL1), about
+// 30 % of this model's forward pass, which does little arithmetic per
+// activation. Recording every 8th batch (BatchPolicy.Every) scales that
+// down proportionally, since calls the recorder records nothing of are
+// declined (nn.ChunkFilter) and run as if unhooked; MomentsOnly drops the
+// histogram; recording fewer layers costs proportionally less.
+// BenchmarkOverheadInterleaved (one recorded pass, waiting for its rows,
+// alternated with one plain pass) charges all the recorder's work to the
+// recorded pass, hence StatsInWorkers' +43-46 % there: it measures CPU cost,
+// not what a long recording does to inference throughput.
 //
 // The two steps that took the overhead down: nn.ChunkHook (the recorder no
 // longer makes nn materialise whole-batch tensors; a forward hook on every
