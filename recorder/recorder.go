@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"runtime"
@@ -302,6 +303,14 @@ func (r *Recorder) createRun(layers []store.LayerInfo, sel map[string]Mode) erro
 	if info.Host == "" {
 		info.Host, _ = os.Hostname()
 	}
+	// where inference ran: the statistics' cost depends on it (package
+	// doc, Cost)
+	info.Meta = maps.Clone(info.Meta)
+	if info.Meta == nil {
+		info.Meta = map[string]string{}
+	}
+	info.Meta["nn_threads"] = strconv.Itoa(nn.Threads())
+	info.Meta["gomaxprocs"] = strconv.Itoa(runtime.GOMAXPROCS(0))
 	w, err := r.st.CreateRun(info, layers)
 	if err != nil {
 		return fmt.Errorf("recorder: %w", err)
@@ -559,13 +568,23 @@ func (r *Recorder) addChannelStats(row *store.StatsRow, data []float32, shape []
 
 // computeStats returns the statistics row of data (batch unset).
 func (r *Recorder) computeStats(data []float32, shape []int) store.StatsRow {
+	return r.statsOf(data, shape, accumulateWith)
+}
+
+// computeStatsSerial is computeStats on the calling goroutine only (a
+// worker's: StatsInWorkers leaves the other cores to inference).
+func (r *Recorder) computeStatsSerial(data []float32, shape []int) store.StatsRow {
+	return r.statsOf(data, shape, func(a *accumulator, x []float32, add func(*accumulator, []float32)) { add(a, x) })
+}
+
+func (r *Recorder) statsOf(data []float32, shape []int, acc func(*accumulator, []float32, func(*accumulator, []float32))) store.StatsRow {
 	a := accPool.Get()
 	var row store.StatsRow
 	if r.cfg.MomentsOnly {
-		accumulateWith(a, data, (*accumulator).addMoments)
+		acc(a, data, (*accumulator).addMoments)
 		row = a.resultWith(store.Histogram{}, false)
 	} else {
-		accumulate(a, data)
+		acc(a, data, (*accumulator).add)
 		row = a.result(r.cfg.Histogram)
 	}
 	accPool.Put(a)
@@ -634,7 +653,7 @@ func (r *Recorder) write(it *item) {
 			return
 		}
 	} else if it.raw != nil {
-		row := r.computeStats(*it.raw, it.shape)
+		row := r.computeStatsSerial(*it.raw, it.shape)
 		row.Batch = it.batch
 		it.stats = &row
 	}

@@ -111,6 +111,9 @@ func TestRecord_StatsInWorkers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if run.Meta["nn_threads"] != "1" {
+			t.Errorf("%s: meta %v, want nn_threads 1", v.name, run.Meta)
+		}
 		wantWorkers := v.statsIn == "workers" || (v.statsIn == "auto" && runtime.GOMAXPROCS(0) > 1)
 		if got := strings.Contains(string(run.Config), `"stats_in_workers":true`); got != wantWorkers {
 			t.Errorf("%s: config %s, want stats_in_workers %v", v.name, run.Config, wantWorkers)
