@@ -411,6 +411,7 @@ func BenchmarkStatsRecipeBatch(b *testing.B) {
 			ls = append(ls, &layerState{info: store.LayerInfo{Path: l.path, Shape: l.out.Shape[1:]}, mode: ModeStats})
 			r.layers[l.path] = ls[len(ls)-1]
 		}
+		r.layerList = ls
 		r.planLayers(m)
 		run(b, func(uint64) {
 			cs := &callState{bs: &batchState{stats: true}, n: 64, layers: map[*layerState]*layerCall{}, done: map[*layerState]*layerResult{}}

@@ -16,8 +16,12 @@ import (
 
 // chunkLen is the number of elements whose moments are summed in float64
 // before being merged into the running (n, mean, M2) with Chan et al.'s
-// formula. 1024 float32 = 4 KiB, so a chunk stays in L1 between passes.
-const chunkLen = 1024
+// formula. 4096 float32 = 16 KiB, so a chunk stays in L1 between passes
+// (the slow path's); 1024 cost 20 % more per element in per-chunk
+// overhead (BenchmarkStatsRecipeBatch/recorder: 0.37-0.41 -> 0.31-0.32 ns).
+// The shifted float64 sums of 4096 terms cannot overflow, and their
+// rounding error (< 4096 x 2^-53 relative) is far below the tests' bounds.
+const chunkLen = 4096
 
 // Dense histogram layout: slots 0..0xffff are the bfloat16 keys. A value
 // that is exactly ±0 is counted in a rotating dummy slot at zeroBase+(r)
@@ -151,7 +155,7 @@ func histChunkGo(h *[denseLen]uint32, c []float32) {
 // d = x-K and d² in float64 with K = c[0] (a shifted-data sum, exact enough
 // because K is one of the data) and tracks min and max; a non-finite
 // element makes the float64 sum non-finite (float32 values cannot overflow
-// a float64 sum of 1024 terms), and only then the chunk is redone by the
+// a float64 sum of chunkLen terms), and only then the chunk is redone by the
 // filtering slow path.
 func (a *accumulator) chunk(c []float32) {
 	a.count += int64(len(c))
