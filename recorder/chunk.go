@@ -359,10 +359,11 @@ func (h *chunkHook) Wants(ctx context.Context, _ nn.ModuleInfo) (want bool) {
 }
 
 // deriveTensors hands the sampled-tensor buffers of l's followers whose
-// rows the worker derives (viaWorker) to l's item: the worker fills them
-// from l's output copy, so that these layers need no chunks at all (nn can
-// then keep, e.g., a ReLU fused after l unmaterialised). It adds their
-// bytes to *bytes.
+// rows the worker derives (viaWorker), recursively, to l's item: the
+// worker fills them from l's output copy, so that these layers need no
+// chunks at all (nn can then keep, e.g., a ReLU fused after l
+// unmaterialised). It adds their bytes and those of their stats rows to
+// *bytes.
 func (r *Recorder) deriveTensors(ctx context.Context, cs *callState, l *layerState, bytes *int64) []derivedTensors {
 	var out []derivedTensors
 	for _, f := range l.followers {
@@ -374,6 +375,7 @@ func (r *Recorder) deriveTensors(ctx context.Context, cs *callState, l *layerSta
 			flc.buf, flc.trow, flc.tensors = nil, nil, false
 		}
 		flc.mu.Unlock()
+		*bytes += r.statsReserve(f) // its row
 		out = append(out, r.deriveTensors(ctx, cs, f, bytes)...)
 	}
 	return out
@@ -611,6 +613,7 @@ func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState,
 		switch {
 		case lc.full != nil:
 			if n*lc.per != len(*lc.full) {
+				r.dropSamples(lc)
 				return fmt.Errorf("recorder: %s: output has %d rows, the batch %d", l.info.Path, n, len(*lc.full)/max(lc.per, 1))
 			}
 			it.raw, lc.full = lc.full, nil
@@ -618,9 +621,6 @@ func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState,
 			it.src = l
 			it.bytes += bufBytes(len(*it.raw)) + r.statsReserve(l)
 			it.derived = r.deriveTensors(ctx, cs, l, &it.bytes)
-			for _, f := range l.followers {
-				it.bytes += r.statsReserve(f)
-			}
 		case lc.viaWorker:
 			// the source layer's item carries this layer's row
 		default:

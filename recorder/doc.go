@@ -142,7 +142,9 @@
 // ReLU after pooling, where it is cheapest) and the worker derives its row
 // and sampled tensors from the input's copy (the ReLU's moments with a
 // kernel that does not write its output, see TestReLUMomentsFast); other
-// outputs are copied once into a buffer reused from batch to batch. It pays
+// outputs are copied once into a buffer reused from batch to batch (the
+// derived rows travel with their input's: a call that fails after the
+// input's layer still records them). It pays
 // when inference leaves a core free (nn.SetThreads below GOMAXPROCS;
 // actrec --threads, which then switches it on); with every core busy with
 // inference, the hooks are cheaper. Both give the same rows (bit-identical
