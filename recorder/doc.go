@@ -155,47 +155,51 @@
 //
 // # Cost
 //
-// Measured on RecipeCNN(3,10) at batch 64 (5.7-5.9 ms per plain forward
-// pass with one inference thread, 3.3-3.5 ms with two), on a shared 2-core
-// VM (load average about 1), 2026-11-26 21:03 UTC, with
+// Measured on RecipeCNN(3,10) at batch 64 (5.7-6.1 ms per plain forward
+// pass with one inference thread, 3.3-3.8 ms with two), on a shared 2-core
+// VM, 2026-11-26, two windows (21:03 UTC, quiet; 21:16 UTC, busier: the
+// PyTorch anchor's plain pass took 11.8 instead of 7.9 ms), with
 //
 //	go test -run XXX -bench OverheadStream -benchtime 20x -count 3 ./recorder
 //
 // (blocks of 32 plain and 32 recorded passes alternated, a recorded block
 // ending when its rows are written, the recorded total including Close;
-// wall-clock overhead, process CPU-time overhead in parentheses; ranges
-// over the three runs):
+// wall-clock overhead, ranges over the runs of both windows):
 //
-//	configuration                          1 inference thread     2 threads
-//	hooks attached, nothing recorded       +0.6-1.0 (0.3-1.0)    -2.0-+0.3 (-1.3-+1.1)
+//	configuration                          1 inference thread   2 threads
+//	hooks attached, nothing recorded       0-1 %                -2-+2 %
 //	stats, every layer, every batch:
-//	  in hooks (default)                   +28-30 (31-32)        +32-35 (28-31)
-//	  StatsInWorkers                       +2.6-4.7 (27-32)      +37-49 (25-34)
+//	  in hooks (default)                   24-30 %              24-37 %
+//	  StatsInWorkers                       2.6-8.5 % (median 5) 28-49 %
 //	stats + samples 0,2 of relu1, maxpool2, fc1:
-//	  in hooks                             +29 (33-35)           +29-41 (27-42)
-//	  StatsInWorkers                       +6.5-9.7 (35-41)      +45-53 (33-39)
-//	moments only, every layer (hooks)      +16-17 (16-18)        +16-19 (16-18)
-//	stats every 8th batch (hooks)          +3.4-4.3 (4.1-5.2)    +6.9-8.5 (6.2-7.3)
+//	  in hooks                             23-29 %              29-45 %
+//	  StatsInWorkers                       4.3-9.7 % (median 7) 28-53 %
+//	moments only, every layer (hooks)      14-17 %              8-19 %
+//	stats every 8th batch (hooks)          3.4-4.8 %            4.4-8.5 %
 //
-// In the same window PyTorch's mean/std/min/max hooks on relu1, maxpool2
-// and fc1 alone (../shared/bench/torch_seedcnn.py 64 50 T) cost +89 % with
-// one thread (7.9 -> 15.0 ms) and +26 % with two (8.6 -> 10.8 ms).
+// In the same windows PyTorch's mean/std/min/max hooks on relu1, maxpool2
+// and fc1 alone (../shared/bench/torch_seedcnn.py 64 50 T) cost +89 % and
+// +31 % with one thread, +26 % and +51 % with two.
 //
 // So the targets (<= 5 % for stats of every layer of every batch, <= 10 %
 // with samples) are met when inference leaves a core to the recorder
-// (nn.SetThreads(1) on two cores, the setting of the PyTorch anchor;
-// StatsInWorkers), and not when inference uses every core: the statistics
-// then cost 0.45 ns of CPU per output element (histogram about two thirds
-// of it: one scattered increment per element, BenchmarkKernelsL1), about
-// 30 % of this model's forward pass, which does little arithmetic per
-// activation. Recording every 8th batch (BatchPolicy.Every) scales that
-// down proportionally, since calls the recorder records nothing of are
-// declined (nn.ChunkFilter) and run as if unhooked; MomentsOnly drops the
-// histogram; recording fewer layers costs proportionally less.
-// BenchmarkOverheadInterleaved (one recorded pass, waiting for its rows,
-// alternated with one plain pass) charges all the recorder's work to the
-// recorded pass, hence StatsInWorkers' +43-46 % there: it measures CPU cost,
-// not what a long recording does to inference throughput.
+// (nn.SetThreads(1) on two cores, the setting of the PyTorch anchor, with
+// StatsInWorkers): with samples in every run, for stats at the median (the
+// spread is the other core's load: in the busier window it was 6-8.5 %).
+// They are not met when inference uses every core: the statistics then
+// cost 0.30-0.33 ns of CPU per output element
+// (BenchmarkStatsRecipeBatch/recorder; the bfloat16 histogram, one
+// scattered increment per element, is most of it, BenchmarkKernelsL1),
+// about 22 % of this model's forward pass, which does little arithmetic
+// per activation, and with no idle core that CPU is wall time. Recording
+// every 8th batch (BatchPolicy.Every) scales that down proportionally,
+// since calls the recorder records nothing of are declined (nn.ChunkFilter)
+// and run as if unhooked; MomentsOnly drops the histogram; recording fewer
+// layers costs proportionally less. BenchmarkOverheadInterleaved (one
+// recorded pass, waiting for its rows, alternated with one plain pass)
+// charges all the recorder's work to the recorded pass, hence
+// StatsInWorkers' +38-43 % there: it measures CPU cost, not what a long
+// recording does to inference throughput.
 //
 // The two steps that took the overhead down: nn.ChunkHook (the recorder no
 // longer makes nn materialise whole-batch tensors; a forward hook on every
