@@ -99,18 +99,7 @@ func BenchmarkOverheadInterleaved(b *testing.B) {
 				h := m.RegisterGlobalHook(func(context.Context, nn.ModuleInfo, []*nn.Tensor, *nn.Tensor) {})
 				defer h.Remove()
 			default:
-				st, err := store.Open(b.TempDir(), store.DefaultOptions())
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer st.Close()
-				r, err = New(st, store.RunInfo{Name: "bench"}, c.cfg())
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
-					b.Fatal(err)
-				}
+				m, r = recordedRecipe(b, c.cfg())
 			}
 			wait := func() {
 				if r != nil {
@@ -159,6 +148,28 @@ func BenchmarkOverheadInterleaved(b *testing.B) {
 			b.ReportMetric(100*float64(cRec-cPlain)/float64(cPlain), "cpu-overhead-%")
 		})
 	}
+}
+
+// recordedRecipe returns RecipeCNN(3,10) with a recorder of cfg attached,
+// writing to a store in a temporary directory (closed with the benchmark).
+func recordedRecipe(b *testing.B, cfg Config) (*nn.Model, *Recorder) {
+	m, err := nn.RecipeCNN(3, 10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(b.TempDir(), store.DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	r, err := New(st, store.RunInfo{Name: "bench"}, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
+		b.Fatal(err)
+	}
+	return m, r
 }
 
 type noopChunks struct{}
@@ -452,22 +463,7 @@ func BenchmarkOverheadStream(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				m, err := nn.RecipeCNN(3, 10)
-				if err != nil {
-					b.Fatal(err)
-				}
-				st, err := store.Open(b.TempDir(), store.DefaultOptions())
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer st.Close()
-				r, err := New(st, store.RunInfo{Name: "bench"}, c.cfg())
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
-					b.Fatal(err)
-				}
+				m, r := recordedRecipe(b, c.cfg())
 				x := input(64, 1)
 				ctx := context.Background()
 				for i := 0; i < 2; i++ {

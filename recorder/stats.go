@@ -270,16 +270,7 @@ func reluMomentsGo(c []float32, k float64) moments {
 // addReLUMoments accumulates the moments of max(x, 0) (x free of NaN and
 // Inf) like addMoments does those of its argument, without writing them.
 func (a *accumulator) addReLUMoments(x []float32) {
-	for len(x) > 0 {
-		c := x
-		if len(c) > chunkLen {
-			c = c[:chunkLen]
-		}
-		x = x[len(c):]
-		a.count += int64(len(c))
-		k := float64(max(c[0], 0))
-		a.mergeChunk(c, k, reluMomentsFast(c, k))
-	}
+	a.addMomentsWith(x, func(c []float32) float64 { return float64(max(c[0], 0)) }, reluMomentsFast)
 }
 
 // slowChunk handles a chunk holding NaN or Inf: two passes over the finite
@@ -753,6 +744,12 @@ func quantiles(h store.Histogram, n uint64) (out [len(store.Quantiles)]float64) 
 // addMoments accumulates everything but the histogram of x (for
 // resultWith, when the histogram is known otherwise).
 func (a *accumulator) addMoments(x []float32) {
+	a.addMomentsWith(x, func(c []float32) float64 { return float64(c[0]) }, momentsFast)
+}
+
+// addMomentsWith accumulates the moments fn returns for each chunkLen
+// chunk of x, with the chunk's shift.
+func (a *accumulator) addMomentsWith(x []float32, shift func([]float32) float64, fn func([]float32, float64) moments) {
 	for len(x) > 0 {
 		c := x
 		if len(c) > chunkLen {
@@ -760,8 +757,8 @@ func (a *accumulator) addMoments(x []float32) {
 		}
 		x = x[len(c):]
 		a.count += int64(len(c))
-		k := float64(c[0])
-		a.mergeChunk(c, k, momentsFast(c, k))
+		k := shift(c)
+		a.mergeChunk(c, k, fn(c, k))
 	}
 }
 

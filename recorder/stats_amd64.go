@@ -26,33 +26,27 @@ func reluMomentsAVX2(x []float32, k float64, out *momentsOut)
 // reluMomentsFast returns the moments of max(c, 0) (len(c) >= 1, no NaN)
 // with shift k, without writing them.
 func reluMomentsFast(c []float32, k float64) moments {
-	if !useAVX2 || len(c) < 16 {
-		return reluMomentsGo(c, k)
-	}
-	n := len(c) &^ 15
-	var o momentsOut
-	reluMomentsAVX2(c[:n], k, &o)
-	m := o.reduce()
-	if n < len(c) {
-		m.add(reluMomentsGo(c[n:], k))
-	}
-	return m
+	return withKernel(c, k, reluMomentsAVX2, reluMomentsGo)
 }
 
 func histChunk(h *[denseLen]uint32, c []float32) { histAsm(h, c) }
 
 // momentsFast returns the moments of c (len(c) >= 1) with shift k, without
 // histogram.
-func momentsFast(c []float32, k float64) moments {
+func momentsFast(c []float32, k float64) moments { return withKernel(c, k, momentsAVX2, momentsGo) }
+
+// withKernel runs the assembly kernel on the multiple-of-16 head of c and
+// the portable one on the rest (or on all of c without AVX2).
+func withKernel(c []float32, k float64, kernel func([]float32, float64, *momentsOut), portable func([]float32, float64) moments) moments {
 	if !useAVX2 || len(c) < 16 {
-		return momentsGo(c, k)
+		return portable(c, k)
 	}
 	n := len(c) &^ 15
 	var o momentsOut
-	momentsAVX2(c[:n], k, &o)
+	kernel(c[:n], k, &o)
 	m := o.reduce()
 	if n < len(c) {
-		m.add(momentsGo(c[n:], k))
+		m.add(portable(c[n:], k))
 	}
 	return m
 }

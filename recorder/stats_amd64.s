@@ -43,6 +43,31 @@ tail:
 done:
 	RET
 
+// MOMENTS_INIT zeroes the accumulators of MOMENTS16: sums Y1, Y2,
+// squares Y3, Y4, zero counts Y12, -0 counts Y11, and Y13 (0.0).
+#define MOMENTS_INIT \
+	VXORPD Y1, Y1, Y1 \
+	VXORPD Y2, Y2, Y2 \
+	VXORPD Y3, Y3, Y3 \
+	VXORPD Y4, Y4, Y4 \
+	VPXOR Y12, Y12, Y12 \
+	VXORPS Y13, Y13, Y13 \
+	VPXOR Y11, Y11, Y11
+
+// MOMENTS_STORE writes the accumulators (and min Y5, max Y6) to the
+// momentsOut at R8 and returns.
+#define MOMENTS_STORE \
+	VADDPD Y2, Y1, Y1 \
+	VADDPD Y4, Y3, Y3 \
+	VMOVUPD Y1, 0(R8) \
+	VMOVUPD Y3, 32(R8) \
+	VMOVUPS Y5, 64(R8) \
+	VMOVUPS Y6, 96(R8) \
+	VMOVDQU Y12, 128(R8) \
+	VMOVDQU Y11, 160(R8) \
+	VZEROUPPER \
+	RET
+
 // func chunkAVX2(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
 // Fused pass over x (len a multiple of 16): the histogram counts of
 // histAsm and the moments of momentsAVX2, plus the number of elements equal
@@ -56,13 +81,7 @@ TEXT ·chunkAVX2(SB), NOSPLIT, $0-56
 	MOVQ x_len+16(FP), CX
 	MOVQ out+48(FP), R8
 	VBROADCASTSD k+32(FP), Y0
-	VXORPD Y1, Y1, Y1
-	VXORPD Y2, Y2, Y2
-	VXORPD Y3, Y3, Y3
-	VXORPD Y4, Y4, Y4
-	VPXOR Y12, Y12, Y12
-	VXORPS Y13, Y13, Y13
-	VPXOR Y11, Y11, Y11
+	MOMENTS_INIT
 	MOVL $0x80000000, AX
 	VMOVD AX, X10
 	VPBROADCASTD X10, Y10
@@ -158,16 +177,7 @@ simple16:
 	JMP simple16
 
 done:
-	VADDPD Y2, Y1, Y1
-	VADDPD Y4, Y3, Y3
-	VMOVUPD Y1, 0(R8)
-	VMOVUPD Y3, 32(R8)
-	VMOVUPS Y5, 64(R8)
-	VMOVUPS Y6, 96(R8)
-	VMOVDQU Y12, 128(R8)
-	VMOVDQU Y11, 160(R8)
-	VZEROUPPER
-	RET
+	MOMENTS_STORE
 
 // func momentsAVX2(x []float32, k float64, out *momentsOut)
 // The moments part of chunkAVX2 alone (no histogram); len(x) must be a
@@ -177,13 +187,7 @@ TEXT ·momentsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x_len+8(FP), CX
 	MOVQ out+32(FP), R8
 	VBROADCASTSD k+24(FP), Y0
-	VXORPD Y1, Y1, Y1
-	VXORPD Y2, Y2, Y2
-	VXORPD Y3, Y3, Y3
-	VXORPD Y4, Y4, Y4
-	VPXOR Y12, Y12, Y12
-	VXORPS Y13, Y13, Y13
-	VPXOR Y11, Y11, Y11
+	MOMENTS_INIT
 	MOVL $0x80000000, AX
 	VMOVD AX, X10
 	VPBROADCASTD X10, Y10
@@ -199,16 +203,7 @@ moments16:
 	JMP moments16
 
 mdone:
-	VADDPD Y2, Y1, Y1
-	VADDPD Y4, Y3, Y3
-	VMOVUPD Y1, 0(R8)
-	VMOVUPD Y3, 32(R8)
-	VMOVUPS Y5, 64(R8)
-	VMOVUPS Y6, 96(R8)
-	VMOVDQU Y12, 128(R8)
-	VMOVDQU Y11, 160(R8)
-	VZEROUPPER
-	RET
+	MOMENTS_STORE
 
 // func reluMomentsAVX2(x []float32, k float64, out *momentsOut)
 // momentsAVX2 of max(x, 0) (+0 for x <= 0) without writing it; for x free
@@ -218,13 +213,7 @@ TEXT ·reluMomentsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x_len+8(FP), CX
 	MOVQ out+32(FP), R8
 	VBROADCASTSD k+24(FP), Y0
-	VXORPD Y1, Y1, Y1
-	VXORPD Y2, Y2, Y2
-	VXORPD Y3, Y3, Y3
-	VXORPD Y4, Y4, Y4
-	VPXOR Y12, Y12, Y12
-	VXORPS Y13, Y13, Y13
-	VPXOR Y11, Y11, Y11
+	MOMENTS_INIT
 	VMOVUPS (SI), Y5
 	VMAXPS Y13, Y5, Y5
 	VMOVAPS Y5, Y6
@@ -267,13 +256,4 @@ rmoments16:
 	JMP rmoments16
 
 rmdone:
-	VADDPD Y2, Y1, Y1
-	VADDPD Y4, Y3, Y3
-	VMOVUPD Y1, 0(R8)
-	VMOVUPD Y3, 32(R8)
-	VMOVUPS Y5, 64(R8)
-	VMOVUPS Y6, 96(R8)
-	VMOVDQU Y12, 128(R8)
-	VMOVDQU Y11, 160(R8)
-	VZEROUPPER
-	RET
+	MOMENTS_STORE
