@@ -468,46 +468,48 @@ func TestChunkDest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := NewTensor(7, 3, 28, 28)
-	fillRand(r, x)
-	x.Data[9] = float32(math.NaN())
-	ref := referenceOutputs(t, m, x)
-	for _, threads := range []int{1, 2} {
-		for _, alsoReLU := range []bool{false, true} {
-			SetThreads(threads)
-			h := &destHook{per: 32 * 26 * 26}
-			hh, err := m.RegisterChunkHook("conv1", h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var hr *HookHandle
-			if alsoReLU {
-				hr, err = m.RegisterChunkHook("relu1", newChunkCollector(t))
+	for _, n := range []int{7, 1} { // 1 < threads: the GEMM is split instead of the batch
+		x := NewTensor(n, 3, 28, 28)
+		fillRand(r, x)
+		x.Data[9] = float32(math.NaN())
+		ref := referenceOutputs(t, m, x)
+		for _, threads := range []int{1, 2} {
+			for _, alsoReLU := range []bool{false, true} {
+				SetThreads(threads)
+				h := &destHook{per: 32 * 26 * 26}
+				hh, err := m.RegisterChunkHook("conv1", h)
 				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			y, err := m.Forward(context.Background(), x)
-			hh.Remove()
-			if hr != nil {
-				hr.Remove()
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !sameBits(y.Data, ref["fc2"]) {
-				t.Errorf("threads %d relu hook %v: output differs from the unhooked model's", threads, alsoReLU)
-			}
-			if !sameBits(h.dest, ref["conv1"]) {
-				t.Errorf("threads %d relu hook %v: conv1 output in the hook's memory differs from the unfused output", threads, alsoReLU)
-			}
-			wantAsked, wantAliased := 1, 7
-			if alsoReLU {
-				wantAsked, wantAliased = 0, 0
-			}
-			if h.asked != wantAsked || h.aliased != wantAliased || h.aliased+h.copied != 7 {
-				t.Errorf("threads %d relu hook %v: ChunkDest called %d times, %d chunks in place, %d elsewhere; want %d, %d",
-					threads, alsoReLU, h.asked, h.aliased, h.copied, wantAsked, wantAliased)
+				var hr *HookHandle
+				if alsoReLU {
+					hr, err = m.RegisterChunkHook("relu1", newChunkCollector(t))
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				y, err := m.Forward(context.Background(), x)
+				hh.Remove()
+				if hr != nil {
+					hr.Remove()
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !sameBits(y.Data, ref["fc2"]) {
+					t.Errorf("threads %d relu hook %v: output differs from the unhooked model's", threads, alsoReLU)
+				}
+				if !sameBits(h.dest, ref["conv1"]) {
+					t.Errorf("threads %d relu hook %v: conv1 output in the hook's memory differs from the unfused output", threads, alsoReLU)
+				}
+				wantAsked, wantAliased := 1, n
+				if alsoReLU {
+					wantAsked, wantAliased = 0, 0
+				}
+				if h.asked != wantAsked || h.aliased != wantAliased || h.aliased+h.copied != n {
+					t.Errorf("batch %d threads %d relu hook %v: ChunkDest called %d times, %d chunks in place, %d elsewhere; want %d, %d",
+						n, threads, alsoReLU, h.asked, h.aliased, h.copied, wantAsked, wantAliased)
+				}
 			}
 		}
 	}

@@ -567,6 +567,8 @@ func (h *chunkHook) Done(ctx context.Context, _ nn.ModuleInfo, n int) {
 			for _, a := range lc.idle {
 				discard(a)
 			}
+			r.big.put(lc.full) // nn is done with it (ChunkDest)
+			lc.full = nil
 		}
 		return
 	}
