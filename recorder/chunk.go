@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,7 +56,10 @@ type layerCall struct {
 
 	idle []*accumulator // accumulators not in use by a chunk
 
-	full *[]float32 // Config.StatsInWorkers: copy of the whole output (rows of per elements), filled chunk by chunk
+	full    *[]float32 // Config.StatsInWorkers: copy of the whole output (rows of per elements), filled chunk by chunk
+	fullN   int        // rows of full
+	shape   []int      // per-row shape of full's data: the run's, or the call's if it differs (variable input size)
+	resized bool       // full was resized for the call's shape
 	// viaWorker: Config.StatsInWorkers, and the row is derived by the
 	// worker from the source layer's copy (l.from's item)
 	viaWorker bool
@@ -272,7 +276,7 @@ func (cs *callState) layerCall(ctx context.Context, r *Recorder, l *layerState, 
 	cs.layers[l] = lc
 	if lc.stats && r.cfg.StatsInWorkers && cs.n > 0 {
 		if l.kind == kindCount {
-			lc.per = shapeLen(l.info.Shape)
+			lc.per, lc.fullN, lc.shape = shapeLen(l.info.Shape), cs.n, l.info.Shape
 			lc.full = r.big.get(cs.n * lc.per)
 		} else {
 			lc.viaWorker = true
@@ -364,21 +368,26 @@ func (h *chunkHook) Wants(ctx context.Context, _ nn.ModuleInfo) (want bool) {
 // chunks at all (nn can then keep, e.g., a ReLU fused after l
 // unmaterialised). It adds their bytes and those of their stats rows to
 // *bytes.
-func (r *Recorder) deriveTensors(ctx context.Context, cs *callState, l *layerState, bytes *int64) []derivedTensors {
-	var out []derivedTensors
+func (r *Recorder) deriveTensors(ctx context.Context, cs *callState, l *layerState, per int, bytes *int64) (out []derivedTensors, err error) {
 	for _, f := range l.followers {
 		flc := cs.layerCall(ctx, r, f, nil, 0, 0)
 		flc.mu.Lock()
 		if flc.viaWorker && flc.tensors && flc.err == nil {
+			if flc.per != per {
+				// as a hook on f would find (variable input size)
+				err = fmt.Errorf("recorder: %s: per-sample output of %d elements, run has %v", f.info.Path, per, f.info.Shape)
+			}
 			out = append(out, derivedTensors{layer: f, idx: flc.idx, per: flc.per, buf: flc.buf, rows: flc.trow})
 			*bytes += bufBytes(flc.per*len(flc.idx)) + 48*int64(len(flc.idx))
 			flc.buf, flc.trow, flc.tensors = nil, nil, false
 		}
 		flc.mu.Unlock()
 		*bytes += r.statsReserve(f) // its row
-		out = append(out, r.deriveTensors(ctx, cs, f, bytes)...)
+		more, ferr := r.deriveTensors(ctx, cs, f, per, bytes)
+		out = append(out, more...)
+		err = cmp.Or(err, ferr)
 	}
-	return out
+	return out, err
 }
 
 // ChunkDest hands nn the output copy of a layer whose statistics a worker
@@ -447,14 +456,11 @@ func (r *Recorder) addChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, hi
 		case lc.full != nil:
 			// A worker computes the statistics of the copy (and those of
 			// the layers derived from it, see workerRows).
-			if hi > lo && len(out.Data) != lc.per*(hi-lo) || hi*lc.per > len(*lc.full) {
+			if err := r.keepChunk(l, lc, out, lo, hi); err != nil {
 				lc.mu.Lock()
-				lc.err = fmt.Errorf("recorder: %s: chunk of rows [%d, %d) with shape %v, run has %v", l.info.Path, lo, hi, out.Shape, l.info.Shape)
+				lc.err = err
 				lc.mu.Unlock()
 				return
-			}
-			if dst := (*lc.full)[lo*lc.per : hi*lc.per]; len(dst) > 0 && &dst[0] != &out.Data[0] {
-				copy(dst, out.Data) // not computed in place (ChunkDest)
 			}
 		case lc.viaWorker:
 			// derived by the worker from the source layer's copy
@@ -477,6 +483,40 @@ func (r *Recorder) addChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, hi
 	lc.mu.Lock()
 	lc.rows += hi - lo
 	lc.mu.Unlock()
+}
+
+// keepChunk puts rows [lo, hi) of a layer's output into lc.full (nothing to
+// do if nn computed them there, nn.ChunkDest). A call whose input has
+// another size than the run's (a model with variable spatial size) gets a
+// buffer of its own size at its first chunk, as the hooks would count it.
+func (r *Recorder) keepChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, hi int) error {
+	rows := hi - lo
+	if rows <= 0 {
+		return nil
+	}
+	if len(out.Data)%rows != 0 || len(out.Shape) == 0 {
+		return fmt.Errorf("recorder: %s: chunk of rows [%d, %d) with shape %v", l.info.Path, lo, hi, out.Shape)
+	}
+	per := len(out.Data) / rows
+	lc.mu.Lock()
+	if per != lc.per {
+		if lc.resized {
+			lc.mu.Unlock()
+			return fmt.Errorf("recorder: %s: chunks of one call with %d and %d elements per row", l.info.Path, lc.per, per)
+		}
+		r.big.put(lc.full)
+		lc.full = r.big.get(lc.fullN * per)
+		lc.per, lc.shape, lc.resized = per, slices.Clone(out.Shape[1:]), true
+	}
+	full := *lc.full
+	lc.mu.Unlock()
+	if hi*per > len(full) {
+		return fmt.Errorf("recorder: %s: chunk of rows [%d, %d), the call has %d", l.info.Path, lo, hi, len(full)/per)
+	}
+	if dst := full[lo*per : hi*per]; &dst[0] != &out.Data[0] {
+		copy(dst, out.Data)
+	}
+	return nil
 }
 
 // acc returns an idle accumulator of the (call, layer) or a new one.
@@ -619,10 +659,15 @@ func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState,
 				return fmt.Errorf("recorder: %s: output has %d rows, the batch %d", l.info.Path, n, len(*lc.full)/max(lc.per, 1))
 			}
 			it.raw, lc.full = lc.full, nil
-			it.shape = append([]int{n}, l.info.Shape...)
+			it.shape = append([]int{n}, lc.shape...)
 			it.src = l
 			it.bytes += bufBytes(len(*it.raw)) + r.statsReserve(l)
-			it.derived = r.deriveTensors(ctx, cs, l, &it.bytes)
+			var err error
+			if it.derived, err = r.deriveTensors(ctx, cs, l, lc.per, &it.bytes); err != nil {
+				r.dropSamples(lc)
+				r.release(&it)
+				return err
+			}
 		case lc.viaWorker:
 			// the source layer's item carries this layer's row
 		default:
@@ -792,13 +837,14 @@ func (r *Recorder) workerRows(it *item, emit func(layer string, row store.StatsR
 	}
 	accPool.Put(a)
 	r.workerChannels(&res.row, data, it.shape)
-	return r.emitDerived(it, it.src, res, data, false, emit)
+	return r.emitDerived(it, it.src, res, data, it.shape, false, emit)
 }
 
 // emitDerived emits l's row (res) and derives its followers' rows; data is
-// l's output (for a ReLU follower, rewritten in place into the ReLU's), or
-// with reluPending its input, whose ReLU l's sampled rows still need.
-func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data []float32, reluPending bool, emit func(string, store.StatsRow) error) error {
+// l's output, of shape shape (batch first), or with reluPending its input,
+// whose ReLU l's sampled rows still need. data is never modified: every
+// follower sees the source's values.
+func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data []float32, shape []int, reluPending bool, emit func(string, store.StatsRow) error) error {
 	row := res.row
 	row.Batch = it.batch
 	if !r.cfg.Histogram {
@@ -824,8 +870,15 @@ func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data [
 		}
 	}
 	for _, f := range l.followers {
+		// f's output shape: l's (Dropout, ReLU), or, for a layer that
+		// changes the rank (Flatten), the run's
+		fshape := shape
+		if len(f.info.Shape) != len(shape)-1 {
+			fshape = append([]int{shape[0]}, f.info.Shape...)
+		}
 		var fr *layerResult
-		pending := false
+		fdata, pending := data, false
+		var scratch *[]float32
 		switch f.kind {
 		case kindSame:
 			fr = &layerResult{row: res.row, zeros: res.zeros, max: res.max}
@@ -833,26 +886,32 @@ func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data [
 			if !r.cfg.ChannelStats || len(f.info.Shape) < 2 {
 				fr.row.ChannelMean, fr.row.ChannelMax = nil, nil
 			}
+			fdata, pending = data, reluPending
 		case kindReLU:
 			a := accPool.Get()
-			if res.row.NaN == 0 && res.row.Inf == 0 && len(f.followers) == 0 && !(r.cfg.ChannelStats && len(it.shape) >= 3) {
+			channels := r.cfg.ChannelStats && len(fshape) >= 3
+			if res.row.NaN == 0 && res.row.Inf == 0 && len(f.followers) == 0 && !channels {
 				// the ReLU's moments without writing its output (the
 				// kernel needs finite input)
 				a.addReLUMoments(data)
 				pending = true
 			} else {
-				reluInPlace(data)
-				a.addMoments(data)
+				scratch = r.big.get(len(data))
+				fdata = *scratch
+				nn.ReLUSlice(fdata, data)
+				a.addMoments(fdata)
 			}
 			fr = r.deriveReLU(res, a)
 			accPool.Put(a)
 			if !pending {
-				r.workerChannels(&fr.row, data, it.shape)
+				r.workerChannels(&fr.row, fdata, fshape)
 			}
 		default:
 			continue
 		}
-		if err := r.emitDerived(it, f, fr, data, pending, emit); err != nil {
+		err := r.emitDerived(it, f, fr, fdata, fshape, pending, emit)
+		r.big.put(scratch)
+		if err != nil {
 			return err
 		}
 	}
@@ -869,10 +928,6 @@ func (r *Recorder) workerChannels(row *store.StatsRow, data []float32, shape []i
 		row.ChannelMean, row.ChannelMax = channelStats(data, shape[0], shape[1], hw)
 	}
 }
-
-// reluInPlace sets x to nn.ReLU's output for x, with nn's own kernel
-// (TestReLUInPlaceMatchesNN).
-func reluInPlace(x []float32) { nn.ReLUSlice(x, x) }
 
 // discard resets a and returns it to the pool.
 func discard(a *accumulator) {
@@ -937,16 +992,5 @@ func (r *Recorder) planLayers(m *nn.Model) {
 			l.from.keep = true
 			l.from.followers = append(l.from.followers, l)
 		}
-	}
-	// The worker derives a ReLU in place in the copy: followers reusing the
-	// input's data unchanged (kindSame) come first.
-	for _, l := range r.layerList {
-		rank := func(f *layerState) int {
-			if f.kind == kindSame {
-				return 0
-			}
-			return 1
-		}
-		slices.SortStableFunc(l.followers, func(a, b *layerState) int { return rank(a) - rank(b) })
 	}
 }

@@ -245,9 +245,9 @@ func mustConv(t *testing.T) *nn.Conv2d {
 var _ nn.ChunkFilter = (*chunkHook)(nil)
 
 // The worker derives a ReLU's output from its input's copy with
-// reluInPlace; it must give nn.ReLU's output bit for bit, NaN, -0, ±Inf and
-// subnormals included.
-func TestReLUInPlaceMatchesNN(t *testing.T) {
+// nn.ReLUSlice; it must give nn.ReLU's output bit for bit, NaN, -0, ±Inf
+// and subnormals included.
+func TestReLUSliceMatchesNN(t *testing.T) {
 	vals := []float32{0, float32(math.Copysign(0, -1)), 1, -1, float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
 		math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32, math.MaxFloat32, -math.MaxFloat32, 1e-40, -1e-40}
 	var x []float32
@@ -262,7 +262,7 @@ func TestReLUInPlaceMatchesNN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reluInPlace(x)
+	nn.ReLUSlice(x, x)
 	for i := range x {
 		if !sameBits32(x[i:i+1], want.Data[i:i+1]) {
 			t.Fatalf("element %d: %v, nn.ReLU %v", i, x[i], want.Data[i])
