@@ -58,6 +58,7 @@ type layerCall struct {
 
 	full    *[]float32 // Config.StatsInWorkers: copy of the whole output (rows of per elements), filled chunk by chunk
 	fullN   int        // rows of full
+	fullPer int        // elements per row of full (guarded by mu once chunks arrive)
 	shape   []int      // per-row shape of full's data: the run's, or the call's if it differs (variable input size)
 	resized bool       // full was resized for the call's shape
 	// viaWorker: Config.StatsInWorkers, and the row is derived by the
@@ -276,8 +277,8 @@ func (cs *callState) layerCall(ctx context.Context, r *Recorder, l *layerState, 
 	cs.layers[l] = lc
 	if lc.stats && r.cfg.StatsInWorkers && cs.n > 0 {
 		if l.kind == kindCount {
-			lc.per, lc.fullN, lc.shape = shapeLen(l.info.Shape), cs.n, l.info.Shape
-			lc.full = r.big.get(cs.n * lc.per)
+			lc.fullPer, lc.fullN, lc.shape = shapeLen(l.info.Shape), cs.n, l.info.Shape
+			lc.full = r.big.get(cs.n * lc.fullPer)
 		} else {
 			lc.viaWorker = true
 		}
@@ -405,7 +406,7 @@ func (h *chunkHook) ChunkDest(ctx context.Context, _ nn.ModuleInfo, n int) (dest
 		}
 	}()
 	lc := r.callOf(ctx).layerCall(ctx, r, l, nil, 0, 0)
-	if lc.err != nil || lc.full == nil || len(*lc.full) != n*lc.per {
+	if lc.err != nil || lc.full == nil || len(*lc.full) != n*lc.fullPer {
 		return nil
 	}
 	return *lc.full
@@ -423,7 +424,10 @@ func (h *chunkHook) Chunk(ctx context.Context, _ nn.ModuleInfo, out *nn.Tensor, 
 	}()
 	cs := r.callOf(ctx)
 	lc := cs.layerCall(ctx, r, l, out, lo, hi)
-	if lc.err != nil || (!lc.stats && !lc.tensors) {
+	lc.mu.Lock()
+	failed := lc.err != nil
+	lc.mu.Unlock()
+	if failed || (!lc.stats && !lc.tensors) {
 		return
 	}
 	r.addChunk(l, lc, out, lo, hi)
@@ -499,14 +503,14 @@ func (r *Recorder) keepChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, h
 	}
 	per := len(out.Data) / rows
 	lc.mu.Lock()
-	if per != lc.per {
+	if per != lc.fullPer {
 		if lc.resized {
 			lc.mu.Unlock()
-			return fmt.Errorf("recorder: %s: chunks of one call with %d and %d elements per row", l.info.Path, lc.per, per)
+			return fmt.Errorf("recorder: %s: chunks of one call with %d and %d elements per row", l.info.Path, lc.fullPer, per)
 		}
 		r.big.put(lc.full)
 		lc.full = r.big.get(lc.fullN * per)
-		lc.per, lc.shape, lc.resized = per, slices.Clone(out.Shape[1:]), true
+		lc.fullPer, lc.shape, lc.resized = per, slices.Clone(out.Shape[1:]), true
 	}
 	full := *lc.full
 	lc.mu.Unlock()
@@ -654,16 +658,16 @@ func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState,
 	if lc.stats {
 		switch {
 		case lc.full != nil:
-			if n*lc.per != len(*lc.full) {
+			if n*lc.fullPer != len(*lc.full) {
 				r.dropSamples(lc)
-				return fmt.Errorf("recorder: %s: output has %d rows, the batch %d", l.info.Path, n, len(*lc.full)/max(lc.per, 1))
+				return fmt.Errorf("recorder: %s: output has %d rows, the batch %d", l.info.Path, n, lc.fullN)
 			}
 			it.raw, lc.full = lc.full, nil
 			it.shape = append([]int{n}, lc.shape...)
 			it.src = l
 			it.bytes += bufBytes(len(*it.raw)) + r.statsReserve(l)
 			var err error
-			if it.derived, err = r.deriveTensors(ctx, cs, l, lc.per, &it.bytes); err != nil {
+			if it.derived, err = r.deriveTensors(ctx, cs, l, lc.fullPer, &it.bytes); err != nil {
 				r.dropSamples(lc)
 				r.release(&it)
 				return err
