@@ -241,7 +241,7 @@
 // (sqrt of the sum of squares) and ZeroFrac (zeros / finite count; -0
 // counts as zero) are over finite values only; NaN and Inf count the
 // non-finite elements, which never enter the other statistics. Everything
-// is accumulated in float64: each chunk of 1024 elements is summed as
+// is accumulated in float64: each chunk of 4096 elements (chunkLen) is summed as
 // d = x - K and d² with K the chunk's first element (exact shift, no
 // cancellation problem since K is one of the data), and chunks are merged
 // with Chan et al.'s parallel update of (n, mean, M2). L2 is derived as
