@@ -828,9 +828,26 @@ func (r *Recorder) deriveReLU(src *layerResult, a *accumulator) *layerResult {
 func (r *Recorder) workerRows(it *item, emit func(layer string, row store.StatsRow) error) error {
 	data := *it.raw
 	a := accPool.Get()
-	if r.cfg.MomentsOnly {
+	// The first ReLU follower that needs only moments from the copy gets
+	// them in the source's pass (addWithReLU).
+	var pre map[*layerState]*accumulator
+	var fused *layerState
+	if !r.cfg.MomentsOnly {
+		for _, f := range it.src.followers {
+			if r.reluFromMoments(f, it.shape) {
+				fused = f
+				break
+			}
+		}
+	}
+	switch {
+	case r.cfg.MomentsOnly:
 		a.addMoments(data)
-	} else {
+	case fused != nil:
+		ar := accPool.Get()
+		a.addWithReLU(ar, data)
+		pre = map[*layerState]*accumulator{fused: ar}
+	default:
 		a.add(data)
 	}
 	res := &layerResult{zeros: zeroCounts{a.zeros, a.negZeros}, max: a.max}
@@ -841,14 +858,21 @@ func (r *Recorder) workerRows(it *item, emit func(layer string, row store.StatsR
 	}
 	accPool.Put(a)
 	r.workerChannels(&res.row, data, it.shape)
-	return r.emitDerived(it, it.src, res, data, it.shape, false, emit)
+	return r.emitDerived(it, it.src, res, data, it.shape, false, pre, emit)
+}
+
+// reluFromMoments reports whether follower f is a ReLU whose row the
+// worker can compute from its input's values without writing its output:
+// no followers of its own, no per-channel statistics (shape is the input's).
+func (r *Recorder) reluFromMoments(f *layerState, shape []int) bool {
+	return f.kind == kindReLU && len(f.followers) == 0 && !(r.cfg.ChannelStats && len(f.info.Shape) == len(shape)-1 && len(shape) >= 3)
 }
 
 // emitDerived emits l's row (res) and derives its followers' rows; data is
 // l's output, of shape shape (batch first), or with reluPending its input,
 // whose ReLU l's sampled rows still need. data is never modified: every
 // follower sees the source's values.
-func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data []float32, shape []int, reluPending bool, emit func(string, store.StatsRow) error) error {
+func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data []float32, shape []int, reluPending bool, pre map[*layerState]*accumulator, emit func(string, store.StatsRow) error) error {
 	row := res.row
 	row.Batch = it.batch
 	if !r.cfg.Histogram {
@@ -892,9 +916,11 @@ func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data [
 			}
 			fdata, pending = data, reluPending
 		case kindReLU:
-			a := accPool.Get()
+			a := pre[f] // moments counted in the source's pass
 			channels := r.cfg.ChannelStats && len(fshape) >= 3
-			if res.row.NaN == 0 && res.row.Inf == 0 && len(f.followers) == 0 && !channels {
+			if a != nil {
+				pending = true
+			} else if a = accPool.Get(); res.row.NaN == 0 && res.row.Inf == 0 && len(f.followers) == 0 && !channels {
 				// the ReLU's moments without writing its output (the
 				// kernel needs finite input)
 				a.addReLUMoments(data)
@@ -913,7 +939,7 @@ func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data [
 		default:
 			continue
 		}
-		err := r.emitDerived(it, f, fr, fdata, fshape, pending, emit)
+		err := r.emitDerived(it, f, fr, fdata, fshape, pending, nil, emit)
 		r.big.put(scratch)
 		if err != nil {
 			return err

@@ -267,6 +267,48 @@ func reluMomentsGo(c []float32, k float64) moments {
 	return m
 }
 
+// addWithReLU is add(x) plus, into ar, addReLUMoments(x) (ar's moments
+// of max(x, 0)) in the same pass where the CPU has the kernel
+// (chunkStatsReLU); NaN and Inf are handled (the ReLU's values are then
+// written to a scratch buffer for that chunk).
+func (a *accumulator) addWithReLU(ar *accumulator, x []float32) {
+	var scratch []float32
+	for len(x) > 0 {
+		c := x
+		if len(c) > chunkLen {
+			c = c[:chunkLen]
+		}
+		x = x[len(c):]
+		if a.inDense+int64(len(c)) > maxDense {
+			a.fold()
+		}
+		a.inDense += int64(len(c))
+		a.count += int64(len(c))
+		k, ky := float64(c[0]), float64(max(c[0], 0))
+		m, my, ok := chunkStatsReLU(a.dense, c, k, ky, a.simple)
+		if !ok {
+			m = chunkStats(a.dense, c, k, a.simple)
+		}
+		a.mergeChunk(c, k, m)
+		a.simple = m.zeros*32 < int64(len(c))
+		finite := !math.IsNaN(m.s) && !math.IsInf(m.s, 0)
+		switch {
+		case ok && finite:
+			ar.count += int64(len(c))
+			ar.mergeChunk(c, ky, my)
+		case finite: // no kernel: a second pass, still without writing
+			ar.addReLUMoments(c)
+		default: // NaN or Inf in c: the ReLU's values themselves
+			if scratch == nil {
+				scratch = make([]float32, chunkLen)
+			}
+			y := scratch[:len(c)]
+			nn.ReLUSlice(y, c)
+			ar.addMoments(y)
+		}
+	}
+}
+
 // addReLUMoments accumulates the moments of max(x, 0) (x free of NaN and
 // Inf) like addMoments does those of its argument, without writing them.
 func (a *accumulator) addReLUMoments(x []float32) {

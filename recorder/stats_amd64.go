@@ -11,11 +11,17 @@ type momentsOut struct {
 
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// useAVX512 enables chunkReLUAVX512 (AVX-512VL for registers Y16-Y23).
+var useAVX512 = useAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL
+
 //go:noescape
 func histAsm(h *[denseLen]uint32, x []float32)
 
 //go:noescape
 func chunkAVX2(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
+
+//go:noescape
+func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, out, outy *momentsOut)
 
 //go:noescape
 func momentsAVX2(x []float32, k float64, out *momentsOut)
@@ -86,4 +92,41 @@ func (o *momentsOut) reduce() moments {
 		m.negZeros += int64(o.nz[i])
 	}
 	return m
+}
+
+// chunkStatsReLU is chunkStats, plus the moments of max(c, 0) with shift ky
+// in the same pass (meaningful only if c has no NaN: m.s is then finite);
+// ok is false where the CPU lacks the kernel.
+func chunkStatsReLU(h *[denseLen]uint32, c []float32, k, ky float64, simple bool) (m, my moments, ok bool) {
+	if !useAVX2 || !useAVX512 || len(c) < 16 {
+		return m, my, false
+	}
+	n := len(c) &^ 15
+	var o, oy momentsOut
+	chunkReLUAVX512(h, c[:n], k, ky, simple, &o, &oy)
+	m = o.reduce()
+	my = moments{s: (oy.s[0] + oy.s[1]) + (oy.s[2] + oy.s[3]), q: (oy.q[0] + oy.q[1]) + (oy.q[2] + oy.q[3])}
+	for _, z := range oy.z {
+		my.zeros += int64(z) // elements < 0; those == ±0 are added below
+	}
+	if n < len(c) {
+		m.add(chunkStatsGo(h, c[n:], k))
+		t := reluMomentsGo(c[n:], ky)
+		my.s += t.s
+		my.q += t.q
+		my.zeros += t.zeros - zerosOf(c[n:])
+	}
+	my.zeros += m.zeros
+	my.mn, my.mx = max(m.mn, 0), max(m.mx, 0)
+	return m, my, true
+}
+
+// zerosOf counts the elements of c equal to ±0.
+func zerosOf(c []float32) (n int64) {
+	for _, v := range c {
+		if v == 0 {
+			n++
+		}
+	}
+	return n
 }

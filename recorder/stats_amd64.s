@@ -257,3 +257,144 @@ rmoments16:
 
 rmdone:
 	MOMENTS_STORE
+
+// RELU8 adds max(x, 0) - ky of the 8 float64 values in Y8, Y9 (x
+// converted exactly) to the ReLU sums Y17, Y18 and their squares to Y19,
+// Y20 (AVX-512VL registers; Y16 = ky, Y13 = 0, Y21 and Y23 scratch).
+#define RELU8 \
+	VMAXPD Y13, Y8, Y21 \
+	VMAXPD Y13, Y9, Y23 \
+	VSUBPD Y16, Y21, Y21 \
+	VSUBPD Y16, Y23, Y23 \
+	VADDPD Y21, Y17, Y17 \
+	VADDPD Y23, Y18, Y18 \
+	VFMADD231PD Y21, Y21, Y19 \
+	VFMADD231PD Y23, Y23, Y20
+
+// MOMENTS16R is MOMENTS16 plus, for the ReLU of the same 16 elements, the
+// moments (RELU8) and the count of elements < 0 in Y22.
+#define MOMENTS16R \
+	VMOVUPS (SI), Y7 \
+	VMOVUPS 32(SI), Y14 \
+	VMINPS Y7, Y5, Y5 \
+	VMAXPS Y7, Y6, Y6 \
+	VMINPS Y14, Y5, Y5 \
+	VMAXPS Y14, Y6, Y6 \
+	VCMPPS $0, Y13, Y7, Y15 \
+	VPSUBD Y15, Y12, Y12 \
+	VCMPPS $0, Y13, Y14, Y15 \
+	VPSUBD Y15, Y12, Y12 \
+	VPCMPEQD Y10, Y7, Y15 \
+	VPSUBD Y15, Y11, Y11 \
+	VPCMPEQD Y10, Y14, Y15 \
+	VPSUBD Y15, Y11, Y11 \
+	VCMPPS $1, Y13, Y7, Y15 \
+	VPSUBD Y15, Y22, Y22 \
+	VCMPPS $1, Y13, Y14, Y15 \
+	VPSUBD Y15, Y22, Y22 \
+	VCVTPS2PD (SI), Y8 \
+	VCVTPS2PD 16(SI), Y9 \
+	RELU8 \
+	VSUBPD Y0, Y8, Y8 \
+	VSUBPD Y0, Y9, Y9 \
+	VADDPD Y8, Y1, Y1 \
+	VADDPD Y9, Y2, Y2 \
+	VFMADD231PD Y8, Y8, Y3 \
+	VFMADD231PD Y9, Y9, Y4 \
+	VCVTPS2PD 32(SI), Y8 \
+	VCVTPS2PD 48(SI), Y9 \
+	RELU8 \
+	VSUBPD Y0, Y8, Y8 \
+	VSUBPD Y0, Y9, Y9 \
+	VADDPD Y8, Y1, Y1 \
+	VADDPD Y9, Y2, Y2 \
+	VFMADD231PD Y8, Y8, Y3 \
+	VFMADD231PD Y9, Y9, Y4
+
+// func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, out, outy *momentsOut)
+// chunkAVX2, plus in outy the sums of max(x, 0) - ky and their squares
+// (s, q) and in outy.z the number of elements < 0, in the same pass (for a
+// ReLU of x, whose other statistics follow from x's). Needs AVX-512VL for
+// the extra registers. x must be free of NaN for outy to mean anything (a
+// NaN counts as 0); len(x) must be a multiple of 16.
+TEXT ·chunkReLUAVX512(SB), NOSPLIT, $0-72
+	MOVQ h+0(FP), DI
+	MOVQ x_base+8(FP), SI
+	MOVQ x_len+16(FP), CX
+	MOVQ out+56(FP), R8
+	MOVQ outy+64(FP), R10
+	VBROADCASTSD ky+40(FP), Y16
+	VPXORQ Y17, Y17, Y17
+	VPXORQ Y18, Y18, Y18
+	VPXORQ Y19, Y19, Y19
+	VPXORQ Y20, Y20, Y20
+	VPXORQ Y22, Y22, Y22
+	VBROADCASTSD k+32(FP), Y0
+	MOMENTS_INIT
+	MOVL $0x80000000, AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, Y10
+	VMOVUPS (SI), Y5
+	VMOVUPS (SI), Y6
+	MOVBLZX simple+48(FP), R9
+	TESTQ R9, R9
+	JNE rsimple16
+
+
+
+rdummy16:
+	CMPQ CX, $16
+	JLT rdone
+	MOMENTS16R
+	LANE(0, 0)
+	LANE(16, 4)
+	LANE(32, 8)
+	LANE(48, 12)
+	LANE(4, 1)
+	LANE(20, 5)
+	LANE(36, 9)
+	LANE(52, 13)
+	LANE(8, 2)
+	LANE(24, 6)
+	LANE(40, 10)
+	LANE(56, 14)
+	LANE(12, 3)
+	LANE(28, 7)
+	LANE(44, 11)
+	LANE(60, 15)
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP rdummy16
+
+rsimple16:
+	CMPQ CX, $16
+	JLT rdone
+	MOMENTS16R
+	SIMPLE(0)
+	SIMPLE(16)
+	SIMPLE(32)
+	SIMPLE(48)
+	SIMPLE(4)
+	SIMPLE(20)
+	SIMPLE(36)
+	SIMPLE(52)
+	SIMPLE(8)
+	SIMPLE(24)
+	SIMPLE(40)
+	SIMPLE(56)
+	SIMPLE(12)
+	SIMPLE(28)
+	SIMPLE(44)
+	SIMPLE(60)
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP rsimple16
+
+rdone:
+	VADDPD Y18, Y17, Y17
+	VADDPD Y20, Y19, Y19
+	VMOVUPD Y17, 0(R10)
+	VMOVUPD Y19, 32(R10)
+	VMOVDQU32 Y22, 128(R10)
+	MOMENTS_STORE
+
