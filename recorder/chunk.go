@@ -64,6 +64,12 @@ type layerCall struct {
 	// viaWorker: Config.StatsInWorkers, and the row is derived by the
 	// worker from the source layer's copy (l.from's item)
 	viaWorker bool
+	// viaSource: statistics in hooks, l is its input's fusedReLU: its
+	// moments are counted in the input's chunks, into this layerCall's
+	// accumulators, and its row pushed at the input's Done.
+	viaSource bool
+	relu      *layerCall // the fusedReLU's layerCall when it is viaSource (nil: none)
+	reluSet   bool       // relu was looked up
 
 	chSum []float64 // Config.ChannelStats: per-channel sums, counts, maxima
 	chCnt []int64
@@ -275,6 +281,9 @@ func (cs *callState) layerCall(ctx context.Context, r *Recorder, l *layerState, 
 		tensors: l.mode&ModeTensors != 0 && cs.bs.tensors && r.budgetAt.Load() < 0 && cs.n > 0 && !cs.dropped,
 	}
 	cs.layers[l] = lc
+	if lc.stats && !r.cfg.StatsInWorkers && l.from != nil && l.from.fusedReLU == l && l.mode&ModeTensors == 0 {
+		lc.viaSource = true
+	}
 	if lc.stats && r.cfg.StatsInWorkers && cs.n > 0 {
 		if l.kind == kindCount {
 			lc.fullPer, lc.fullN, lc.shape = shapeLen(l.info.Shape), cs.n, l.info.Shape
@@ -360,7 +369,7 @@ func (h *chunkHook) Wants(ctx context.Context, _ nn.ModuleInfo) (want bool) {
 	// A layer whose row and samples the worker derives needs none of its
 	// data: declining lets nn skip materialising it (e.g. a ReLU fused after
 	// a convolution).
-	return lc.err != nil || (!lc.viaWorker && (lc.stats || lc.tensors))
+	return lc.err != nil || (!lc.viaWorker && !lc.viaSource && (lc.stats || lc.tensors))
 }
 
 // deriveTensors hands the sampled-tensor buffers of l's followers whose
@@ -430,7 +439,30 @@ func (h *chunkHook) Chunk(ctx context.Context, _ nn.ModuleInfo, out *nn.Tensor, 
 	if failed || (!lc.stats && !lc.tensors) {
 		return
 	}
+	if l.fusedReLU != nil && lc.stats {
+		r.lookUpReLU(ctx, cs, l, lc)
+	}
 	r.addChunk(l, lc, out, lo, hi)
+}
+
+// lookUpReLU sets lc.relu, once per call, to the layerCall of l's
+// fusedReLU if that one counts its moments in l's chunks in this call.
+func (r *Recorder) lookUpReLU(ctx context.Context, cs *callState, l *layerState, lc *layerCall) {
+	lc.mu.Lock()
+	set := lc.reluSet
+	lc.mu.Unlock()
+	if set {
+		return
+	}
+	flc := cs.layerCall(ctx, r, l.fusedReLU, nil, 0, 0)
+	lc.mu.Lock()
+	if !lc.reluSet {
+		lc.reluSet = true
+		if flc.viaSource {
+			lc.relu = flc
+		}
+	}
+	lc.mu.Unlock()
 }
 
 // addChunk accumulates rows [lo, hi) of a layer's output (out).
@@ -471,9 +503,19 @@ func (r *Recorder) addChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, hi
 		case l.kind == kindSame:
 		default:
 			a := lc.acc()
-			if r.cfg.MomentsOnly || l.kind == kindReLU {
+			lc.mu.Lock()
+			flc := lc.relu
+			lc.mu.Unlock()
+			switch {
+			case flc != nil:
+				ar := flc.acc()
+				accumulatePair(a, ar, out.Data)
+				flc.mu.Lock()
+				flc.idle = append(flc.idle, ar)
+				flc.mu.Unlock()
+			case r.cfg.MomentsOnly || l.kind == kindReLU:
 				accumulateWith(a, out.Data, (*accumulator).addMoments)
-			} else {
+			default:
 				accumulate(a, out.Data)
 			}
 			lc.mu.Lock()
@@ -678,6 +720,11 @@ func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState,
 			row, ok := r.layerRow(l, cs, lc)
 			if !ok {
 				break
+			}
+			if lc.relu != nil {
+				if err := r.pushFusedReLU(cs, l, lc.relu); err != nil {
+					return err
+				}
 			}
 			row.Batch = cs.bs.b.Index
 			it.stats = &row
@@ -965,6 +1012,40 @@ func discard(a *accumulator) {
 	accPool.Put(a)
 }
 
+// pushFusedReLU queues the row of l's fusedReLU, whose moments l's chunks
+// counted into flc (viaSource), its histogram derived from l's.
+func (r *Recorder) pushFusedReLU(cs *callState, l *layerState, flc *layerCall) error {
+	flc.mu.Lock()
+	idle := flc.idle
+	flc.idle = nil
+	flc.mu.Unlock()
+	var a *accumulator
+	for _, b := range idle {
+		if a == nil {
+			a = b
+			continue
+		}
+		a.absorb(b)
+		accPool.Put(b)
+	}
+	if a == nil {
+		a = accPool.Get()
+	}
+	res := r.deriveReLU(cs.result(l), a)
+	accPool.Put(a)
+	row := res.row
+	if !r.cfg.Histogram {
+		row.Hist = store.Histogram{}
+	}
+	row.Batch = cs.bs.b.Index
+	f := l.fusedReLU
+	n := rowBytes(&row)
+	if n > f.rowEst.Load() {
+		f.rowEst.Store(n)
+	}
+	return r.pushCall(cs, item{layer: f.info.Path, batch: cs.bs.b.Index, stats: &row, bytes: n})
+}
+
 // pushCall queues an item of the call, out of the call's reservation
 // (bytes beyond it are charged without waiting: the call may hold
 // reservations the queue needs to drain); r.closeMu is taken here.
@@ -1022,5 +1103,19 @@ func (r *Recorder) planLayers(m *nn.Model) {
 			l.from.keep = true
 			l.from.followers = append(l.from.followers, l)
 		}
+	}
+	for _, l := range r.layerList {
+		l.fusedReLU = nil
+	}
+	if r.cfg.StatsInWorkers || r.cfg.MomentsOnly || !useAVX512 {
+		return // (without the kernel, a separate pass over the ReLU's chunks is as cheap)
+	}
+	for _, f := range r.layerList {
+		src := f.from
+		if f.kind != kindReLU || src == nil || src.kind != kindCount || src.fusedReLU != nil || len(f.followers) > 0 ||
+			(r.cfg.ChannelStats && len(f.info.Shape) >= 2) {
+			continue
+		}
+		src.fusedReLU = f
 	}
 }

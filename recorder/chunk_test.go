@@ -19,8 +19,9 @@ import (
 // give (statistics counted in one piece, histogram and percentiles exactly,
 // moments to rounding), NaN included.
 func TestRecorderFusedChunks(t *testing.T) {
-	for _, variant := range []string{"full", "moments-only", "stats-in-workers", "stats-in-workers-moments-only"} {
+	for _, variant := range []string{"full", "stats-only", "moments-only", "stats-in-workers", "stats-in-workers-moments-only"} {
 		momentsOnly := strings.HasSuffix(variant, "moments-only")
+		statsOnly := variant == "stats-only" // no tensors: ReLUs counted in their inputs' pass
 		st := openStore(t)
 		m, ref := recipe(t), recipe(t)
 		cfg := DefaultConfig()
@@ -29,6 +30,10 @@ func TestRecorderFusedChunks(t *testing.T) {
 		cfg.ChannelStats = true
 		cfg.MomentsOnly = momentsOnly
 		cfg.StatsInWorkers = strings.HasPrefix(variant, "stats-in-workers")
+		if statsOnly {
+			cfg.Mode = ModeStats
+			cfg.ChannelStats = false // (a ReLU with per-channel stats counts its own chunks)
+		}
 		r, err := New(st, store.RunInfo{Name: "fused"}, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -101,6 +106,12 @@ func TestRecorderFusedChunks(t *testing.T) {
 				}
 			}
 			tr := readTensors(t, st, "fused", path)
+			if statsOnly {
+				if len(tr) != 0 {
+					t.Errorf("%s: %d tensor rows in a stats-only run", path, len(tr))
+				}
+				continue
+			}
 			if len(tr) != batches*3 {
 				t.Errorf("%s: %d tensor rows, want %d", path, len(tr), batches*3)
 			}
@@ -115,7 +126,14 @@ func TestRecorderFusedChunks(t *testing.T) {
 		if len(outs) != 10 {
 			t.Errorf("reference has %d layers", len(outs))
 		}
-		if (variant == "full" || variant == "stats-in-workers") && (r.derived.Load() != 3*batches || r.underived.Load() != 0) {
+		if statsOnly && useAVX512 {
+			for _, p := range []string{"conv1", "conv2", "fc1"} {
+				if f := r.layers[p].fusedReLU; f == nil || f.from != r.layers[p] {
+					t.Errorf("%s: no ReLU counted in its pass", p)
+				}
+			}
+		}
+		if (variant == "full" || statsOnly || variant == "stats-in-workers") && (r.derived.Load() != 3*batches || r.underived.Load() != 0) {
 			t.Errorf("ReLU histograms derived %d times (%d not), want %d", r.derived.Load(), r.underived.Load(), 3*batches)
 		}
 	}

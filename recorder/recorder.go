@@ -72,6 +72,10 @@ type layerState struct {
 	// followers are the layers whose from is this one, in layerList order
 	// (StatsInWorkers: their rows are computed from this layer's item).
 	followers []*layerState
+	// fusedReLU (statistics in hooks): the ReLU follower whose moments
+	// this layer's chunks count in the same pass (addWithReLU); it then
+	// declines its own chunks.
+	fusedReLU *layerState
 
 	rowEst atomic.Int64 // largest stats row queued so far (rowBytes), for reservations
 }

@@ -731,6 +731,45 @@ func accumulateWith(a *accumulator, data []float32, add func(*accumulator, []flo
 	}
 }
 
+// accumulatePair is accumulate of data into a plus, into ar, the moments
+// of max(data, 0) (addWithReLU), split like accumulate.
+func accumulatePair(a, ar *accumulator, data []float32) {
+	w := min(runtime.GOMAXPROCS(0), 8)
+	if len(data) < parallelMin || w < 2 {
+		a.addWithReLU(ar, data)
+		return
+	}
+	part := (len(data)/w + chunkLen - 1) / chunkLen * chunkLen
+	var wg sync.WaitGroup
+	var parts [][2]*accumulator
+	var failed atomic.Value
+	for lo := part; lo < len(data); lo += part {
+		p := [2]*accumulator{accPool.Get(), accPool.Get()}
+		parts = append(parts, p)
+		wg.Add(1)
+		go func(x []float32) {
+			defer wg.Done()
+			defer func() {
+				if e := recover(); e != nil {
+					failed.Store(fmt.Sprint(e))
+				}
+			}()
+			p[0].addWithReLU(p[1], x)
+		}(data[lo:min(lo+part, len(data))])
+	}
+	a.addWithReLU(ar, data[:part])
+	wg.Wait()
+	if e := failed.Load(); e != nil {
+		panic(e)
+	}
+	for _, p := range parts {
+		a.absorb(p[0])
+		ar.absorb(p[1])
+		accPool.Put(p[0])
+		accPool.Put(p[1])
+	}
+}
+
 // quantiles returns h.Quantile(q) for every q of store.Quantiles (same
 // definition: linear interpolation between the closest ranks, each read as
 // its bucket's midpoint) in one pass over h; n is h.Total().
