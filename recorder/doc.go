@@ -155,42 +155,42 @@
 //
 // # Cost
 //
-// Measured on RecipeCNN(3,10) at batch 64 (5.7-6.1 ms per plain forward
-// pass with one inference thread, 3.3-3.8 ms with two), on a shared 2-core
-// VM, 2026-11-26, two windows (21:03 UTC, quiet; 21:16 UTC, busier: the
-// PyTorch anchor's plain pass took 11.8 instead of 7.9 ms), with
+// Measured on RecipeCNN(3,10) at batch 64 (5.5-6.3 ms per plain forward
+// pass with one inference thread, 3.3-3.6 ms with two), on a shared 2-core
+// VM, 2026-11-26 21:48 UTC, with
 //
 //	go test -run XXX -bench OverheadStream -benchtime 20x -count 3 ./recorder
 //
 // (blocks of 32 plain and 32 recorded passes alternated, a recorded block
 // ending when its rows are written, the recorded total including Close;
-// wall-clock overhead, ranges over the runs of both windows):
+// wall-clock overhead, three runs; BENCHMARKS.md has CPU time and earlier
+// windows):
 //
 //	configuration                          1 inference thread   2 threads
-//	hooks attached, nothing recorded       0-1 %                -2-+2 %
+//	hooks attached, nothing recorded       0-3 %                -2-+2 %
 //	stats, every layer, every batch:
-//	  in hooks (default)                   24-30 %              24-37 %
-//	  StatsInWorkers                       2.6-8.5 % (median 5) 28-49 %
+//	  in hooks (default)                   18-19 %              20-24 %
+//	  StatsInWorkers                       2.8, 6.6, 10.7 %     24-28 %
 //	stats + samples 0,2 of relu1, maxpool2, fc1:
-//	  in hooks                             23-29 %              29-45 %
-//	  StatsInWorkers                       4.3-9.7 % (median 7) 28-53 %
-//	moments only, every layer (hooks)      14-17 %              8-19 %
-//	stats every 8th batch (hooks)          3.4-4.8 %            4.4-8.5 %
+//	  in hooks                             21-24 %              25-33 %
+//	  StatsInWorkers                       6.2-9.0 %            21-30 %
+//	moments only, every layer (hooks)      15-17 %              17 %
+//	stats every 8th batch (hooks)          2.5-3.4 %            1.9-6.4 %
 //
-// In the same windows PyTorch's mean/std/min/max hooks on relu1, maxpool2
-// and fc1 alone (../shared/bench/torch_seedcnn.py 64 50 T) cost +89 % and
-// +31 % with one thread, +26 % and +51 % with two.
+// In the same window PyTorch's mean/std/min/max hooks on relu1, maxpool2
+// and fc1 alone (../shared/bench/torch_seedcnn.py 64 50 T) cost +88 % with
+// one thread and +35 % with two.
 //
 // So with a core left to the recorder (nn.SetThreads(1) on two cores, the
 // setting of the PyTorch anchor, with StatsInWorkers) the <= 10 % target
 // with samples is met in every run; the <= 5 % target for stats is met in
-// quiet windows but not robustly (median 6.0 % over 21 runs in four
-// windows, range 2.6-9.0 %: the spread is the other core's load).
+// quiet windows but not robustly (median 5.9 % over the last nine runs,
+// 2.3-10.7 %: the spread is the other core's load).
 // They are not met when inference uses every core: the statistics then
-// cost 0.30-0.33 ns of CPU per output element
+// cost about 0.3 ns of CPU per output element
 // (BenchmarkStatsRecipeBatch/recorder; the bfloat16 histogram, one
 // scattered increment per element, is most of it, BenchmarkKernelsL1),
-// about 22 % of this model's forward pass, which does little arithmetic
+// about 20 % of this model's forward pass, which does little arithmetic
 // per activation, and with no idle core that CPU is wall time. Recording
 // every 8th batch (BatchPolicy.Every) scales that down proportionally,
 // since calls the recorder records nothing of are declined (nn.ChunkFilter)
@@ -198,7 +198,7 @@
 // layers costs proportionally less. BenchmarkOverheadInterleaved (one
 // recorded pass, waiting for its rows, alternated with one plain pass)
 // charges all the recorder's work to the recorded pass, hence
-// StatsInWorkers' +38-43 % there: it measures CPU cost, not what a long
+// StatsInWorkers' +26-27 % there: it measures CPU cost, not what a long
 // recording does to inference throughput.
 //
 // The two steps that took the overhead down: nn.ChunkHook (the recorder no
@@ -224,7 +224,13 @@
 //     the finite count); a failed check (which would mean nn's ReLU is not
 //     max(x, 0)) leaves that row without histogram and percentiles. Tests
 //     compare derived and counted histograms on data with signed zeros,
-//     subnormals, NaN and ±Inf.
+//     subnormals, NaN and ±Inf. Where the CPU has AVX-512VL, a ReLU whose
+//     row needs nothing but its moments (no sampled tensors, no
+//     per-channel statistics, nothing derived from it) has them counted in
+//     its input's histogram pass (chunkReLUAVX512, exact: TestChunkStatsReLU,
+//     a chunk with NaN or Inf takes a separate pass) and declines its own
+//     chunks, so nn keeps it after pooling; the row is pushed at the
+//     input's Done (in hooks) or by the worker (StatsInWorkers).
 //   - A recorded Flatten or Dropout (identity at inference) whose input is
 //     a recorded layer's output has the same data: its row is the input's
 //     (per-channel statistics dropped where the output has no channel
