@@ -84,7 +84,11 @@ func (a *accumulator) resetMoments() {
 }
 
 // add accumulates x.
-func (a *accumulator) add(x []float32) {
+func (a *accumulator) add(x []float32) { a.histChunks(x, a.chunk) }
+
+// histChunks calls fn on each chunkLen chunk of x, after folding the dense
+// counters when the chunk could overflow them.
+func (a *accumulator) histChunks(x []float32, fn func(c []float32)) {
 	for len(x) > 0 {
 		c := x
 		if len(c) > chunkLen {
@@ -95,7 +99,7 @@ func (a *accumulator) add(x []float32) {
 			a.fold()
 		}
 		a.inDense += int64(len(c))
-		a.chunk(c)
+		fn(c)
 	}
 }
 
@@ -273,16 +277,7 @@ func reluMomentsGo(c []float32, k float64) moments {
 // written to a scratch buffer for that chunk).
 func (a *accumulator) addWithReLU(ar *accumulator, x []float32) {
 	var scratch []float32
-	for len(x) > 0 {
-		c := x
-		if len(c) > chunkLen {
-			c = c[:chunkLen]
-		}
-		x = x[len(c):]
-		if a.inDense+int64(len(c)) > maxDense {
-			a.fold()
-		}
-		a.inDense += int64(len(c))
+	a.histChunks(x, func(c []float32) {
 		a.count += int64(len(c))
 		k, ky := float64(c[0]), float64(max(c[0], 0))
 		m, my, ok := chunkStatsReLU(a.dense, c, k, ky, a.simple)
@@ -306,7 +301,7 @@ func (a *accumulator) addWithReLU(ar *accumulator, x []float32) {
 			nn.ReLUSlice(y, c)
 			ar.addMoments(y)
 		}
-	}
+	})
 }
 
 // addReLUMoments accumulates the moments of max(x, 0) (x free of NaN and

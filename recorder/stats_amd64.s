@@ -128,26 +128,50 @@ TEXT ·chunkAVX2(SB), NOSPLIT, $0-56
 	SHRL $16, AX \
 	INCL (DI)(AX*4)
 
+// LANES16 and SIMPLES16 count the 16 elements at SI in stride-4 order, so
+// that neighbours (often in the same bucket) are not incremented back to
+// back; LANES16 sends exact zeros to per-lane spare slots.
+#define LANES16 \
+	LANE(0, 0) \
+	LANE(16, 4) \
+	LANE(32, 8) \
+	LANE(48, 12) \
+	LANE(4, 1) \
+	LANE(20, 5) \
+	LANE(36, 9) \
+	LANE(52, 13) \
+	LANE(8, 2) \
+	LANE(24, 6) \
+	LANE(40, 10) \
+	LANE(56, 14) \
+	LANE(12, 3) \
+	LANE(28, 7) \
+	LANE(44, 11) \
+	LANE(60, 15)
+
+#define SIMPLES16 \
+	SIMPLE(0) \
+	SIMPLE(16) \
+	SIMPLE(32) \
+	SIMPLE(48) \
+	SIMPLE(4) \
+	SIMPLE(20) \
+	SIMPLE(36) \
+	SIMPLE(52) \
+	SIMPLE(8) \
+	SIMPLE(24) \
+	SIMPLE(40) \
+	SIMPLE(56) \
+	SIMPLE(12) \
+	SIMPLE(28) \
+	SIMPLE(44) \
+	SIMPLE(60)
+
 dummy16:
 	CMPQ CX, $16
 	JLT done
 	MOMENTS16
-	LANE(0, 0)
-	LANE(16, 4)
-	LANE(32, 8)
-	LANE(48, 12)
-	LANE(4, 1)
-	LANE(20, 5)
-	LANE(36, 9)
-	LANE(52, 13)
-	LANE(8, 2)
-	LANE(24, 6)
-	LANE(40, 10)
-	LANE(56, 14)
-	LANE(12, 3)
-	LANE(28, 7)
-	LANE(44, 11)
-	LANE(60, 15)
+	LANES16
 	ADDQ $64, SI
 	SUBQ $16, CX
 	JMP dummy16
@@ -156,22 +180,7 @@ simple16:
 	CMPQ CX, $16
 	JLT done
 	MOMENTS16
-	SIMPLE(0)
-	SIMPLE(16)
-	SIMPLE(32)
-	SIMPLE(48)
-	SIMPLE(4)
-	SIMPLE(20)
-	SIMPLE(36)
-	SIMPLE(52)
-	SIMPLE(8)
-	SIMPLE(24)
-	SIMPLE(40)
-	SIMPLE(56)
-	SIMPLE(12)
-	SIMPLE(28)
-	SIMPLE(44)
-	SIMPLE(60)
+	SIMPLES16
 	ADDQ $64, SI
 	SUBQ $16, CX
 	JMP simple16
@@ -346,22 +355,7 @@ rdummy16:
 	CMPQ CX, $16
 	JLT rdone
 	MOMENTS16R
-	LANE(0, 0)
-	LANE(16, 4)
-	LANE(32, 8)
-	LANE(48, 12)
-	LANE(4, 1)
-	LANE(20, 5)
-	LANE(36, 9)
-	LANE(52, 13)
-	LANE(8, 2)
-	LANE(24, 6)
-	LANE(40, 10)
-	LANE(56, 14)
-	LANE(12, 3)
-	LANE(28, 7)
-	LANE(44, 11)
-	LANE(60, 15)
+	LANES16
 	ADDQ $64, SI
 	SUBQ $16, CX
 	JMP rdummy16
@@ -370,22 +364,7 @@ rsimple16:
 	CMPQ CX, $16
 	JLT rdone
 	MOMENTS16R
-	SIMPLE(0)
-	SIMPLE(16)
-	SIMPLE(32)
-	SIMPLE(48)
-	SIMPLE(4)
-	SIMPLE(20)
-	SIMPLE(36)
-	SIMPLE(52)
-	SIMPLE(8)
-	SIMPLE(24)
-	SIMPLE(40)
-	SIMPLE(56)
-	SIMPLE(12)
-	SIMPLE(28)
-	SIMPLE(44)
-	SIMPLE(60)
+	SIMPLES16
 	ADDQ $64, SI
 	SUBQ $16, CX
 	JMP rsimple16
