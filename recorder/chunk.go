@@ -681,6 +681,7 @@ func (h *chunkHook) Done(ctx context.Context, _ nn.ModuleInfo, n int) {
 // and queues it.
 func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState, lc *layerCall, n int) error {
 	it := item{layer: l.info.Path, batch: cs.bs.b.Index}
+	var fused *layerCall // l's fusedReLU's, whose row is pushed after l's
 	defer func() {
 		for _, a := range lc.idle {
 			discard(a)
@@ -717,14 +718,14 @@ func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState,
 		case lc.viaWorker:
 			// the source layer's item carries this layer's row
 		default:
+			if l.fusedReLU != nil {
+				// (a call without rows delivers no chunk)
+				r.lookUpReLU(ctx, cs, l, lc)
+				fused = lc.relu
+			}
 			row, ok := r.layerRow(l, cs, lc)
 			if !ok {
 				break
-			}
-			if lc.relu != nil {
-				if err := r.pushFusedReLU(cs, l, lc.relu); err != nil {
-					return err
-				}
 			}
 			row.Batch = cs.bs.b.Index
 			it.stats = &row
@@ -743,7 +744,10 @@ func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState,
 		it.buf, it.tensors = lc.buf, lc.trow
 		it.bytes += bufBytes(lc.per*len(lc.idx)) + int64(len(lc.idx))*48
 	}
-	return r.pushCall(cs, it)
+	if err := r.pushCall(cs, it); err != nil || fused == nil {
+		return err
+	}
+	return r.pushFusedReLU(cs, l, fused)
 }
 
 // dropSamples releases the sample buffer of lc and refunds its budget.

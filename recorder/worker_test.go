@@ -169,3 +169,21 @@ func TestWorkersVariableInputSize(t *testing.T) {
 		}
 	}
 }
+
+// A call with no rows still gets a row on every recorded layer, also on a
+// ReLU whose moments its input's chunks count (none arrive) — found in
+// review — in hooks and in workers.
+func TestRecorderEmptyBatchEveryLayer(t *testing.T) {
+	for _, workers := range []bool{false, true} {
+		m := recipe(t)
+		st, err := recordOnce(t, m, nn.NewTensor(0, 3, 28, 28), []int{1, 3, 28, 28}, workers, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"conv1", "relu1", "maxpool1", "conv2", "relu2", "maxpool2", "flatten", "fc1", "relu3", "fc2"} {
+			if rows := readStats(t, st, "w", p); len(rows) != 1 || rows[0].Count != 0 {
+				t.Errorf("workers %v: %s: rows %+v, want one empty row", workers, p, rows)
+			}
+		}
+	}
+}
