@@ -66,7 +66,8 @@ type layerCall struct {
 	viaWorker bool
 	// viaSource: statistics in hooks, l is its input's fusedReLU: its
 	// moments are counted in the input's chunks, into this layerCall's
-	// accumulators, and its row pushed at the input's Done.
+	// accumulators, and its row pushed at the input's Done (its own chunks
+	// then serve its sampled tensors only).
 	viaSource bool
 	relu      *layerCall // the fusedReLU's layerCall when it is viaSource (nil: none)
 	reluSet   bool       // relu was looked up
@@ -281,8 +282,8 @@ func (cs *callState) layerCall(ctx context.Context, r *Recorder, l *layerState, 
 		tensors: l.mode&ModeTensors != 0 && cs.bs.tensors && r.budgetAt.Load() < 0 && cs.n > 0 && !cs.dropped,
 	}
 	cs.layers[l] = lc
-	if lc.stats && !r.cfg.StatsInWorkers && l.from != nil && l.from.fusedReLU == l && l.mode&ModeTensors == 0 {
-		lc.viaSource = true
+	if lc.stats && !r.cfg.StatsInWorkers && l.from != nil && l.from.fusedReLU == l {
+		lc.viaSource = true // its chunks, if it wants any, are for sampled tensors only
 	}
 	if lc.stats && r.cfg.StatsInWorkers && cs.n > 0 {
 		if l.kind == kindCount {
@@ -369,7 +370,7 @@ func (h *chunkHook) Wants(ctx context.Context, _ nn.ModuleInfo) (want bool) {
 	// A layer whose row and samples the worker derives needs none of its
 	// data: declining lets nn skip materialising it (e.g. a ReLU fused after
 	// a convolution).
-	return lc.err != nil || (!lc.viaWorker && !lc.viaSource && (lc.stats || lc.tensors))
+	return lc.err != nil || (!lc.viaWorker && (lc.tensors || (lc.stats && !lc.viaSource)))
 }
 
 // deriveTensors hands the sampled-tensor buffers of l's followers whose
@@ -500,6 +501,8 @@ func (r *Recorder) addChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, hi
 			}
 		case lc.viaWorker:
 			// derived by the worker from the source layer's copy
+		case lc.viaSource:
+			// counted in the input's chunks
 		case l.kind == kindSame:
 		default:
 			a := lc.acc()
@@ -715,8 +718,8 @@ func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState,
 				r.release(&it)
 				return err
 			}
-		case lc.viaWorker:
-			// the source layer's item carries this layer's row
+		case lc.viaWorker, lc.viaSource:
+			// the input's item carries (worker) or pushes (hooks) this layer's row
 		default:
 			if l.fusedReLU != nil {
 				// (a call without rows delivers no chunk)

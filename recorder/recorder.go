@@ -74,7 +74,7 @@ type layerState struct {
 	followers []*layerState
 	// fusedReLU (statistics in hooks): the ReLU follower whose moments
 	// this layer's chunks count in the same pass (addWithReLU); it then
-	// declines its own chunks.
+	// declines its own chunks (unless it samples tensors).
 	fusedReLU *layerState
 
 	rowEst atomic.Int64 // largest stats row queued so far (rowBytes), for reservations
