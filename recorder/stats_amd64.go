@@ -24,6 +24,9 @@ func chunkAVX2(h *[denseLen]uint32, x []float32, k float64, simple bool, out *mo
 func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, out, outy *momentsOut)
 
 //go:noescape
+func momentsReLUAVX512(x []float32, k, ky float64, out, outy *momentsOut)
+
+//go:noescape
 func momentsAVX2(x []float32, k float64, out *momentsOut)
 
 //go:noescape
@@ -98,19 +101,38 @@ func (o *momentsOut) reduce() moments {
 // in the same pass (meaningful only if c has no NaN: m.s is then finite);
 // ok is false where the CPU lacks the kernel.
 func chunkStatsReLU(h *[denseLen]uint32, c []float32, k, ky float64, simple bool) (m, my moments, ok bool) {
+	return withReLUKernel(c, k, ky,
+		func(x []float32, out, outy *momentsOut) { chunkReLUAVX512(h, x, k, ky, simple, out, outy) },
+		func(x []float32) moments { return chunkStatsGo(h, x, k) })
+}
+
+// momentsReLU is chunkStatsReLU without the histogram (momentsFast plus the
+// ReLU's moments).
+func momentsReLU(c []float32, k, ky float64) (m, my moments, ok bool) {
+	return withReLUKernel(c, k, ky,
+		func(x []float32, out, outy *momentsOut) { momentsReLUAVX512(x, k, ky, out, outy) },
+		func(x []float32) moments { return momentsGo(x, k) })
+}
+
+// withReLUKernel runs a kernel that fills x's moments and its ReLU's
+// (chunkReLUAVX512, momentsReLUAVX512) on the multiple-of-16 head of c and
+// portable code on the rest, and completes the ReLU's moments from x's:
+// its zeros are x's zeros plus its elements < 0, its min and max x's
+// clamped at 0.
+func withReLUKernel(c []float32, k, ky float64, kernel func(x []float32, out, outy *momentsOut), portable func([]float32) moments) (m, my moments, ok bool) {
 	if !useAVX2 || !useAVX512 || len(c) < 16 {
 		return m, my, false
 	}
 	n := len(c) &^ 15
 	var o, oy momentsOut
-	chunkReLUAVX512(h, c[:n], k, ky, simple, &o, &oy)
+	kernel(c[:n], &o, &oy)
 	m = o.reduce()
 	my = moments{s: (oy.s[0] + oy.s[1]) + (oy.s[2] + oy.s[3]), q: (oy.q[0] + oy.q[1]) + (oy.q[2] + oy.q[3])}
 	for _, z := range oy.z {
 		my.zeros += int64(z) // elements < 0; those == ±0 are added below
 	}
 	if n < len(c) {
-		m.add(chunkStatsGo(h, c[n:], k))
+		m.add(portable(c[n:]))
 		t := reluMomentsGo(c[n:], ky)
 		my.s += t.s
 		my.q += t.q

@@ -377,3 +377,42 @@ rdone:
 	VMOVDQU32 Y22, 128(R10)
 	MOMENTS_STORE
 
+
+// func momentsReLUAVX512(x []float32, k, ky float64, out, outy *momentsOut)
+// momentsAVX2 plus, in outy, what chunkReLUAVX512 puts there (the moments
+// of max(x, 0) and the count of x < 0), in one pass without histogram.
+// AVX-512VL; len(x) must be a multiple of 16.
+TEXT ·momentsReLUAVX512(SB), NOSPLIT, $0-56
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ out+40(FP), R8
+	MOVQ outy+48(FP), R10
+	VBROADCASTSD ky+32(FP), Y16
+	VPXORQ Y17, Y17, Y17
+	VPXORQ Y18, Y18, Y18
+	VPXORQ Y19, Y19, Y19
+	VPXORQ Y20, Y20, Y20
+	VPXORQ Y22, Y22, Y22
+	VBROADCASTSD k+24(FP), Y0
+	MOMENTS_INIT
+	MOVL $0x80000000, AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, Y10
+	VMOVUPS (SI), Y5
+	VMOVUPS (SI), Y6
+
+mrmoments16:
+	CMPQ CX, $16
+	JLT mrdone
+	MOMENTS16R
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP mrmoments16
+
+mrdone:
+	VADDPD Y18, Y17, Y17
+	VADDPD Y20, Y19, Y19
+	VMOVUPD Y17, 0(R10)
+	VMOVUPD Y19, 32(R10)
+	VMOVDQU32 Y22, 128(R10)
+	MOMENTS_STORE

@@ -22,7 +22,8 @@ func TestStatsWithoutAVX2(t *testing.T) {
 	t.Run("merge", TestHistogramMergeOfHalves)
 }
 
-// chunkStatsReLU gives exactly chunkStats' histogram and moments and, for
+// chunkStatsReLU (and momentsReLU, without histogram) gives exactly
+// chunkStats' histogram and moments and, for
 // the ReLU, exactly the moments of nn's ReLU output, at every length
 // around the kernel's block and with zeros, -0, subnormals and huge values.
 func TestChunkStatsReLU(t *testing.T) {
@@ -52,6 +53,10 @@ func TestChunkStatsReLU(t *testing.T) {
 			}
 			if my != wy {
 				t.Fatalf("n=%d simple=%v: ReLU moments %+v, of the ReLU output %+v", n, simple, my, wy)
+			}
+			m2, my2, ok := momentsReLU(x, k, ky)
+			if !ok || m2 != momentsFast(x, k) || my2 != wy {
+				t.Fatalf("n=%d: momentsReLU %+v %+v, want %+v %+v", n, m2, my2, momentsFast(x, k), wy)
 			}
 		}
 	}
