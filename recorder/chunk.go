@@ -512,7 +512,11 @@ func (r *Recorder) addChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, hi
 			switch {
 			case flc != nil:
 				ar := flc.acc()
-				accumulatePair(a, ar, out.Data)
+				add := (*accumulator).addWithReLU
+				if r.cfg.MomentsOnly {
+					add = (*accumulator).addMomentsWithReLU
+				}
+				accumulatePair(a, ar, out.Data, add)
 				flc.mu.Lock()
 				flc.idle = append(flc.idle, ar)
 				flc.mu.Unlock()
@@ -886,21 +890,23 @@ func (r *Recorder) workerRows(it *item, emit func(layer string, row store.StatsR
 	// them in the source's pass (addWithReLU).
 	var pre map[*layerState]*accumulator
 	var fused *layerState
-	if !r.cfg.MomentsOnly {
-		for _, f := range it.src.followers {
-			if r.reluFromMoments(f, it.shape) {
-				fused = f
-				break
-			}
+	for _, f := range it.src.followers {
+		if r.reluFromMoments(f, it.shape) {
+			fused = f
+			break
 		}
 	}
 	switch {
-	case r.cfg.MomentsOnly:
-		a.addMoments(data)
 	case fused != nil:
 		ar := accPool.Get()
-		a.addWithReLU(ar, data)
+		if r.cfg.MomentsOnly {
+			a.addMomentsWithReLU(ar, data)
+		} else {
+			a.addWithReLU(ar, data)
+		}
 		pre = map[*layerState]*accumulator{fused: ar}
+	case r.cfg.MomentsOnly:
+		a.addMoments(data)
 	default:
 		a.add(data)
 	}
@@ -1096,11 +1102,9 @@ func (r *Recorder) planLayers(m *nn.Model) {
 		}
 		switch m.Layer(l.info.Path).(type) {
 		case *nn.ReLU:
-			// With StatsInWorkers the worker applies the ReLU to its copy of
-			// the input: derived in every mode.
-			if !r.cfg.MomentsOnly || r.cfg.StatsInWorkers {
-				l.kind, l.from = kindReLU, from
-			}
+			// Derived in every mode: its histogram from the input's, and
+			// (fusedReLU, StatsInWorkers) its moments from the input's values.
+			l.kind, l.from = kindReLU, from
 		case *nn.Flatten, *nn.Dropout:
 			l.kind, l.from = kindSame, from
 		}
@@ -1114,7 +1118,7 @@ func (r *Recorder) planLayers(m *nn.Model) {
 	for _, l := range r.layerList {
 		l.fusedReLU = nil
 	}
-	if r.cfg.StatsInWorkers || r.cfg.MomentsOnly || !useAVX512 {
+	if r.cfg.StatsInWorkers || !useAVX512 {
 		return // (without the kernel, a separate pass over the ReLU's chunks is as cheap)
 	}
 	for _, f := range r.layerList {

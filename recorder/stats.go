@@ -304,6 +304,41 @@ func (a *accumulator) addWithReLU(ar *accumulator, x []float32) {
 	})
 }
 
+// addMomentsWithReLU is addMoments(x) plus, into ar, the moments of
+// max(x, 0) in the same pass (momentsReLU), like addWithReLU without
+// histogram.
+func (a *accumulator) addMomentsWithReLU(ar *accumulator, x []float32) {
+	var scratch []float32
+	for len(x) > 0 {
+		c := x
+		if len(c) > chunkLen {
+			c = c[:chunkLen]
+		}
+		x = x[len(c):]
+		a.count += int64(len(c))
+		k, ky := float64(c[0]), float64(max(c[0], 0))
+		m, my, ok := momentsReLU(c, k, ky)
+		if !ok {
+			m = momentsFast(c, k)
+		}
+		a.mergeChunk(c, k, m)
+		switch finite := !math.IsNaN(m.s) && !math.IsInf(m.s, 0); {
+		case ok && finite:
+			ar.count += int64(len(c))
+			ar.mergeChunk(c, ky, my)
+		case finite:
+			ar.addReLUMoments(c)
+		default:
+			if scratch == nil {
+				scratch = make([]float32, chunkLen)
+			}
+			y := scratch[:len(c)]
+			nn.ReLUSlice(y, c)
+			ar.addMoments(y)
+		}
+	}
+}
+
 // addReLUMoments accumulates the moments of max(x, 0) (x free of NaN and
 // Inf) like addMoments does those of its argument, without writing them.
 func (a *accumulator) addReLUMoments(x []float32) {
@@ -727,11 +762,12 @@ func accumulateWith(a *accumulator, data []float32, add func(*accumulator, []flo
 }
 
 // accumulatePair is accumulate of data into a plus, into ar, the moments
-// of max(data, 0) (addWithReLU), split like accumulate.
-func accumulatePair(a, ar *accumulator, data []float32) {
+// of max(data, 0), with add (addWithReLU or addMomentsWithReLU), split like
+// accumulate.
+func accumulatePair(a, ar *accumulator, data []float32, add func(a, ar *accumulator, x []float32)) {
 	w := min(runtime.GOMAXPROCS(0), 8)
 	if len(data) < parallelMin || w < 2 {
-		a.addWithReLU(ar, data)
+		add(a, ar, data)
 		return
 	}
 	part := (len(data)/w + chunkLen - 1) / chunkLen * chunkLen
@@ -749,10 +785,10 @@ func accumulatePair(a, ar *accumulator, data []float32) {
 					failed.Store(fmt.Sprint(e))
 				}
 			}()
-			p[0].addWithReLU(p[1], x)
+			add(p[0], p[1], x)
 		}(data[lo:min(lo+part, len(data))])
 	}
-	a.addWithReLU(ar, data[:part])
+	add(a, ar, data[:part])
 	wg.Wait()
 	if e := failed.Load(); e != nil {
 		panic(e)
