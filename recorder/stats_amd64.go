@@ -34,25 +34,33 @@ func reluMomentsAVX2(x []float32, k float64, out *momentsOut)
 
 // reluMomentsFast returns the moments of max(c, 0) (len(c) >= 1, no NaN)
 // with shift k, without writing them.
-func reluMomentsFast(c []float32, k float64) moments {
-	return withKernel(c, k, reluMomentsAVX2, reluMomentsGo)
-}
+func reluMomentsFast(c []float32, k float64) moments { return withKernel(c, k, true) }
 
 func histChunk(h *[denseLen]uint32, c []float32) { histAsm(h, c) }
 
 // momentsFast returns the moments of c (len(c) >= 1) with shift k, without
 // histogram.
-func momentsFast(c []float32, k float64) moments { return withKernel(c, k, momentsAVX2, momentsGo) }
+func momentsFast(c []float32, k float64) moments { return withKernel(c, k, false) }
 
-// withKernel runs the assembly kernel on the multiple-of-16 head of c and
-// the portable one on the rest (or on all of c without AVX2).
-func withKernel(c []float32, k float64, kernel func([]float32, float64, *momentsOut), portable func([]float32, float64) moments) moments {
+// withKernel runs the assembly kernel (momentsAVX2, or reluMomentsAVX2 with
+// relu) on the multiple-of-16 head of c and the portable one on the rest
+// (or on all of c without AVX2). (A switch, not func values: a pointer
+// passed to a func value escapes, and o would be allocated per chunk.)
+func withKernel(c []float32, k float64, relu bool) moments {
+	portable := momentsGo
+	if relu {
+		portable = reluMomentsGo
+	}
 	if !useAVX2 || len(c) < 16 {
 		return portable(c, k)
 	}
 	n := len(c) &^ 15
 	var o momentsOut
-	kernel(c[:n], k, &o)
+	if relu {
+		reluMomentsAVX2(c[:n], k, &o)
+	} else {
+		momentsAVX2(c[:n], k, &o)
+	}
 	m := o.reduce()
 	if n < len(c) {
 		m.add(portable(c[n:], k))
@@ -101,38 +109,42 @@ func (o *momentsOut) reduce() moments {
 // in the same pass (meaningful only if c has no NaN: m.s is then finite);
 // ok is false where the CPU lacks the kernel.
 func chunkStatsReLU(h *[denseLen]uint32, c []float32, k, ky float64, simple bool) (m, my moments, ok bool) {
-	return withReLUKernel(c, k, ky,
-		func(x []float32, out, outy *momentsOut) { chunkReLUAVX512(h, x, k, ky, simple, out, outy) },
-		func(x []float32) moments { return chunkStatsGo(h, x, k) })
+	return withReLUKernel(h, c, k, ky, simple)
 }
 
 // momentsReLU is chunkStatsReLU without the histogram (momentsFast plus the
 // ReLU's moments).
 func momentsReLU(c []float32, k, ky float64) (m, my moments, ok bool) {
-	return withReLUKernel(c, k, ky,
-		func(x []float32, out, outy *momentsOut) { momentsReLUAVX512(x, k, ky, out, outy) },
-		func(x []float32) moments { return momentsGo(x, k) })
+	return withReLUKernel(nil, c, k, ky, false)
 }
 
-// withReLUKernel runs a kernel that fills x's moments and its ReLU's
-// (chunkReLUAVX512, momentsReLUAVX512) on the multiple-of-16 head of c and
-// portable code on the rest, and completes the ReLU's moments from x's:
-// its zeros are x's zeros plus its elements < 0, its min and max x's
-// clamped at 0.
-func withReLUKernel(c []float32, k, ky float64, kernel func(x []float32, out, outy *momentsOut), portable func([]float32) moments) (m, my moments, ok bool) {
+// withReLUKernel runs the kernel that fills x's moments and its ReLU's
+// (chunkReLUAVX512 with histogram h, momentsReLUAVX512 with h nil) on the
+// multiple-of-16 head of c and portable code on the rest, and completes
+// the ReLU's moments from x's: its zeros are x's zeros plus its elements
+// < 0, its min and max x's clamped at 0.
+func withReLUKernel(h *[denseLen]uint32, c []float32, k, ky float64, simple bool) (m, my moments, ok bool) {
 	if !useAVX2 || !useAVX512 || len(c) < 16 {
 		return m, my, false
 	}
 	n := len(c) &^ 15
 	var o, oy momentsOut
-	kernel(c[:n], &o, &oy)
+	if h != nil {
+		chunkReLUAVX512(h, c[:n], k, ky, simple, &o, &oy)
+	} else {
+		momentsReLUAVX512(c[:n], k, ky, &o, &oy)
+	}
 	m = o.reduce()
 	my = moments{s: (oy.s[0] + oy.s[1]) + (oy.s[2] + oy.s[3]), q: (oy.q[0] + oy.q[1]) + (oy.q[2] + oy.q[3])}
 	for _, z := range oy.z {
 		my.zeros += int64(z) // elements < 0; those == ±0 are added below
 	}
 	if n < len(c) {
-		m.add(portable(c[n:]))
+		if h != nil {
+			m.add(chunkStatsGo(h, c[n:], k))
+		} else {
+			m.add(momentsGo(c[n:], k))
+		}
 		t := reluMomentsGo(c[n:], ky)
 		my.s += t.s
 		my.q += t.q
