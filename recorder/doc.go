@@ -155,37 +155,37 @@
 //
 // # Cost
 //
-// Measured on RecipeCNN(3,10) at batch 64 (5.5-6.3 ms per plain forward
-// pass with one inference thread, 3.3-3.6 ms with two), on a shared 2-core
-// VM, 2026-11-26 21:48 UTC, with
+// Measured on RecipeCNN(3,10) at batch 64 (5.7-6.1 ms per plain forward
+// pass with one inference thread, 3.2-3.7 ms with two), on a shared 2-core
+// VM, 2026-11-26 22:14 UTC, with
 //
 //	go test -run XXX -bench OverheadStream -benchtime 20x -count 3 ./recorder
 //
 // (blocks of 32 plain and 32 recorded passes alternated, a recorded block
 // ending when its rows are written, the recorded total including Close;
-// wall-clock overhead, three runs; BENCHMARKS.md has CPU time and earlier
+// wall-clock overhead, three runs; BENCHMARKS.md has CPU time and other
 // windows):
 //
 //	configuration                          1 inference thread   2 threads
-//	hooks attached, nothing recorded       0-3 %                -2-+2 %
+//	hooks attached, nothing recorded       -1-+2 %              0-1 %
 //	stats, every layer, every batch:
-//	  in hooks (default)                   18-19 %              20-24 %
-//	  StatsInWorkers                       2.8, 6.6, 10.7 %     24-28 %
+//	  in hooks (default)                   18-19 %              19-26 %
+//	  StatsInWorkers                       3.8-4.9 %            28-31 %
 //	stats + samples 0,2 of relu1, maxpool2, fc1:
-//	  in hooks                             21-24 %              25-33 %
-//	  StatsInWorkers                       6.2-9.0 %            21-30 %
-//	moments only, every layer (hooks)      15-17 %              17 %
-//	stats every 8th batch (hooks)          2.5-3.4 %            1.9-6.4 %
+//	  in hooks                             19-20 %              29-37 %
+//	  StatsInWorkers                       4.5-7.2 %            15-30 %
+//	moments only, every layer (hooks)      10-13 %              12-13 %
+//	stats every 8th batch (hooks)          2.3-3.5 %            2.8-3.1 %
 //
-// In the same window PyTorch's mean/std/min/max hooks on relu1, maxpool2
-// and fc1 alone (../shared/bench/torch_seedcnn.py 64 50 T) cost +88 % with
-// one thread and +35 % with two.
+// PyTorch's mean/std/min/max hooks on relu1, maxpool2 and fc1 alone
+// (../shared/bench/torch_seedcnn.py 64 50 T) cost +29-89 % with one thread
+// and up to +51 % with two in the windows of the same day.
 //
 // So with a core left to the recorder (nn.SetThreads(1) on two cores, the
 // setting of the PyTorch anchor, with StatsInWorkers) the <= 10 % target
-// with samples is met in every run; the <= 5 % target for stats is met in
-// quiet windows but not robustly (median 5.8 % over 15 runs in three
-// windows, 2.3-10.7 %: the spread is the other core's load).
+// with samples is met in every run; the <= 5 % target for stats in quiet
+// windows and this one, not in every run (median 5.7 % over 18 runs in
+// four windows, 2.3-10.7 %: the spread is the other core's load).
 // They are not met when inference uses every core: the statistics then
 // cost about 0.3 ns of CPU per output element
 // (BenchmarkStatsRecipeBatch/recorder; the bfloat16 histogram, one
@@ -198,7 +198,7 @@
 // layers costs proportionally less. BenchmarkOverheadInterleaved (one
 // recorded pass, waiting for its rows, alternated with one plain pass)
 // charges all the recorder's work to the recorded pass, hence
-// StatsInWorkers' +26-27 % there: it measures CPU cost, not what a long
+// StatsInWorkers' +27-31 % there: it measures CPU cost, not what a long
 // recording does to inference throughput.
 //
 // The two steps that took the overhead down: nn.ChunkHook (the recorder no
