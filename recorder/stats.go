@@ -286,21 +286,7 @@ func (a *accumulator) addWithReLU(ar *accumulator, x []float32) {
 		}
 		a.mergeChunk(c, k, m)
 		a.simple = m.zeros*32 < int64(len(c))
-		finite := !math.IsNaN(m.s) && !math.IsInf(m.s, 0)
-		switch {
-		case ok && finite:
-			ar.count += int64(len(c))
-			ar.mergeChunk(c, ky, my)
-		case finite: // no kernel: a second pass, still without writing
-			ar.addReLUMoments(c)
-		default: // NaN or Inf in c: the ReLU's values themselves
-			if scratch == nil {
-				scratch = make([]float32, chunkLen)
-			}
-			y := scratch[:len(c)]
-			nn.ReLUSlice(y, c)
-			ar.addMoments(y)
-		}
+		ar.addReLUChunk(c, ky, m, my, ok, &scratch)
 	})
 }
 
@@ -322,20 +308,28 @@ func (a *accumulator) addMomentsWithReLU(ar *accumulator, x []float32) {
 			m = momentsFast(c, k)
 		}
 		a.mergeChunk(c, k, m)
-		switch finite := !math.IsNaN(m.s) && !math.IsInf(m.s, 0); {
-		case ok && finite:
-			ar.count += int64(len(c))
-			ar.mergeChunk(c, ky, my)
-		case finite:
-			ar.addReLUMoments(c)
-		default:
-			if scratch == nil {
-				scratch = make([]float32, chunkLen)
-			}
-			y := scratch[:len(c)]
-			nn.ReLUSlice(y, c)
-			ar.addMoments(y)
+		ar.addReLUChunk(c, ky, m, my, ok, &scratch)
+	}
+}
+
+// addReLUChunk adds the moments of max(c, 0) to a (ReLU moments my with
+// shift ky from the fused kernel when ok; m are c's own moments): my where
+// c is finite, a second pass without writing where there was no kernel,
+// and the ReLU's values written to *scratch where c has NaN or Inf.
+func (a *accumulator) addReLUChunk(c []float32, ky float64, m, my moments, ok bool, scratch *[]float32) {
+	switch finite := !math.IsNaN(m.s) && !math.IsInf(m.s, 0); {
+	case ok && finite:
+		a.count += int64(len(c))
+		a.mergeChunk(c, ky, my)
+	case finite:
+		a.addReLUMoments(c)
+	default:
+		if *scratch == nil {
+			*scratch = make([]float32, chunkLen)
 		}
+		y := (*scratch)[:len(c)]
+		nn.ReLUSlice(y, c)
+		a.addMoments(y)
 	}
 }
 

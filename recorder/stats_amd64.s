@@ -91,7 +91,11 @@ TEXT ·chunkAVX2(SB), NOSPLIT, $0-56
 	TESTQ R9, R9
 	JNE simple16
 
-#define MOMENTS16 \
+// MOMENTS16 is split in parts that MOMENTS16R (the ReLU kernels) reuses:
+// MOM_SCAN loads the 16 elements at SI into Y7, Y14 and updates min, max
+// and the zero counts; MOM_SUM8(off) converts the 8 elements at off(SI)
+// to float64 in Y8, Y9; MOM_ADD8 adds them (shifted by k) to the sums.
+#define MOM_SCAN \
 	VMOVUPS (SI), Y7 \
 	VMOVUPS 32(SI), Y14 \
 	VMINPS Y7, Y5, Y5 \
@@ -105,23 +109,26 @@ TEXT ·chunkAVX2(SB), NOSPLIT, $0-56
 	VPCMPEQD Y10, Y7, Y15 \
 	VPSUBD Y15, Y11, Y11 \
 	VPCMPEQD Y10, Y14, Y15 \
-	VPSUBD Y15, Y11, Y11 \
-	VCVTPS2PD (SI), Y8 \
-	VCVTPS2PD 16(SI), Y9 \
-	VSUBPD Y0, Y8, Y8 \
-	VSUBPD Y0, Y9, Y9 \
-	VADDPD Y8, Y1, Y1 \
-	VADDPD Y9, Y2, Y2 \
-	VFMADD231PD Y8, Y8, Y3 \
-	VFMADD231PD Y9, Y9, Y4 \
-	VCVTPS2PD 32(SI), Y8 \
-	VCVTPS2PD 48(SI), Y9 \
+	VPSUBD Y15, Y11, Y11
+
+#define MOM_CVT8(off) \
+	VCVTPS2PD off(SI), Y8 \
+	VCVTPS2PD (off+16)(SI), Y9
+
+#define MOM_ADD8 \
 	VSUBPD Y0, Y8, Y8 \
 	VSUBPD Y0, Y9, Y9 \
 	VADDPD Y8, Y1, Y1 \
 	VADDPD Y9, Y2, Y2 \
 	VFMADD231PD Y8, Y8, Y3 \
 	VFMADD231PD Y9, Y9, Y4
+
+#define MOMENTS16 \
+	MOM_SCAN \
+	MOM_CVT8(0) \
+	MOM_ADD8 \
+	MOM_CVT8(32) \
+	MOM_ADD8
 
 #define SIMPLE(off) \
 	MOVL off(SI), AX \
@@ -283,42 +290,35 @@ rmdone:
 // MOMENTS16R is MOMENTS16 plus, for the ReLU of the same 16 elements, the
 // moments (RELU8) and the count of elements < 0 in Y22.
 #define MOMENTS16R \
-	VMOVUPS (SI), Y7 \
-	VMOVUPS 32(SI), Y14 \
-	VMINPS Y7, Y5, Y5 \
-	VMAXPS Y7, Y6, Y6 \
-	VMINPS Y14, Y5, Y5 \
-	VMAXPS Y14, Y6, Y6 \
-	VCMPPS $0, Y13, Y7, Y15 \
-	VPSUBD Y15, Y12, Y12 \
-	VCMPPS $0, Y13, Y14, Y15 \
-	VPSUBD Y15, Y12, Y12 \
-	VPCMPEQD Y10, Y7, Y15 \
-	VPSUBD Y15, Y11, Y11 \
-	VPCMPEQD Y10, Y14, Y15 \
-	VPSUBD Y15, Y11, Y11 \
+	MOM_SCAN \
 	VCMPPS $1, Y13, Y7, Y15 \
 	VPSUBD Y15, Y22, Y22 \
 	VCMPPS $1, Y13, Y14, Y15 \
 	VPSUBD Y15, Y22, Y22 \
-	VCVTPS2PD (SI), Y8 \
-	VCVTPS2PD 16(SI), Y9 \
+	MOM_CVT8(0) \
 	RELU8 \
-	VSUBPD Y0, Y8, Y8 \
-	VSUBPD Y0, Y9, Y9 \
-	VADDPD Y8, Y1, Y1 \
-	VADDPD Y9, Y2, Y2 \
-	VFMADD231PD Y8, Y8, Y3 \
-	VFMADD231PD Y9, Y9, Y4 \
-	VCVTPS2PD 32(SI), Y8 \
-	VCVTPS2PD 48(SI), Y9 \
+	MOM_ADD8 \
+	MOM_CVT8(32) \
 	RELU8 \
-	VSUBPD Y0, Y8, Y8 \
-	VSUBPD Y0, Y9, Y9 \
-	VADDPD Y8, Y1, Y1 \
-	VADDPD Y9, Y2, Y2 \
-	VFMADD231PD Y8, Y8, Y3 \
-	VFMADD231PD Y9, Y9, Y4
+	MOM_ADD8
+
+// RELU_INIT loads ky (at the frame offset given) into Y16 and zeroes the
+// ReLU accumulators of MOMENTS16R; RELU_STORE writes them to the
+// momentsOut at R10 (s, q and the counts of elements < 0 in z).
+#define RELU_INIT(kyoff) \
+	VBROADCASTSD kyoff(FP), Y16 \
+	VPXORQ Y17, Y17, Y17 \
+	VPXORQ Y18, Y18, Y18 \
+	VPXORQ Y19, Y19, Y19 \
+	VPXORQ Y20, Y20, Y20 \
+	VPXORQ Y22, Y22, Y22
+
+#define RELU_STORE \
+	VADDPD Y18, Y17, Y17 \
+	VADDPD Y20, Y19, Y19 \
+	VMOVUPD Y17, 0(R10) \
+	VMOVUPD Y19, 32(R10) \
+	VMOVDQU32 Y22, 128(R10)
 
 // func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, out, outy *momentsOut)
 // chunkAVX2, plus in outy the sums of max(x, 0) - ky and their squares
@@ -332,12 +332,7 @@ TEXT ·chunkReLUAVX512(SB), NOSPLIT, $0-72
 	MOVQ x_len+16(FP), CX
 	MOVQ out+56(FP), R8
 	MOVQ outy+64(FP), R10
-	VBROADCASTSD ky+40(FP), Y16
-	VPXORQ Y17, Y17, Y17
-	VPXORQ Y18, Y18, Y18
-	VPXORQ Y19, Y19, Y19
-	VPXORQ Y20, Y20, Y20
-	VPXORQ Y22, Y22, Y22
+	RELU_INIT(ky+40)
 	VBROADCASTSD k+32(FP), Y0
 	MOMENTS_INIT
 	MOVL $0x80000000, AX
@@ -370,11 +365,7 @@ rsimple16:
 	JMP rsimple16
 
 rdone:
-	VADDPD Y18, Y17, Y17
-	VADDPD Y20, Y19, Y19
-	VMOVUPD Y17, 0(R10)
-	VMOVUPD Y19, 32(R10)
-	VMOVDQU32 Y22, 128(R10)
+	RELU_STORE
 	MOMENTS_STORE
 
 
@@ -387,12 +378,7 @@ TEXT ·momentsReLUAVX512(SB), NOSPLIT, $0-56
 	MOVQ x_len+8(FP), CX
 	MOVQ out+40(FP), R8
 	MOVQ outy+48(FP), R10
-	VBROADCASTSD ky+32(FP), Y16
-	VPXORQ Y17, Y17, Y17
-	VPXORQ Y18, Y18, Y18
-	VPXORQ Y19, Y19, Y19
-	VPXORQ Y20, Y20, Y20
-	VPXORQ Y22, Y22, Y22
+	RELU_INIT(ky+32)
 	VBROADCASTSD k+24(FP), Y0
 	MOMENTS_INIT
 	MOVL $0x80000000, AX
@@ -410,9 +396,5 @@ mrmoments16:
 	JMP mrmoments16
 
 mrdone:
-	VADDPD Y18, Y17, Y17
-	VADDPD Y20, Y19, Y19
-	VMOVUPD Y17, 0(R10)
-	VMOVUPD Y19, 32(R10)
-	VMOVDQU32 Y22, 128(R10)
+	RELU_STORE
 	MOMENTS_STORE
