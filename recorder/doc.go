@@ -184,8 +184,8 @@
 // So with a core left to the recorder (nn.SetThreads(1) on two cores, the
 // setting of the PyTorch anchor, with StatsInWorkers) the <= 10 % target
 // with samples is met in every run; the <= 5 % target for stats in quiet
-// windows and this one, not in every run (median 5.7 % over 18 runs in
-// four windows, 2.3-10.7 %: the spread is the other core's load).
+// windows and this one, not in every run (median 5.9 % over 23 runs in
+// five windows, 2.3-10.7 %: the spread is the other core's load).
 // They are not met when inference uses every core: the statistics then
 // cost about 0.3 ns of CPU per output element
 // (BenchmarkStatsRecipeBatch/recorder; the bfloat16 histogram, one
