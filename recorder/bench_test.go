@@ -20,26 +20,17 @@ func BenchmarkOverhead(b *testing.B) {
 	cases := append([]overheadConfig{{"plain", nil}}, overheadConfigs()...)
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
-			m, err := nn.RecipeCNN(3, 10)
-			if err != nil {
-				b.Fatal(err)
-			}
-			x := input(64, 1)
+			var m *nn.Model
 			var r *Recorder
 			if c.cfg != nil {
-				st, err := store.Open(b.TempDir(), store.DefaultOptions())
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer st.Close()
-				r, err = New(st, store.RunInfo{Name: "bench"}, c.cfg())
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
+				m, r = recordedRecipe(b, c.cfg())
+			} else {
+				var err error
+				if m, err = nn.RecipeCNN(3, 10); err != nil {
 					b.Fatal(err)
 				}
 			}
+			x := input(64, 1)
 			ctx := context.Background()
 			for i := 0; i < 2; i++ { // warm up pools and caches
 				if _, err := m.Forward(ctx, x); err != nil {
@@ -77,11 +68,13 @@ func BenchmarkOverheadInterleaved(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			m, err := nn.RecipeCNN(3, 10)
-			if err != nil {
+			var m *nn.Model
+			var r *Recorder
+			if c.cfg != nil {
+				m, r = recordedRecipe(b, c.cfg())
+			} else if m, err = nn.RecipeCNN(3, 10); err != nil {
 				b.Fatal(err)
 			}
-			var r *Recorder
 			switch {
 			case c.name == "nn-noop-chunk-hooks":
 				// No recorder: an empty chunk hook on every module (what
@@ -98,8 +91,6 @@ func BenchmarkOverheadInterleaved(b *testing.B) {
 				// cost of nn's unfused hooked forward path alone.
 				h := m.RegisterGlobalHook(func(context.Context, nn.ModuleInfo, []*nn.Tensor, *nn.Tensor) {})
 				defer h.Remove()
-			default:
-				m, r = recordedRecipe(b, c.cfg())
 			}
 			wait := func() {
 				if r != nil {

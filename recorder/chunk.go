@@ -976,16 +976,18 @@ func (r *Recorder) emitDerived(it *item, l *layerState, res *layerResult, data [
 			}
 			fdata, pending = data, reluPending
 		case kindReLU:
-			a := pre[f] // moments counted in the source's pass
-			channels := r.cfg.ChannelStats && len(fshape) >= 3
-			if a != nil {
+			a := pre[f]
+			switch {
+			case a != nil: // moments counted in the source's pass
 				pending = true
-			} else if a = accPool.Get(); res.row.NaN == 0 && res.row.Inf == 0 && len(f.followers) == 0 && !channels {
+			case res.row.NaN == 0 && res.row.Inf == 0 && r.reluFromMoments(f, shape):
 				// the ReLU's moments without writing its output (the
 				// kernel needs finite input)
+				a = accPool.Get()
 				a.addReLUMoments(data)
 				pending = true
-			} else {
+			default:
+				a = accPool.Get()
 				scratch = r.big.get(len(data))
 				fdata = *scratch
 				nn.ReLUSlice(fdata, data)

@@ -54,6 +54,18 @@ done:
 	VXORPS Y13, Y13, Y13 \
 	VPXOR Y11, Y11, Y11
 
+// MOMENTS_START(koff) sets up MOMENTS16 for x at SI: the shift k (at the
+// frame offset koff) in Y0, zeroed accumulators, the -0 pattern in Y10,
+// and min Y5 and max Y6 from the first elements.
+#define MOMENTS_START(koff) \
+	VBROADCASTSD koff(FP), Y0 \
+	MOMENTS_INIT \
+	MOVL $0x80000000, AX \
+	VMOVD AX, X10 \
+	VPBROADCASTD X10, Y10 \
+	VMOVUPS (SI), Y5 \
+	VMOVUPS (SI), Y6
+
 // MOMENTS_STORE writes the accumulators (and min Y5, max Y6) to the
 // momentsOut at R8 and returns.
 #define MOMENTS_STORE \
@@ -80,13 +92,7 @@ TEXT ·chunkAVX2(SB), NOSPLIT, $0-56
 	MOVQ x_base+8(FP), SI
 	MOVQ x_len+16(FP), CX
 	MOVQ out+48(FP), R8
-	VBROADCASTSD k+32(FP), Y0
-	MOMENTS_INIT
-	MOVL $0x80000000, AX
-	VMOVD AX, X10
-	VPBROADCASTD X10, Y10
-	VMOVUPS (SI), Y5
-	VMOVUPS (SI), Y6
+	MOMENTS_START(k+32)
 	MOVBLZX simple+40(FP), R9
 	TESTQ R9, R9
 	JNE simple16
@@ -202,13 +208,7 @@ TEXT ·momentsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x_base+0(FP), SI
 	MOVQ x_len+8(FP), CX
 	MOVQ out+32(FP), R8
-	VBROADCASTSD k+24(FP), Y0
-	MOMENTS_INIT
-	MOVL $0x80000000, AX
-	VMOVD AX, X10
-	VPBROADCASTD X10, Y10
-	VMOVUPS (SI), Y5
-	VMOVUPS (SI), Y6
+	MOMENTS_START(k+24)
 
 moments16:
 	CMPQ CX, $16
@@ -333,18 +333,10 @@ TEXT ·chunkReLUAVX512(SB), NOSPLIT, $0-72
 	MOVQ out+56(FP), R8
 	MOVQ outy+64(FP), R10
 	RELU_INIT(ky+40)
-	VBROADCASTSD k+32(FP), Y0
-	MOMENTS_INIT
-	MOVL $0x80000000, AX
-	VMOVD AX, X10
-	VPBROADCASTD X10, Y10
-	VMOVUPS (SI), Y5
-	VMOVUPS (SI), Y6
+	MOMENTS_START(k+32)
 	MOVBLZX simple+48(FP), R9
 	TESTQ R9, R9
 	JNE rsimple16
-
-
 
 rdummy16:
 	CMPQ CX, $16
@@ -368,7 +360,6 @@ rdone:
 	RELU_STORE
 	MOMENTS_STORE
 
-
 // func momentsReLUAVX512(x []float32, k, ky float64, out, outy *momentsOut)
 // momentsAVX2 plus, in outy, what chunkReLUAVX512 puts there (the moments
 // of max(x, 0) and the count of x < 0), in one pass without histogram.
@@ -379,13 +370,7 @@ TEXT ·momentsReLUAVX512(SB), NOSPLIT, $0-56
 	MOVQ out+40(FP), R8
 	MOVQ outy+48(FP), R10
 	RELU_INIT(ky+32)
-	VBROADCASTSD k+24(FP), Y0
-	MOMENTS_INIT
-	MOVL $0x80000000, AX
-	VMOVD AX, X10
-	VPBROADCASTD X10, Y10
-	VMOVUPS (SI), Y5
-	VMOVUPS (SI), Y6
+	MOMENTS_START(k+24)
 
 mrmoments16:
 	CMPQ CX, $16
