@@ -89,16 +89,21 @@ func (a *accumulator) add(x []float32) { a.histChunks(x, a.chunk) }
 // histChunks calls fn on each chunkLen chunk of x, after folding the dense
 // counters when the chunk could overflow them.
 func (a *accumulator) histChunks(x []float32, fn func(c []float32)) {
-	for len(x) > 0 {
-		c := x
-		if len(c) > chunkLen {
-			c = c[:chunkLen]
-		}
-		x = x[len(c):]
+	forChunks(x, func(c []float32) {
 		if a.inDense+int64(len(c)) > maxDense {
 			a.fold()
 		}
 		a.inDense += int64(len(c))
+		fn(c)
+	})
+}
+
+// forChunks calls fn on x in consecutive chunks of chunkLen elements (the
+// last one shorter).
+func forChunks(x []float32, fn func(c []float32)) {
+	for len(x) > 0 {
+		c := x[:min(len(x), chunkLen)]
+		x = x[len(c):]
 		fn(c)
 	}
 }
@@ -295,12 +300,7 @@ func (a *accumulator) addWithReLU(ar *accumulator, x []float32) {
 // histogram.
 func (a *accumulator) addMomentsWithReLU(ar *accumulator, x []float32) {
 	var scratch []float32
-	for len(x) > 0 {
-		c := x
-		if len(c) > chunkLen {
-			c = c[:chunkLen]
-		}
-		x = x[len(c):]
+	forChunks(x, func(c []float32) {
 		a.count += int64(len(c))
 		k, ky := float64(c[0]), float64(max(c[0], 0))
 		m, my, ok := momentsReLU(c, k, ky)
@@ -309,7 +309,7 @@ func (a *accumulator) addMomentsWithReLU(ar *accumulator, x []float32) {
 		}
 		a.mergeChunk(c, k, m)
 		ar.addReLUChunk(c, ky, m, my, ok, &scratch)
-	}
+	})
 }
 
 // addReLUChunk adds the moments of max(c, 0) to a (ReLU moments my with
@@ -856,16 +856,11 @@ func (a *accumulator) addMoments(x []float32) {
 // addMomentsWith accumulates the moments fn returns for each chunkLen
 // chunk of x, with the chunk's shift.
 func (a *accumulator) addMomentsWith(x []float32, shift func([]float32) float64, fn func([]float32, float64) moments) {
-	for len(x) > 0 {
-		c := x
-		if len(c) > chunkLen {
-			c = c[:chunkLen]
-		}
-		x = x[len(c):]
+	forChunks(x, func(c []float32) {
 		a.count += int64(len(c))
 		k := shift(c)
 		a.mergeChunk(c, k, fn(c, k))
-	}
+	})
 }
 
 // resultWith is result for an accumulator filled by addMoments, with the
