@@ -721,55 +721,34 @@ func accumulate(a *accumulator, data []float32) { accumulateWith(a, data, (*accu
 // accumulateWith is accumulate with add (or addMoments) as the per-part
 // accumulation.
 func accumulateWith(a *accumulator, data []float32, add func(*accumulator, []float32)) {
-	w := min(runtime.GOMAXPROCS(0), 8)
-	if len(data) < parallelMin || w < 2 {
+	if len(data) < parallelMin || runtime.GOMAXPROCS(0) < 2 {
 		add(a, data)
 		return
 	}
-	part := (len(data)/w + chunkLen - 1) / chunkLen * chunkLen
-	var wg sync.WaitGroup
-	var parts []*accumulator
-	var failed atomic.Value
-	for lo := part; lo < len(data); lo += part {
-		p := accPool.Get()
-		parts = append(parts, p)
-		wg.Add(1)
-		go func(x []float32) {
-			defer wg.Done()
-			defer func() {
-				if e := recover(); e != nil {
-					failed.Store(fmt.Sprint(e))
-				}
-			}()
-			add(p, x)
-		}(data[lo:min(lo+part, len(data))])
-	}
-	add(a, data[:part])
-	wg.Wait()
-	if e := failed.Load(); e != nil {
-		panic(e)
-	}
-	for _, p := range parts {
-		a.absorb(p)
-		accPool.Put(p)
-	}
+	accumulatePair(a, nil, data, func(a, _ *accumulator, x []float32) { add(a, x) })
 }
 
 // accumulatePair is accumulate of data into a plus, into ar, the moments
 // of max(data, 0), with add (addWithReLU or addMomentsWithReLU), split like
-// accumulate.
+// accumulate; with ar nil, add gets a nil second accumulator.
 func accumulatePair(a, ar *accumulator, data []float32, add func(a, ar *accumulator, x []float32)) {
 	w := min(runtime.GOMAXPROCS(0), 8)
 	if len(data) < parallelMin || w < 2 {
 		add(a, ar, data)
 		return
 	}
+	get := func() *accumulator {
+		if ar == nil {
+			return nil
+		}
+		return accPool.Get()
+	}
 	part := (len(data)/w + chunkLen - 1) / chunkLen * chunkLen
 	var wg sync.WaitGroup
 	var parts [][2]*accumulator
 	var failed atomic.Value
 	for lo := part; lo < len(data); lo += part {
-		p := [2]*accumulator{accPool.Get(), accPool.Get()}
+		p := [2]*accumulator{accPool.Get(), get()}
 		parts = append(parts, p)
 		wg.Add(1)
 		go func(x []float32) {
@@ -789,9 +768,11 @@ func accumulatePair(a, ar *accumulator, data []float32, add func(a, ar *accumula
 	}
 	for _, p := range parts {
 		a.absorb(p[0])
-		ar.absorb(p[1])
 		accPool.Put(p[0])
-		accPool.Put(p[1])
+		if ar != nil {
+			ar.absorb(p[1])
+			accPool.Put(p[1])
+		}
 	}
 }
 
