@@ -10,7 +10,8 @@ import (
 )
 
 // ParseBatchRange parses "A:B" (batches A <= b < B), "A:" (from A on),
-// ":B" (before B), "N" (batch N alone) or "" (all batches).
+// ":B" (before B, negative batches included), "N" (batch N alone) or ""
+// (all batches). Negative batch numbers are allowed anywhere.
 func ParseBatchRange(s string) (store.BatchRange, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == ":" {
@@ -28,13 +29,13 @@ func ParseBatchRange(s string) (store.BatchRange, error) {
 		if err != nil {
 			return store.BatchRange{}, fmt.Errorf("batch range %q: want A:B, A:, :B or N", s)
 		}
-		if n == 1<<63-1 {
+		if n == math.MaxInt64 {
 			return store.BatchRange{}, fmt.Errorf("batch range %q: batch too large", s)
 		}
 		return batchRange(n, n+1), nil
 	}
-	a, err1 := parse(lo, 0)
-	b, err2 := parse(hi, 1<<63-1)
+	a, err1 := parse(lo, math.MinInt64)
+	b, err2 := parse(hi, math.MaxInt64)
 	if err1 != nil || err2 != nil {
 		return store.BatchRange{}, fmt.Errorf("batch range %q: want A:B, A:, :B or N", s)
 	}
@@ -44,26 +45,19 @@ func ParseBatchRange(s string) (store.BatchRange, error) {
 	return batchRange(a, b), nil
 }
 
-// batchRange builds a store.BatchRange for a <= b < c, avoiding the zero
-// value's meaning "all" when a range really is [0, 0) (impossible here) and
-// mapping "to the end" to To == 0.
+// batchRange builds the store.BatchRange of a <= b < c: the zero value
+// (all) for the whole int64 range, else {a, b} as they are (store reads
+// To == 0 as "to the end" only after a positive From, and [a, 0) with a < 0
+// is exactly that range).
 func batchRange(a, b int64) store.BatchRange {
-	if b == 1<<63-1 {
-		b = 0
-		if a == 0 {
-			return store.BatchRange{}
-		}
+	if a == math.MinInt64 && b == math.MaxInt64 {
+		return store.BatchRange{}
 	}
 	return store.BatchRange{From: a, To: b}
 }
 
 // inRange reports whether batch b is in r.
-func inRange(r store.BatchRange, b int64) bool {
-	if r.From == 0 && r.To == 0 {
-		return true
-	}
-	return b >= r.From && (r.To == 0 || b < r.To)
-}
+func inRange(r store.BatchRange, b int64) bool { return r.Contains(b) }
 
 // FormatBatchRange formats r as ParseBatchRange reads it: "A:B", "A:",
 // ":B", or "all" for the zero value.
@@ -71,9 +65,9 @@ func FormatBatchRange(r store.BatchRange) string {
 	switch {
 	case r == store.BatchRange{}:
 		return "all"
-	case r.To == 0:
+	case r.To == math.MaxInt64 || (r.To == 0 && r.From > 0):
 		return fmt.Sprintf("%d:", r.From)
-	case r.From == 0:
+	case r.From == math.MinInt64:
 		return fmt.Sprintf(":%d", r.To)
 	}
 	return fmt.Sprintf("%d:%d", r.From, r.To)

@@ -226,6 +226,12 @@ func ReadMapFile(r io.Reader) (map[string]string, error) {
 // result, not returned as errors. When ctx is done Diff stops within a
 // row and returns an error wrapping ctx.Err().
 func Diff(ctx context.Context, s *store.Store, runA, runB string, opts DiffOptions) (*DiffReport, error) {
+	if !(opts.Tol.Atol >= 0) || !(opts.Tol.Rtol >= 0) {
+		return nil, fmt.Errorf("query: diff: tolerances atol %v and rtol %v must be numbers >= 0", opts.Tol.Atol, opts.Tol.Rtol)
+	}
+	if (opts.MinSQNR != nil && math.IsNaN(*opts.MinSQNR)) || (opts.MinCosine != nil && math.IsNaN(*opts.MinCosine)) {
+		return nil, errors.New("query: diff: MinSQNR and MinCosine must not be NaN")
+	}
 	la, err := layerSummaries(s, runA)
 	if err != nil {
 		return nil, err
@@ -676,27 +682,42 @@ func Wasserstein1(a, b store.Histogram) float64 {
 }
 
 // rowKey identifies a sample for matching across runs.
-type rowKey struct{ a, b int64 }
+type rowKey struct{ a, b, occ int64 }
 
-// bLoc locates a sample of run B.
+// bLoc locates a row of a run: its batch, its sample and, since a store
+// may hold the same (batch, sample) more than once (a batch recorded
+// twice), the occurrence of that pair in the rows' order.
 type bLoc struct {
 	batch  int64
 	sample int32
+	occ    int32
+}
+
+// occurrences numbers the rows of each (batch, sample) pair in the order
+// they are read (the same order in every read of the same batches).
+type occurrences map[bLoc]int32
+
+func (o occurrences) loc(batch int64, sample int32) bLoc {
+	k := bLoc{batch: batch, sample: sample}
+	n := o[k]
+	o[k] = n + 1
+	k.occ = n
+	return k
 }
 
 // keyRow is a tensor row without data.
 type keyRow struct {
-	batch  int64
-	sample int32
-	ds     int64
+	loc bLoc
+	ds  int64
 }
 
 // tensorKeys lists the rows of a layer (batch, sample, dataset index),
 // without keeping data.
 func tensorKeys(ctx context.Context, s *store.Store, run, layer string, r store.BatchRange) ([]keyRow, error) {
 	var out []keyRow
+	occ := occurrences{}
 	err := tensors(ctx, s, run, layer, r, func(row store.TensorRow) error {
-		out = append(out, keyRow{row.Batch, row.Sample, row.DatasetIndex})
+		out = append(out, keyRow{occ.loc(row.Batch, row.Sample), row.DatasetIndex})
 		return nil
 	})
 	if err != nil {
@@ -706,16 +727,16 @@ func tensorKeys(ctx context.Context, s *store.Store, run, layer string, r store.
 }
 
 // matchKeys assigns each row its matching key: (dataset index, occurrence)
-// when byIndex, else (batch, sample).
+// when byIndex, else (batch, sample, occurrence).
 func matchKeys(rows []keyRow, byIndex bool) []rowKey {
 	keys := make([]rowKey, len(rows))
 	occ := map[int64]int64{}
 	for i, r := range rows {
 		if byIndex {
-			keys[i] = rowKey{r.ds, occ[r.ds]}
+			keys[i] = rowKey{a: r.ds, b: occ[r.ds]}
 			occ[r.ds]++
 		} else {
-			keys[i] = rowKey{r.batch, int64(r.sample)}
+			keys[i] = rowKey{r.loc.batch, int64(r.loc.sample), int64(r.loc.occ)}
 		}
 	}
 	return keys
@@ -755,13 +776,13 @@ func diffTensors(ctx context.Context, s *store.Store, runA, runB string, a, b st
 	}
 	byIndex := len(ka) > 0 && len(kb) > 0
 	for _, r := range ka {
-		batchesA[r.batch] = true
+		batchesA[r.loc.batch] = true
 		if r.ds < 0 {
 			byIndex = false
 		}
 	}
 	for _, r := range kb {
-		batchesB[r.batch] = true
+		batchesB[r.loc.batch] = true
 		if r.ds < 0 {
 			byIndex = false
 		}
@@ -774,10 +795,10 @@ func diffTensors(ctx context.Context, s *store.Store, runA, runB string, a, b st
 	locB := make(map[rowKey]bLoc, len(kb))
 	rowsPerB := map[int64]int64{}
 	for i, k := range keysB {
-		locB[k] = bLoc{kb[i].batch, kb[i].sample}
-		rowsPerB[kb[i].batch]++
+		locB[k] = kb[i].loc
+		rowsPerB[kb[i].loc.batch]++
 	}
-	keyOfA := make(map[bLoc]bLoc, len(ka)) // A (batch, sample) -> B (batch, sample)
+	keyOfA := make(map[bLoc]bLoc, len(ka)) // A row -> B row
 	var aBatches []aBatch
 	matched := 0
 	for i, k := range keysA {
@@ -787,9 +808,9 @@ func diffTensors(ctx context.Context, s *store.Store, runA, runB string, a, b st
 			continue
 		}
 		matched++
-		keyOfA[bLoc{ka[i].batch, ka[i].sample}] = l
-		if len(aBatches) == 0 || aBatches[len(aBatches)-1].batch != ka[i].batch {
-			aBatches = append(aBatches, aBatch{batch: ka[i].batch})
+		keyOfA[ka[i].loc] = l
+		if len(aBatches) == 0 || aBatches[len(aBatches)-1].batch != ka[i].loc.batch {
+			aBatches = append(aBatches, aBatch{batch: ka[i].loc.batch})
 		}
 		ab := &aBatches[len(aBatches)-1]
 		ab.rows = append(ab.rows, l)
@@ -852,11 +873,12 @@ func diffTensors(ctx context.Context, s *store.Store, runA, runB string, a, b st
 			inWindow[ab.batch] = true
 		}
 		ra := store.BatchRange{From: aBatches[w.from].batch, To: aBatches[w.to-1].batch + 1}
+		occ := occurrences{}
 		err := tensors(ctx, s, runA, a.Path, ra, func(row store.TensorRow) error {
 			if !inWindow[row.Batch] {
 				return nil
 			}
-			l, ok := keyOfA[bLoc{row.Batch, row.Sample}]
+			l, ok := keyOfA[occ.loc(row.Batch, row.Sample)]
 			if !ok {
 				return nil
 			}
@@ -946,9 +968,11 @@ func loadWindow(ctx context.Context, s *store.Store, runB string, b store.LayerS
 		arena = make([]float32, 0, w.bytes/4)
 	}
 	arena = arena[:0]
+	occ := occurrences{}
 	for _, rg := range neededRanges(bBatchList, w.need) {
 		err := tensors(ctx, s, runB, b.Path, rg, func(row store.TensorRow) error {
-			if !w.rows[bLoc{row.Batch, row.Sample}] {
+			loc := occ.loc(row.Batch, row.Sample)
+			if !w.rows[loc] {
 				return nil
 			}
 			if len(row.Data) != elems {
@@ -956,12 +980,12 @@ func loadWindow(ctx context.Context, s *store.Store, runB string, b store.LayerS
 					runB, b.Path, row.Batch, row.Sample, len(row.Data), b.Shape, elems)
 			}
 			if len(arena)+elems > cap(arena) { // more rows than listed (a live writer): stay correct
-				lw.cache[bLoc{row.Batch, row.Sample}] = append([]float32{}, row.Data...)
+				lw.cache[loc] = append([]float32{}, row.Data...)
 				return nil
 			}
 			off := len(arena)
 			arena = append(arena, row.Data...)
-			lw.cache[bLoc{row.Batch, row.Sample}] = arena[off : off+elems : off+elems]
+			lw.cache[loc] = arena[off : off+elems : off+elems]
 			return nil
 		})
 		if err != nil {
@@ -1138,10 +1162,10 @@ func diffLockstep(ctx context.Context, s *store.Store, runA, runB string, a, b s
 			off := len(w.arena)
 			w.arena = append(w.arena, row.Data...)
 			data := w.arena[off : off+elems : off+elems]
-			if _, dup := w.rows[bLoc{row.Batch, row.Sample}]; dup {
+			if _, dup := w.rows[bLoc{batch: row.Batch, sample: row.Sample}]; dup {
 				return errLayout
 			}
-			w.rows[bLoc{row.Batch, row.Sample}] = lockRow{row.DatasetIndex, data}
+			w.rows[bLoc{batch: row.Batch, sample: row.Sample}] = lockRow{row.DatasetIndex, data}
 			return nil
 		})
 		if err != nil {
@@ -1167,7 +1191,7 @@ func diffLockstep(ctx context.Context, s *store.Store, runA, runB string, a, b s
 		matched := 0
 		lastA := int64(math.MinInt64)
 		err := tensors(ctx, s, runA, a.Path, store.BatchRange{From: w.lo, To: w.hi + 1}, func(row store.TensorRow) error {
-			ref, ok := w.rows[bLoc{row.Batch, row.Sample}]
+			ref, ok := w.rows[bLoc{batch: row.Batch, sample: row.Sample}]
 			if !ok || ref.ds != row.DatasetIndex || len(row.Data) != len(ref.data) {
 				return errLayout
 			}

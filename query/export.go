@@ -2,6 +2,8 @@ package query
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/actrec/actrec/store"
 )
@@ -169,9 +172,9 @@ func Export(ctx context.Context, s *store.Store, run string, opts ExportOptions)
 			return exportArrow(ctx, s, run, plans[0], opts.Batches, f, pr)
 		})
 	case opts.Format == FormatParquet:
-		return res, exportDataset(opts.Out, "run="+hiveEscape(run), opts.Force, func(dir string) error {
+		return res, exportDataset(opts.Out, fileName("run=", run, ""), opts.Force, func(dir string) error {
 			for _, p := range plans {
-				rel := filepath.Join("layer="+hiveEscape(p.layer.Path), "part-0.parquet")
+				rel := filepath.Join(fileName("layer=", p.layer.Path, ""), "part-0.parquet")
 				if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(rel)), 0o755); err != nil {
 					return err
 				}
@@ -186,14 +189,14 @@ func Export(ctx context.Context, s *store.Store, run string, opts ExportOptions)
 				if err != nil {
 					return err
 				}
-				res.Files = append(res.Files, filepath.Join("run="+hiveEscape(run), rel))
+				res.Files = append(res.Files, filepath.Join(fileName("run=", run, ""), rel))
 			}
 			return nil
 		})
 	default: // arrow directory
 		return res, exportDir(opts.Out, opts.Force, func(dir string) error {
 			for _, p := range plans {
-				name := hiveEscape(p.layer.Path) + ".arrow"
+				name := fileName("", p.layer.Path, ".arrow")
 				f, err := os.Create(filepath.Join(dir, name))
 				if err != nil {
 					return err
@@ -327,6 +330,34 @@ func hiveEscape(v string) string {
 		sb.WriteByte(c)
 	}
 	return sb.String()
+}
+
+// maxFileName bounds the file and directory names an export creates, in
+// bytes: under NAME_MAX (255) with room for the ".<name>.tmp-<n>" of the
+// atomic renames.
+const maxFileName = 200
+
+// fileName returns prefix + hiveEscape(v) + suffix, shortened when longer
+// than maxFileName: the escaped value is cut (never inside an escape) and
+// "~" and 16 hex digits of the SHA-256 of v are appended, so that names
+// stay distinct. (Names and layer paths may be 255 bytes, and escaping
+// can triple them.) The exact value is always in the file's metadata
+// (actrec.run, actrec.layer).
+func fileName(prefix, v, suffix string) string {
+	e := hiveEscape(v)
+	if len(prefix)+len(e)+len(suffix) <= maxFileName {
+		return prefix + e + suffix
+	}
+	sum := sha256.Sum256([]byte(v))
+	tag := "~" + hex.EncodeToString(sum[:8])
+	n := maxFileName - len(prefix) - len(suffix) - len(tag)
+	for n > 0 && (e[n-1] == '%' || (n > 1 && e[n-2] == '%')) {
+		n--
+	}
+	for n > 0 && !utf8.RuneStart(e[n]) {
+		n--
+	}
+	return prefix + e[:n] + tag + suffix
 }
 
 // HiveUnescape reverses hiveEscape.

@@ -222,7 +222,7 @@ func writeLayerData(ctx context.Context, s *store.Store, run string, p tensorPla
 		if i >= len(p.keys) {
 			return nil // committed by a live writer after the rows were counted
 		}
-		if p.keys[i].batch != row.Batch || p.keys[i].sample != row.Sample {
+		if p.keys[i].loc.batch != row.Batch || p.keys[i].loc.sample != row.Sample {
 			return fmt.Errorf("run %q layer %q changed while exporting (batch %d sample %d not listed)", run, p.layer.Path, row.Batch, row.Sample)
 		}
 		i++
@@ -275,8 +275,8 @@ func exportNPZ(ctx context.Context, s *store.Store, run string, plans []tensorPl
 			name string
 			get  func(k keyRow) int64
 		}{
-			{".batch", func(k keyRow) int64 { return k.batch }},
-			{".sample", func(k keyRow) int64 { return int64(k.sample) }},
+			{".batch", func(k keyRow) int64 { return k.loc.batch }},
+			{".sample", func(k keyRow) int64 { return int64(k.loc.sample) }},
 			{".dataset_index", func(k keyRow) int64 { return k.ds }},
 		} {
 			for i, k := range p.keys {

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -412,10 +413,13 @@ func TestParseBatchRange(t *testing.T) {
 	}{
 		{"", store.BatchRange{}, false},
 		{"2:5", store.BatchRange{From: 2, To: 5}, false},
-		{"3:", store.BatchRange{From: 3}, false},
-		{":4", store.BatchRange{From: 0, To: 4}, false},
+		{"3:", store.BatchRange{From: 3, To: math.MaxInt64}, false},
+		{":4", store.BatchRange{From: math.MinInt64, To: 4}, false},
 		{"7", store.BatchRange{From: 7, To: 8}, false},
-		{"0:", store.BatchRange{}, false},
+		{"0:", store.BatchRange{From: 0, To: math.MaxInt64}, false},
+		{"-1", store.BatchRange{From: -1, To: 0}, false},
+		{"-2:0", store.BatchRange{From: -2, To: 0}, false},
+		{"-2:", store.BatchRange{From: -2, To: math.MaxInt64}, false},
 		{"5:2", store.BatchRange{}, true},
 		{"a:b", store.BatchRange{}, true},
 		{"x", store.BatchRange{}, true},
@@ -423,6 +427,76 @@ func TestParseBatchRange(t *testing.T) {
 		got, err := ParseBatchRange(tc.in)
 		if (err != nil) != tc.err || got != tc.want {
 			t.Errorf("%q: %+v, %v", tc.in, got, err)
+		}
+		if err == nil {
+			if back, err := ParseBatchRange(strings.TrimSuffix(FormatBatchRange(got), "all")); err != nil || back != got {
+				t.Errorf("%q: FormatBatchRange %q parses back to %+v, %v", tc.in, FormatBatchRange(got), back, err)
+			}
+		}
+	}
+}
+
+// Ranges over negative batches select exactly those batches, in the store
+// and in the query package's own filtering ("-1" once selected -1, 0, 1...).
+func TestBatchRangeNegative(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	opts := store.DefaultOptions()
+	opts.NoSync, opts.FlushInterval = true, -1
+	s, err := store.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w, err := s.CreateRun(store.RunInfo{Name: "neg"}, []store.LayerInfo{{Path: "l", Op: "Id", Shape: []int{2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b := int64(-2); b <= 1; b++ {
+		data := []float32{float32(b), 1}
+		if err := w.AppendStats("l", store.StatsRow{Batch: b, Count: 2, Mean: float64(b+1) / 2}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.AppendTensors("l", store.TensorRow{Batch: b, DatasetIndex: b + 2, Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(store.StateComplete); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		in   string
+		want []int64
+	}{
+		{"-1", []int64{-1}},
+		{"-2:0", []int64{-2, -1}},
+		{":0", []int64{-2, -1}},
+		{"0:", []int64{0, 1}},
+		{"-1:", []int64{-1, 0, 1}},
+		{"", []int64{-2, -1, 0, 1}},
+	} {
+		r, err := ParseBatchRange(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := Stats(context.Background(), s, "neg", StatsOptions{Batches: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, x := range rows {
+			got = append(got, x.Batch)
+		}
+		var tens []int64
+		if err := s.Tensors("neg", "l", r, func(row store.TensorRow) error { tens = append(tens, row.Batch); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, tc.want) || !slices.Equal(tens, tc.want) {
+			t.Errorf("--batches %q (%+v): stats of %v, tensors of %v, want %v", tc.in, r, got, tens, tc.want)
+		}
+		for b := int64(-2); b <= 1; b++ {
+			if inRange(r, b) != slices.Contains(tc.want, b) {
+				t.Errorf("--batches %q: inRange(%d) = %v", tc.in, b, inRange(r, b))
+			}
 		}
 	}
 }

@@ -489,3 +489,20 @@ func TestCreateRun_ErrRunExists(t *testing.T) {
 }
 
 func metadataOf(keys, vals []string) arrow.Metadata { return arrow.NewMetadata(keys, vals) }
+
+// A per-sample shape with no elements is refused when the run is created
+// (Arrow has no fixed-size list of 0 values; arrow-go panicked at the
+// first flush) and when a layer record says so (decodeLayer).
+func TestCreateRun_ZeroElementShape(t *testing.T) {
+	s, _ := Open(t.TempDir(), testOptions())
+	defer s.Close()
+	for _, shape := range [][]int{{3, 0}, {0}} {
+		_, err := s.CreateRun(RunInfo{Name: "r"}, []LayerInfo{{Path: "empty", Shape: shape}})
+		if !errors.Is(err, ErrShape) || !strings.Contains(err.Error(), "empty") {
+			t.Fatalf("shape %v: %v, want ErrShape naming the layer", shape, err)
+		}
+	}
+	if _, err := decodeLayer([]byte(`{"v":1,"path":"l","op":"Id","shape":[0],"order":0}`)); err == nil {
+		t.Fatal("decodeLayer accepted shape [0]")
+	}
+}

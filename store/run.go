@@ -72,7 +72,8 @@ type TensorRow struct {
 }
 
 // BatchRange selects batches From <= b < To. The zero value selects all batches; To == 0
-// with From != 0 means "to the end".
+// with From > 0 means "to the end" (use To = math.MaxInt64 for an open end after a
+// negative or zero From: {From: -2, To: 0} is batches -2 and -1).
 type BatchRange struct {
 	From, To int64
 }
@@ -82,8 +83,14 @@ func (r BatchRange) bounds() (lo, hi int64, all bool) {
 		return 0, 0, true
 	}
 	hi = r.To
-	if hi == 0 {
+	if hi == 0 && r.From > 0 {
 		hi = 1<<63 - 1
 	}
 	return r.From, hi, false
+}
+
+// Contains reports whether r selects batch b.
+func (r BatchRange) Contains(b int64) bool {
+	lo, hi, all := r.bounds()
+	return all || (b >= lo && b < hi)
 }

@@ -44,7 +44,8 @@ func NewFixedShapeTensorType(elem arrow.DataType, shape []int) (*FixedShapeTenso
 	}, nil
 }
 
-// shapeSize returns the product of the dims, refusing negative dims and overflow past 2^31-1.
+// shapeSize returns the product of the dims, refusing negative dims, a
+// product of 0 and overflow past 2^31-1.
 func shapeSize(shape []int) (int, error) {
 	n := 1
 	for _, d := range shape {
@@ -55,6 +56,10 @@ func shapeSize(shape []int) (int, error) {
 			return 0, fmt.Errorf("%w: shape %v has more than 2^31-1 elements", ErrShape, shape)
 		}
 		n *= d
+	}
+	if n == 0 {
+		// Arrow has no fixed-size list of 0 values (arrow-go panics on one).
+		return 0, fmt.Errorf("%w: shape %v has no elements", ErrShape, shape)
 	}
 	return n, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -65,8 +66,11 @@ func (d DiffFlags) queryOptions() (query.DiffOptions, error) {
 		}
 		m = fm
 	}
-	if d.Atol < 0 || d.Rtol < 0 {
-		return query.DiffOptions{}, usagef("--atol and --rtol must not be negative")
+	if !(d.Atol >= 0) || !(d.Rtol >= 0) { // NaN too: |a-b| > NaN never fails
+		return query.DiffOptions{}, usagef("--atol and --rtol must be numbers >= 0")
+	}
+	if (d.MinSQNR != nil && math.IsNaN(*d.MinSQNR)) || (d.MinCosine != nil && math.IsNaN(*d.MinCosine)) {
+		return query.DiffOptions{}, usagef("--min-sqnr and --min-cosine must be numbers")
 	}
 	return query.DiffOptions{Map: m, Tol: query.Tolerance{Atol: d.Atol, Rtol: d.Rtol},
 		MinSQNR: d.MinSQNR, MinCosine: d.MinCosine, MetricsOnly: d.MetricsOnly}, nil

@@ -207,6 +207,8 @@ func TestRun_ExitCodesAndFlagOrder(t *testing.T) {
 		{"missing_args", []string{"--store", dir, "diff", "base"}, "", 2, "two arguments"},
 		{"unknown_command", []string{"--store", dir, "frobnicate"}, "", 2, "frobnicate"},
 		{"bad_batches", []string{"--store", dir, "stats", "base", "--batches", "5:2"}, "", 2, "batch range"},
+		{"nan_atol", []string{"--store", dir, "diff", "perturbed", "base", "--atol", "nan"}, "", 2, "--atol and --rtol must be numbers >= 0"},
+		{"nan_min_sqnr", []string{"--store", dir, "diff", "perturbed", "base", "--min-sqnr", "NaN"}, "", 2, "--min-sqnr"},
 		{"bad_map", []string{"--store", dir, "diff", "base", "renamed", "--map", "conv1"}, "", 2, "old=new"},
 		{"show_missing_layer_flag", []string{"--store", dir, "show", "base", "--batch", "0"}, "", 2, "--layer"},
 		{"help_lists_exit_codes", []string{"--help"}, "", 0, "EXIT CODES"},
