@@ -36,6 +36,12 @@ type callState struct {
 	held    int64       // queue bytes reserved for the call, not yet turned into items
 	idx     []int       // sampled rows of the call
 	stop    func() bool // stops the context.AfterFunc releasing held on cancellation
+	// tensorsOK: the call's sampled tensors were charged to the tensor
+	// budget, all layers at once at the reservation (so that the batch at
+	// which the budget is reached has no tensors at all, not those of its
+	// first layers); charged is the part of that not yet handed to a layer.
+	tensorsOK bool
+	charged   int64
 }
 
 // layerResult is what later layers of the same call reuse from a layer's
@@ -61,6 +67,7 @@ type layerCall struct {
 	fullPer int        // elements per row of full (guarded by mu once chunks arrive)
 	shape   []int      // per-row shape of full's data: the run's, or the call's if it differs (variable input size)
 	resized bool       // full was resized for the call's shape
+	keptAny bool       // a chunk was put into full (guarded by mu)
 	// viaWorker: Config.StatsInWorkers, and the row is derived by the
 	// worker from the source layer's copy (l.from's item)
 	viaWorker bool
@@ -94,12 +101,21 @@ type chunkHook struct {
 // startCall is the root's pre-hook: it assigns the call's batch and notes
 // its batch size.
 func (r *Recorder) startCall(ctx context.Context, _ nn.ModuleInfo, in []*nn.Tensor) {
-	if !r.enabled.Load() || r.failed.Load() {
-		return
-	}
 	n := -1
 	if len(in) > 0 && in[0] != nil {
 		n = batchSize(in[0])
+	}
+	if !r.enabled.Load() || r.failed.Load() {
+		// A call not recorded still takes its batch index and dataset
+		// positions, so that later calls keep theirs (samples are matched
+		// across runs by dataset index).
+		if _, ok := BatchFrom(ctx); !ok {
+			r.mu.Lock()
+			r.next.Index++
+			r.next.DatasetIndex += int64(max(n, 0))
+			r.mu.Unlock()
+		}
+		return
 	}
 	r.newCall(ctx, n)
 }
@@ -152,6 +168,10 @@ func (r *Recorder) endReservation(cs *callState) {
 	cs.held = 0
 	stop := cs.stop
 	cs.stop = nil
+	if cs.charged > 0 { // tensors of layers the call never reached
+		r.tensorBytes.Add(-cs.charged)
+		cs.charged = 0
+	}
 	cs.mu.Unlock()
 	if stop != nil {
 		stop()
@@ -191,8 +211,7 @@ func (r *Recorder) reserveCall(ctx context.Context, cs *callState) {
 		cs.dropped = true // another call of the same batch was dropped
 		return
 	}
-	budgetOK := r.budgetAt.Load() < 0
-	var need int64
+	var need, tneed, tbytes int64
 	for _, l := range r.layerList {
 		per := shapeLen(l.info.Shape)
 		if l.mode&ModeStats != 0 {
@@ -201,19 +220,26 @@ func (r *Recorder) reserveCall(ctx context.Context, cs *callState) {
 				need += bufBytes(cs.n * per) // the output copy the worker reads
 			}
 		}
-		if l.mode&ModeTensors != 0 && bs.tensors && budgetOK && cs.n > 0 {
+		if l.mode&ModeTensors != 0 && bs.tensors && cs.n > 0 {
 			if cs.idx == nil {
 				cs.idx = r.cfg.Samples.samples(bs.b.Index, cs.n)
 			}
 			if k := len(cs.idx); k > 0 {
-				need += bufBytes(per*k) + 48*int64(k)
+				tneed += bufBytes(per*k) + 48*int64(k)
+				tbytes += int64(4 * per * k)
 			}
 		}
+	}
+	if tbytes > 0 && r.chargeBudget(tbytes, bs.b.Index) {
+		need += tneed
+		cs.tensorsOK, cs.charged = true, tbytes
 	}
 	if need == 0 {
 		return
 	}
 	if !r.q.reserve(need, r.cfg.Policy == Block) {
+		r.tensorBytes.Add(-cs.charged)
+		cs.tensorsOK, cs.charged = false, 0
 		cs.dropped = true
 		if r.cfg.Policy == Drop && !r.q.isClosed() && bs.dropped.CompareAndSwap(false, true) {
 			r.dropped.Add(1)
@@ -279,7 +305,7 @@ func (cs *callState) layerCall(ctx context.Context, r *Recorder, l *layerState, 
 	}
 	lc := &layerCall{
 		stats:   l.mode&ModeStats != 0 && cs.bs.stats && !cs.dropped,
-		tensors: l.mode&ModeTensors != 0 && cs.bs.tensors && r.budgetAt.Load() < 0 && cs.n > 0 && !cs.dropped,
+		tensors: l.mode&ModeTensors != 0 && cs.tensorsOK && !cs.dropped,
 	}
 	cs.layers[l] = lc
 	if lc.stats && !r.cfg.StatsInWorkers && l.from != nil && l.from.fusedReLU == l {
@@ -307,16 +333,7 @@ func (cs *callState) layerCall(ctx context.Context, r *Recorder, l *layerState, 
 		if len(idx) == 0 {
 			return lc
 		}
-		size := int64(4 * per * len(idx))
-		if b := r.cfg.TensorBudget; b > 0 {
-			if r.tensorBytes.Add(size) > b {
-				r.tensorBytes.Add(-size)
-				r.budgetAt.CompareAndSwap(-1, cs.bs.b.Index)
-				return lc
-			}
-		} else {
-			r.tensorBytes.Add(size)
-		}
+		cs.charged -= int64(4 * per * len(idx)) // now the layer's (refunded by dropSamples)
 		lc.tensors, lc.idx, lc.per = true, idx, per
 		lc.buf = getBuf(per * len(idx))
 		lc.trow = make([]store.TensorRow, len(idx))
@@ -552,6 +569,14 @@ func (r *Recorder) keepChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, h
 	}
 	per := len(out.Data) / rows
 	lc.mu.Lock()
+	if hi > lc.fullN && lo == 0 && !lc.keptAny {
+		// An output whose first dimension is not the batch (Flatten(0, -1),
+		// a Reshape), delivered whole: a buffer of its own size.
+		r.big.put(lc.full)
+		lc.full = r.big.get(hi * per)
+		lc.fullN, lc.fullPer, lc.shape, lc.resized = hi, per, slices.Clone(out.Shape[1:]), true
+	}
+	lc.keptAny = true
 	if per != lc.fullPer {
 		if lc.resized {
 			lc.mu.Unlock()

@@ -164,7 +164,10 @@ type Config struct {
 	// TensorBudget is the most tensor bytes (4 per element, uncompressed)
 	// a run hands to the store; when the next batch would exceed it, tensor
 	// recording stops for the rest of the run (stats continue) and the run
-	// metadata gets "tensor_budget_reached_at_batch". 0: unlimited.
+	// metadata gets "tensor_budget_reached_at_batch". A batch's tensors
+	// are charged for all its layers at once (at its Forward call's first
+	// recorded layer, or at its first Record), so that batch has no
+	// tensors at all. 0: unlimited.
 	TensorBudget int64 `json:"tensor_budget,omitempty"`
 	// QueueBytes caps the memory the recorder holds for recorded data, in
 	// bytes as allocated: stats rows, sampled tensor copies (reserved by a
@@ -231,6 +234,9 @@ func (c *Config) validate() error {
 		if o.Mode == 0 || o.Mode > ModeBoth {
 			return fmt.Errorf("recorder: override %q: invalid mode %d", o.Select, o.Mode)
 		}
+	}
+	if c.Policy > Drop {
+		return fmt.Errorf("recorder: invalid queue policy %d (want Block or Drop)", c.Policy)
 	}
 	if c.QueueBytes <= 0 {
 		c.QueueBytes = 256 << 20

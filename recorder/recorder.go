@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -86,6 +87,13 @@ type batchState struct {
 	stats   bool
 	tensors bool
 	dropped atomic.Bool
+
+	// Record charges the tensors of all the batch's tensor layers to the
+	// budget at once, at its first Record with tensors (so that the batch
+	// at which the budget is reached has none, not those of its first
+	// layers); charged says whether they fit.
+	charge  sync.Once
+	charged bool
 }
 
 // Recorder turns layer outputs into store rows. Safe for concurrent use:
@@ -253,6 +261,16 @@ func (r *Recorder) Attach(m *nn.Model, input ...[]int) error {
 // the given layers (Path, Op, per-sample Shape, Order). Config.Layers and
 // Overrides select among them as among a model's leaves.
 func (r *Recorder) Declare(layers []store.LayerInfo) error {
+	if err := r.Err(); err != nil {
+		return err
+	}
+	// Held until the run exists, so that a concurrent Close either comes
+	// first (ErrClosed) or sees the run and closes it.
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed {
+		return ErrClosed
+	}
 	mods := []nn.ModuleInfo{{Path: "", Order: -1}}
 	for _, l := range layers {
 		mods = append(mods, nn.ModuleInfo{Path: l.Path, Op: l.Op, Order: l.Order, Leaf: true})
@@ -345,7 +363,9 @@ func (r *Recorder) Detach() {
 }
 
 // SetEnabled turns recording on or off without touching the model; while
-// disabled, hooks return at once and Record records nothing.
+// disabled, hooks return at once and Record records nothing. Forward calls
+// made while disabled still take their automatic batch index and dataset
+// positions, so the calls recorded after them keep theirs.
 func (r *Recorder) SetEnabled(on bool) { r.enabled.Store(on) }
 
 // Err returns the first error of a hook or of writing to the store.
@@ -402,7 +422,13 @@ func (r *Recorder) Record(ctx context.Context, layer string, b Batch, t *nn.Tens
 		return errors.New("recorder: Record before Declare or Attach")
 	}
 	if !ok {
-		return fmt.Errorf("recorder: Record: layer %q is not recorded in run %s", layer, r.info.Name)
+		r.mu.Lock()
+		valid := make([]string, 0, len(r.layerList))
+		for _, l := range r.layerList {
+			valid = append(valid, l.info.Path)
+		}
+		r.mu.Unlock()
+		return fmt.Errorf("recorder: Record: %w %q: not recorded in run %s; recorded layers: %s", ErrUnknownLayer, layer, r.info.Name, strings.Join(valid, ", "))
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -451,8 +477,9 @@ func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor) error {
 		return nil
 	}
 	r.closeMu.RLock()
-	defer r.closeMu.RUnlock()
-	if r.closed {
+	closed := r.closed
+	r.closeMu.RUnlock()
+	if closed {
 		return ErrClosed
 	}
 	if r.cfg.Policy == Drop && bs.dropped.Load() {
@@ -486,6 +513,8 @@ func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor) error {
 	if it.bytes == 0 {
 		return nil
 	}
+	// Wait for room without holding closeMu: a Close waiting for it would
+	// block the Forward calls whose reservations are what frees the room.
 	if !r.q.reserve(it.bytes, r.cfg.Policy == Block) {
 		if len(idx) > 0 {
 			r.tensorBytes.Add(-int64(4 * per * len(idx)))
@@ -498,6 +527,15 @@ func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor) error {
 			r.dropped.Add(1)
 		}
 		return nil
+	}
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed { // Close came first: it may have closed the queue
+		r.q.done(it.bytes)
+		if len(idx) > 0 {
+			r.tensorBytes.Add(-int64(4 * per * len(idx)))
+		}
+		return ErrClosed
 	}
 	if rawBytes > 0 {
 		it.raw = r.big.get(len(out.Data))
@@ -536,17 +574,38 @@ func (r *Recorder) chargeSamples(l *layerState, bs *batchState, out *nn.Tensor) 
 	if len(idx) == 0 {
 		return nil, 0, nil
 	}
-	size := int64(4 * per * len(idx))
+	bs.charge.Do(func() {
+		var size int64
+		for _, tl := range r.layerList {
+			if tl.mode&ModeTensors != 0 {
+				size += int64(4 * shapeLen(tl.info.Shape) * len(idx))
+			}
+		}
+		bs.charged = r.chargeBudget(size, bs.b.Index)
+	})
+	if !bs.charged {
+		return nil, 0, nil
+	}
+	return idx, per, nil
+}
+
+// chargeBudget charges size bytes of sampled tensors of batch to the
+// tensor budget; false (nothing charged, the budget marked reached at
+// batch unless it already was) if they do not fit.
+func (r *Recorder) chargeBudget(size, batch int64) bool {
+	if r.budgetAt.Load() >= 0 {
+		return false
+	}
 	if b := r.cfg.TensorBudget; b > 0 {
 		if r.tensorBytes.Add(size) > b {
 			r.tensorBytes.Add(-size)
-			r.budgetAt.CompareAndSwap(-1, bs.b.Index)
-			return nil, 0, nil
+			r.budgetAt.CompareAndSwap(-1, batch)
+			return false
 		}
-	} else {
-		r.tensorBytes.Add(size)
+		return true
 	}
-	return idx, per, nil
+	r.tensorBytes.Add(size)
+	return true
 }
 
 func shapeLen(s []int) int {
