@@ -75,3 +75,54 @@ func TestFusedShapeErrorNamesPool(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// Guards that a forward hook on a container reading a fused chain's inner
+// tensor from outside (its leaves "a.conv", "relu", "a.pool" are not
+// contiguous) keeps that tensor materialised instead of getting nil.
+func TestFusedChainContainerHookSeesInnerTensor(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	conv, _ := NewConv2d(Conv2dOptions{InChannels: 1, OutChannels: 2, KernelSize: [2]int{3, 3}})
+	fillRand(r, conv.Weight, conv.Bias)
+	pool, _ := NewMaxPool2d(PoolOptions{KernelSize: [2]int{2, 2}})
+	b := NewBuilder("m")
+	x := b.Input("x", -1, 1, 8, 8)
+	h := b.Add("a.conv", conv, x)
+	h = b.Add("relu", NewReLU(), h)
+	y := b.Add("a.pool", pool, h)
+	m, err := b.Build(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.leaves[0].fuse != 2 {
+		t.Fatalf("chain not marked for fusing: fuse = %d", m.leaves[0].fuse)
+	}
+	in := NewTensor(2, 1, 8, 8)
+	fillRand(r, in)
+	var got []*Tensor
+	m.RegisterForwardHook("a", func(_ context.Context, _ ModuleInfo, ins []*Tensor, _ *Tensor) {
+		got = append([]*Tensor(nil), ins...)
+	})
+	if k := m.fusable(m.hooks.Load(), 0); k != 1 {
+		t.Errorf("fusable = %d with a hook on \"a\", want 1 (conv and relu still fused, relu's output materialised)", k)
+	}
+	if _, err := m.Forward(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("container hook got %d inputs, want 2 (x and relu's output)", len(got))
+	}
+	if got[1] == nil {
+		t.Fatalf("container hook of \"a\" got a nil tensor for relu's output (the fused chain never computed it)")
+	}
+	c, err := conv.Forward(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := NewReLU().Forward(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got[1].Shape, got[1].Data) != fmt.Sprint(want.Shape, want.Data) {
+		t.Errorf("container hook of \"a\" got %v, want relu's output", got[1].Shape)
+	}
+}

@@ -289,17 +289,35 @@ func (m *Model) fusable(hs *hookSet, li int) int {
 		return 0
 	}
 	r := &m.leaves[li+1]
-	if len(hs.pre[r.mod])+len(hs.fwd[r.mod]) > 0 || len(m.starts[li+1]) > 0 {
+	if len(hs.pre[r.mod])+len(hs.fwd[r.mod]) > 0 || len(m.starts[li+1]) > 0 || m.hookedInput(hs, l.out) {
 		return 0
 	}
 	if l.fuse == 1 {
 		return 1
 	}
 	p := &m.leaves[li+2]
-	if len(hs.pre[p.mod])+len(hs.fwd[p.mod]) > 0 || len(m.ends[li+1]) > 0 || len(m.starts[li+2]) > 0 {
+	if len(hs.pre[p.mod])+len(hs.fwd[p.mod]) > 0 || len(m.ends[li+1]) > 0 || len(m.starts[li+2]) > 0 || m.hookedInput(hs, r.out) {
 		return 1
 	}
 	return 2
+}
+
+// hookedInput reports whether value v is an external input of a container
+// with forward hooks, which report it as one of the container's inputs (a
+// container whose leaves are not contiguous may read a fused chain's inner
+// tensor from outside, wherever it starts and ends).
+func (m *Model) hookedInput(hs *hookSet, v int) bool {
+	for ci := range m.conts {
+		if len(hs.fwd[ci]) == 0 {
+			continue
+		}
+		for _, e := range m.conts[ci].ext {
+			if e == v {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // release drops the values whose last reader was leaf li, so that large

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -435,6 +436,10 @@ func parseBytes(s string) (int64, error) {
 		"mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}[unit]
 	if mult == 0 {
 		return 0, fmt.Errorf("%q: unknown unit %q (use B, KB, MB, GB, TB)", s, unit)
+	}
+	// int64(v * mult) would silently wrap (to a negative size) from 2^63 up.
+	if b := v * mult; math.IsNaN(b) || b >= 1<<63 {
+		return 0, fmt.Errorf("%q is too large (at most 8 EiB)", s)
 	}
 	return int64(v * mult), nil
 }

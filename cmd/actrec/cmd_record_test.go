@@ -226,6 +226,27 @@ func TestParseBytes(t *testing.T) {
 	}
 }
 
+// Guards that sizes of 2^63 bytes and more (and NaN) are usage errors naming the flag instead of
+// wrapping to a negative int64 (which failed later as "negative tensor budget", exit 1).
+func TestParseBytes_Overflow(t *testing.T) {
+	for _, s := range []string{"1e19", "9e18GB", "10000000TB", "9223372036854775808", "1e400"} {
+		if v, err := parseBytes(s); err == nil {
+			t.Errorf("parseBytes(%q) = %d, nil; want an error", s, v)
+		}
+	}
+	if v, err := parseBytes("8388607TB"); err != nil || v != 8388607<<40 {
+		t.Errorf("parseBytes(8388607TB) = %d, %v; want %d", v, err, int64(8388607)<<40)
+	}
+	for _, flag := range []string{"--max-bytes", "--queue-mem"} {
+		var errw bytes.Buffer
+		err := newApp(&bytes.Buffer{}, &errw).Run([]string{"actrec", "record", "--store", filepath.Join(t.TempDir(), "st"),
+			"--model", "paritynet", "--progress", "none", flag, "1e19"})
+		if code := exitCode(err); code != exitUsage || !strings.Contains(err.Error(), flag) || !strings.Contains(err.Error(), "too large") {
+			t.Errorf("%s 1e19: exit code %d (%v), want %d (usage) naming the flag and saying too large", flag, code, err, exitUsage)
+		}
+	}
+}
+
 func TestLayersAndModels(t *testing.T) {
 	var b bytes.Buffer
 	if err := runLayers(&b, "recipe-cnn", 64); err != nil {

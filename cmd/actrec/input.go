@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -306,7 +307,8 @@ func readNPZ(path, key string) (dataset, error) {
 }
 
 // decodeNPY reads a .npy array of float32, float64, uint8 or int64 (little-endian, C order) and
-// converts it to float32. size bounds the data length a header may claim.
+// converts it to float32. size bounds the data length a header may claim; the array is allocated
+// as its data is read, not from the header's claim.
 func decodeNPY(r io.Reader, size int64) ([]int, []float32, error) {
 	var pre [10]byte
 	if _, err := io.ReadFull(r, pre[:8]); err != nil {
@@ -375,7 +377,9 @@ func decodeNPY(r io.Reader, size int64) ([]int, []float32, error) {
 	if size >= 0 && dataOff+n*width > size {
 		return nil, nil, fmt.Errorf("npy data at offset %d: truncated: shape %v needs %d bytes, file has %d", dataOff, shape, n*width, size-dataOff)
 	}
-	out := make([]float32, n)
+	// out grows as data arrives: size may be a zip entry's own claim, so a tiny file claiming a
+	// huge array costs no more memory than the bytes it really has.
+	out := make([]float32, 0, min(n, 1<<20))
 	buf := make([]byte, 1<<16)
 	var done int64
 	for done < n {
@@ -383,6 +387,7 @@ func decodeNPY(r io.Reader, size int64) ([]int, []float32, error) {
 		if _, err := io.ReadFull(r, buf[:k*width]); err != nil {
 			return nil, nil, fmt.Errorf("npy data at offset %d: %w", dataOff+done*width, noEOF(err))
 		}
+		out = slices.Grow(out, int(k))[:done+k]
 		for i := int64(0); i < k; i++ {
 			b := buf[i*width:]
 			var v float32

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/binary"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,6 +78,40 @@ func TestDecodeNPY_Errors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Guards that a tiny .npz whose zip entry and npy header claim a huge array ([2^30, 8] float32,
+// 32 GiB) is reported as truncated input (exit 3, naming the file) instead of allocating the
+// claimed size up front and dying with "fatal error: runtime: out of memory". It runs actrec in
+// a subprocess, since that fatal error cannot be recovered.
+func TestRecord_NPZHugeClaim(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bomb.npz")
+	npy := npyBytes(t, "<f4", "1073741824, 8", make([]byte, 64)) // a few data bytes only
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	w, err := zw.CreateRaw(&zip.FileHeader{Name: "x.npy", Method: zip.Store,
+		CRC32: crc32.ChecksumIEEE(npy), CompressedSize64: uint64(len(npy)), UncompressedSize64: 1 << 36})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(npy)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	cmd := exec.Command(os.Args[0], "record", "--store", filepath.Join(dir, "st"), "--model", "paritynet",
+		"--input", path, "--progress", "none")
+	cmd.Env = append(os.Environ(), "ACTREC_TEST_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	code := cmd.ProcessState.ExitCode()
+	if code != exitInput || strings.Contains(string(out), "fatal error") || !strings.Contains(string(out), path) {
+		t.Errorf("actrec record --input bomb.npz: exit %d (%v), want %d (input error naming the file)\n%.600s", code, err, exitInput, out)
 	}
 }
 

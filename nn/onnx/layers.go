@@ -316,7 +316,8 @@ func (g *gemmLayer) dims(a []int) (m, k, n int, err error) {
 		return 0, 0, 0, shapeErr("Gemm", want, a)
 	}
 	if g.c != nil {
-		if _, ok := nn.BroadcastShape([]int{m, n}, g.c.Shape); !ok || len(g.c.Shape) > 2 {
+		// unidirectional: broadcasting C must not grow [M, N]
+		if s, ok := nn.BroadcastShape([]int{m, n}, g.c.Shape); !ok || len(s) != 2 || s[0] != m || s[1] != n {
 			return 0, 0, 0, shapeErr("Gemm", fmt.Sprintf("C %v broadcastable to [%d %d]", g.c.Shape, m, n), a)
 		}
 	}

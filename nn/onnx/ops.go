@@ -631,6 +631,7 @@ func convBatchNorm(c *converter, n *nodeProto, a *attrs) (nn.Layer, []string, er
 		if err != nil {
 			return nil, nil, err
 		}
+		l.Options.Eps = float64(eps) // an explicit 0 (the option's zero value means 1e-5)
 		l.Weight, l.Bias, l.RunningMean, l.RunningVar = ts[0], ts[1], ts[2], ts[3]
 		return l, []string{x}, nil
 	}

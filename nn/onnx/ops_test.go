@@ -525,3 +525,41 @@ func TestOps_ExpandConstantToBatch(t *testing.T) {
 	want := append(append([]float32{7, 8}, x.Data[:6]...), append([]float32{7, 8}, x.Data[6:]...)...)
 	near(t, y, []int{2, 4, 2}, want)
 }
+
+// Guards that BatchNormalization honours an explicit epsilon=0 (nn's
+// BatchNorm2dOptions.Eps zero value means PyTorch's default 1e-5).
+func TestOps_BatchNormEpsilonZero(t *testing.T) {
+	data := model(13, []*valueInfo{vinfo("x", -1, 1, 1, 1)}, "y",
+		[]*tensorProto{
+			floatInit("s", []int64{1}, 1), floatInit("b", []int64{1}, 0),
+			floatInit("m", []int64{1}, 0), floatInit("v", []int64{1}, 1e-6),
+		},
+		node("bn", "BatchNormalization", []string{"x", "s", "b", "m", "v"}, []string{"y"}, aFloat("epsilon", 0)))
+	x, _ := nn.FromSlice([]float32{1}, 1, 1, 1, 1)
+	y := run(t, data, x)
+	near(t, y, []int{1, 1, 1, 1}, []float32{1000}) // 1/sqrt(1e-6)
+}
+
+// Guards that Gemm rejects a C that does not unidirectionally broadcast to
+// [M, N] (C [3 2] with M = 1 used to be accepted, its first row used).
+func TestOps_GemmCMustBroadcastToMN(t *testing.T) {
+	data := model(13, []*valueInfo{vinfo("x", 1, 2)}, "y",
+		[]*tensorProto{
+			floatInit("B", []int64{2, 2}, 1, 0, 0, 1),
+			floatInit("C", []int64{3, 2}, 10, 20, 30, 40, 50, 60),
+		},
+		node("g", "Gemm", []string{"x", "B", "C"}, []string{"y"}))
+	m, err := Decode(data, LoadOptions{})
+	if err == nil {
+		x, _ := nn.FromSlice([]float32{1, 2}, 1, 2)
+		var y *nn.Tensor
+		if y, err = m.Forward(context.Background(), x); err == nil {
+			t.Fatalf("Gemm with C [3 2] and A [1 2]: got %v %v, want an error (C does not broadcast to [1 2])", y.Shape, y.Data)
+		}
+	}
+	for _, want := range []string{`"g"`, "C [3 2]", "[1 2]"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to name %s", err, want)
+		}
+	}
+}
