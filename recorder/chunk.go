@@ -237,7 +237,7 @@ func (r *Recorder) reserveCall(ctx context.Context, cs *callState) {
 	if need == 0 {
 		return
 	}
-	if !r.q.reserve(need, r.cfg.Policy == Block) {
+	if !r.q.reserve(ctx, need, r.cfg.Policy == Block) {
 		r.tensorBytes.Add(-cs.charged)
 		cs.tensorsOK, cs.charged = false, 0
 		cs.dropped = true

@@ -148,6 +148,8 @@ type Config struct {
 	// Batches selects the recorded batches (stats and tensors).
 	Batches BatchPolicy `json:"batches"`
 	// TensorBatches further restricts the batches whose tensors are kept.
+	// Its Probability draws independently of Batches', even with the same
+	// Seed: 0.5 of 0.5 keeps tensors of a quarter of the batches.
 	TensorBatches BatchPolicy `json:"tensor_batches"`
 	// Samples selects the samples whose tensors are kept.
 	Samples SamplePolicy `json:"samples"`

@@ -240,3 +240,23 @@ func TestDisabledCallsKeepIndices(t *testing.T) {
 			ok, row.DatasetIndex, rows[tensorKey{1, 0}].DatasetIndex)
 	}
 }
+
+// A blocked reservation gives up when its context is done (Record with a
+// stuck writer waited forever, whatever its context).
+func TestReserveHonoursContext(t *testing.T) {
+	q := newQueue(10)
+	if !q.reserve(context.Background(), 10, true) {
+		t.Fatal("first reservation refused")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan bool, 1)
+	go func() { got <- q.reserve(ctx, 5, true) }()
+	cancel()
+	if <-got {
+		t.Fatal("reservation granted without room")
+	}
+	q.done(10)
+	if !q.reserve(ctx, 5, false) {
+		t.Fatal("a reservation with room is granted even after ctx is done")
+	}
+}

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"context"
 	"math/bits"
 	"sync"
 
@@ -58,13 +59,21 @@ func newQueue(capBytes int64) *queue {
 
 // reserve sets n bytes aside, waiting for room with block (the same rule
 // as push: a reservation larger than the cap is admitted when nothing else
-// is held; peak is its highest value). It returns false without reserving if there is no room and
-// !block, or if the queue is closed.
-func (q *queue) reserve(n int64, block bool) bool {
+// is held; peak is its highest value). It returns false without reserving
+// if there is no room and !block or ctx is done, or if the queue is closed.
+func (q *queue) reserve(ctx context.Context, n int64, block bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if block && ctx.Done() != nil && !q.closed && q.used > 0 && q.used+n > q.cap {
+		stop := context.AfterFunc(ctx, func() {
+			q.mu.Lock()
+			q.notFull.Broadcast()
+			q.mu.Unlock()
+		})
+		defer stop()
+	}
 	for !q.closed && q.used > 0 && q.used+n > q.cap {
-		if !block {
+		if !block || ctx.Err() != nil {
 			return false
 		}
 		q.notFull.Wait()

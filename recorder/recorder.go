@@ -160,7 +160,7 @@ func New(st *store.Store, info store.RunInfo, cfg Config) (*Recorder, error) {
 		info:          info,
 		cfg:           cfg,
 		batches:       newBatchFilter(cfg.Batches, cfg.Now),
-		tensorBatches: newBatchFilter(cfg.TensorBatches, cfg.Now),
+		tensorBatches: newTensorBatchFilter(cfg.TensorBatches, cfg.Now),
 		layers:        make(map[string]*layerState),
 		calls:         newBoundedMap[uint64, *callState](4096),
 		byIndex:       newBoundedMap[int64, *batchState](4096),
@@ -403,7 +403,9 @@ func (r *Recorder) Stats() Counters {
 
 // Record records t as the output of layer for batch b: the framework-free
 // entry point. It returns the first earlier error of the recorder, if any.
-// t is not retained; Record copies what it keeps.
+// t is not retained; Record copies what it keeps. With Policy Block it
+// waits for queue room until ctx is done (then it returns ctx's error and
+// records nothing).
 func (r *Recorder) Record(ctx context.Context, layer string, b Batch, t *nn.Tensor) (err error) {
 	if err := r.Err(); err != nil {
 		return err
@@ -435,7 +437,7 @@ func (r *Recorder) Record(ctx context.Context, layer string, b Batch, t *nn.Tens
 			err = fmt.Errorf("recorder: Record %s: panic: %v", layer, p)
 		}
 	}()
-	return r.record(l, r.batchState(b), t)
+	return r.record(ctx, l, r.batchState(b), t)
 }
 
 // batchState returns the state of an explicitly numbered batch.
@@ -470,7 +472,7 @@ func batchSize(t *nn.Tensor) int {
 // statistics of the output and a copy of the sampled tensors, then queues
 // the rows for the writer. The queue bytes are reserved before anything is
 // copied, so that copies are always charged to the queue.
-func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor) error {
+func (r *Recorder) record(ctx context.Context, l *layerState, bs *batchState, out *nn.Tensor) error {
 	wantStats := l.mode&ModeStats != 0 && bs.stats
 	wantTensors := l.mode&ModeTensors != 0 && bs.tensors && r.budgetAt.Load() < 0
 	if !wantStats && !wantTensors {
@@ -515,12 +517,15 @@ func (r *Recorder) record(l *layerState, bs *batchState, out *nn.Tensor) error {
 	}
 	// Wait for room without holding closeMu: a Close waiting for it would
 	// block the Forward calls whose reservations are what frees the room.
-	if !r.q.reserve(it.bytes, r.cfg.Policy == Block) {
+	if !r.q.reserve(ctx, it.bytes, r.cfg.Policy == Block) {
 		if len(idx) > 0 {
 			r.tensorBytes.Add(-int64(4 * per * len(idx)))
 		}
 		if r.q.isClosed() {
 			return ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("recorder: Record %s batch %d: %w", l.info.Path, bs.b.Index, err)
 		}
 		r.droppedItems.Add(1)
 		if bs.dropped.CompareAndSwap(false, true) {

@@ -53,6 +53,7 @@ type batchFilter struct {
 	p     BatchPolicy
 	spans []span
 	now   func() time.Time
+	salt  uint64 // mixed into p.Seed (newTensorBatchFilter)
 
 	mu   sync.Mutex
 	last time.Time
@@ -62,6 +63,16 @@ type batchFilter struct {
 func newBatchFilter(p BatchPolicy, now func() time.Time) *batchFilter {
 	spans, _ := parseRanges(p.Ranges) // validated by Config.validate
 	return &batchFilter{p: p, spans: spans, now: now}
+}
+
+// tensorSalt is mixed into the seed of Config.TensorBatches' filter, so that
+// its Probability draws independently of Config.Batches' with the same seed.
+const tensorSalt = 0x7465_6e73_6f72_7321 // "tensors!"
+
+func newTensorBatchFilter(p BatchPolicy, now func() time.Time) *batchFilter {
+	f := newBatchFilter(p, now)
+	f.salt = tensorSalt
+	return f
 }
 
 // keep reports whether batch index b is selected. The interval condition is
@@ -87,7 +98,7 @@ func (f *batchFilter) keep(b int64) bool {
 		}
 	}
 	if p.Probability > 0 && p.Probability < 1 {
-		if unitHash(p.Seed, uint64(b)) >= p.Probability {
+		if unitHash(p.Seed^f.salt, uint64(b)) >= p.Probability {
 			return false
 		}
 	}

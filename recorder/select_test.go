@@ -155,6 +155,19 @@ func TestBatchProbabilitySeeded(t *testing.T) {
 	if c := keptBatches(newBatchFilter(p, time.Now), 4000); slices.Equal(a, c) {
 		t.Fatal("different seeds selected the same batches")
 	}
+	// Tensor batches draw independently of stats batches with the same
+	// seed: about p² of the batches are kept by both, not p.
+	p.Seed = 42
+	ta := newTensorBatchFilter(p, time.Now)
+	both := 0
+	for _, b := range a {
+		if ta.keep(b) {
+			both++
+		}
+	}
+	if both < 180 || both > 330 { // 4000 * 0.25 * 0.25 = 250
+		t.Fatalf("%d of 4000 batches kept by both filters at p=0.25, want about 250", both)
+	}
 }
 
 func TestBatchMinInterval(t *testing.T) {
