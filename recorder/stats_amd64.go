@@ -11,8 +11,10 @@ type momentsOut struct {
 
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
-// useAVX512 enables chunkReLUAVX512 (AVX-512VL for registers Y16-Y23).
-var useAVX512 = useAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL
+// useAVX512 selects the AVX-512 kernels (momentsAVX512 etc.: 512-bit
+// vectors, mask registers, Z16-Z26) for all the moments, and enables the
+// fused ReLU kernels (chunkReLUAVX512), which exist only in that form.
+var useAVX512 = useAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasPOPCNT
 
 //go:noescape
 func histAsm(h *[denseLen]uint32, x []float32)
@@ -32,6 +34,15 @@ func momentsAVX2(x []float32, k float64, out *momentsOut)
 //go:noescape
 func reluMomentsAVX2(x []float32, k float64, out *momentsOut)
 
+//go:noescape
+func momentsAVX512(x []float32, k float64, out *momentsOut)
+
+//go:noescape
+func reluMomentsAVX512(x []float32, k float64, out *momentsOut)
+
+//go:noescape
+func chunkAVX512(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
+
 // reluMomentsFast returns the moments of max(c, 0) (len(c) >= 1, no NaN)
 // with shift k, without writing them.
 func reluMomentsFast(c []float32, k float64) moments { return withKernel(c, k, true) }
@@ -43,7 +54,7 @@ func histChunk(h *[denseLen]uint32, c []float32) { histAsm(h, c) }
 func momentsFast(c []float32, k float64) moments { return withKernel(c, k, false) }
 
 // withKernel runs the assembly kernel (momentsAVX2, or reluMomentsAVX2 with
-// relu) on the multiple-of-16 head of c and the portable one on the rest
+// relu; their AVX-512 forms where available) on the multiple-of-16 head of c and the portable one on the rest
 // (or on all of c without AVX2). (A switch, not func values: a pointer
 // passed to a func value escapes, and o would be allocated per chunk.)
 func withKernel(c []float32, k float64, relu bool) moments {
@@ -56,9 +67,14 @@ func withKernel(c []float32, k float64, relu bool) moments {
 	}
 	n := len(c) &^ 15
 	var o momentsOut
-	if relu {
+	switch {
+	case relu && useAVX512:
+		reluMomentsAVX512(c[:n], k, &o)
+	case relu:
 		reluMomentsAVX2(c[:n], k, &o)
-	} else {
+	case useAVX512:
+		momentsAVX512(c[:n], k, &o)
+	default:
 		momentsAVX2(c[:n], k, &o)
 	}
 	m := o.reduce()
@@ -77,7 +93,11 @@ func chunkStats(h *[denseLen]uint32, c []float32, k float64, simple bool) moment
 	}
 	n := len(c) &^ 15
 	var o momentsOut
-	chunkAVX2(h, c[:n], k, simple, &o)
+	if useAVX512 {
+		chunkAVX512(h, c[:n], k, simple, &o)
+	} else {
+		chunkAVX2(h, c[:n], k, simple, &o)
+	}
 	m := o.reduce()
 	if n < len(c) {
 		m.add(chunkStatsGo(h, c[n:], k))

@@ -264,112 +264,365 @@ rmoments16:
 rmdone:
 	MOMENTS_STORE
 
-// RELU8 adds max(x, 0) - ky of the 8 float64 values in Y8, Y9 (x
-// converted exactly) to the ReLU sums Y17, Y18 and their squares to Y19,
-// Y20 (AVX-512VL registers; Y16 = ky, Y13 = 0, Y21 and Y23 scratch).
-#define RELU8 \
-	VMAXPD Y13, Y8, Y21 \
-	VMAXPD Y13, Y9, Y23 \
-	VSUBPD Y16, Y21, Y21 \
-	VSUBPD Y16, Y23, Y23 \
-	VADDPD Y21, Y17, Y17 \
-	VADDPD Y23, Y18, Y18 \
-	VFMADD231PD Y21, Y21, Y19 \
-	VFMADD231PD Y23, Y23, Y20
+// The AVX-512 kernels (useAVX512) share one summation order, different
+// from the AVX2 kernels': 32 elements per step in two blocks of 16 with
+// their own accumulators (so that no add or FMA chain waits on the one
+// before it: the AVX2 order is latency bound), reduced by M512_RED. All of
+// them (moments, ReLU moments, with or without histogram) use the same
+// macros, so that they agree to the last bit (TestChunkStatsReLU).
+//
+// Registers: Z0 k, Z12 ky, Z13 0.0, Z10 the -0 pattern, Z5 min, Z6 max,
+// Z7 x, Z8 Z9 x as float64 (then x-k), Z11 Z14 the ReLU's; sums and
+// squares of block A in Z1 Z2, Z3 Z4, of block B in Z15 Z16, Z17 Z18; the
+// ReLU's in Z19 Z20, Z21 Z22 (A) and Z23 Z24, Z25 Z26 (B); counts of ±0
+// in R11, of -0 in R12, of x < 0 in R13 (mask popcounts).
 
-// MOMENTS16R is MOMENTS16 plus, for the ReLU of the same 16 elements, the
-// moments (RELU8) and the count of elements < 0 in Y22.
-#define MOMENTS16R \
-	MOM_SCAN \
-	VCMPPS $1, Y13, Y7, Y15 \
-	VPSUBD Y15, Y22, Y22 \
-	VCMPPS $1, Y13, Y14, Y15 \
-	VPSUBD Y15, Y22, Y22 \
-	MOM_CVT8(0) \
-	RELU8 \
-	MOM_ADD8 \
-	MOM_CVT8(32) \
-	RELU8 \
-	MOM_ADD8
+// M512_SCAN(off, clamp) loads the 16 elements at off(SI) into Z7 (clamp
+// may clamp them at 0), updates min, max and the zero counts and converts
+// them to float64 in Z8, Z9.
+#define M512_SCAN(off, clamp) \
+	VMOVUPS off(SI), Z7 \
+	clamp \
+	VMINPS Z7, Z5, Z5 \
+	VMAXPS Z7, Z6, Z6 \
+	VCMPPS $0, Z13, Z7, K1 \
+	KMOVW K1, AX \
+	POPCNTL AX, AX \
+	ADDQ AX, R11 \
+	VPCMPEQD Z10, Z7, K2 \
+	KMOVW K2, BX \
+	POPCNTL BX, BX \
+	ADDQ BX, R12 \
+	VCVTPS2PD Y7, Z8 \
+	VEXTRACTF64X4 $1, Z7, Y9 \
+	VCVTPS2PD Y9, Z9
 
-// RELU_INIT loads ky (at the frame offset given) into Y16 and zeroes the
-// ReLU accumulators of MOMENTS16R; RELU_STORE writes them to the
-// momentsOut at R10 (s, q and the counts of elements < 0 in z).
-#define RELU_INIT(kyoff) \
-	VBROADCASTSD kyoff(FP), Y16 \
-	VPXORQ Y17, Y17, Y17 \
-	VPXORQ Y18, Y18, Y18 \
-	VPXORQ Y19, Y19, Y19 \
-	VPXORQ Y20, Y20, Y20 \
-	VPXORQ Y22, Y22, Y22
+#define NOCLAMP
+#define CLAMP0 VMAXPS Z13, Z7, Z7
 
-#define RELU_STORE \
-	VADDPD Y18, Y17, Y17 \
-	VADDPD Y20, Y19, Y19 \
-	VMOVUPD Y17, 0(R10) \
-	VMOVUPD Y19, 32(R10) \
-	VMOVDQU32 Y22, 128(R10)
+// M512_ADD(s, t, q, r) adds x-k (Z8, Z9, shifted in place) to the sums s,
+// t and their squares to q, r.
+#define M512_ADD(s, t, q, r) \
+	VSUBPD Z0, Z8, Z8 \
+	VSUBPD Z0, Z9, Z9 \
+	VADDPD Z8, s, s \
+	VADDPD Z9, t, t \
+	VFMADD231PD Z8, Z8, q \
+	VFMADD231PD Z9, Z9, r
+
+// M512_RELU(s, t, q, r) adds max(x, 0)-ky of Z8, Z9 (before M512_ADD) to
+// the ReLU sums s, t and squares q, r, and counts x < 0 in R13.
+#define M512_RELU(s, t, q, r) \
+	VCMPPS $1, Z13, Z7, K3 \
+	KMOVW K3, DX \
+	POPCNTL DX, DX \
+	ADDQ DX, R13 \
+	VMAXPD Z13, Z8, Z11 \
+	VMAXPD Z13, Z9, Z14 \
+	VSUBPD Z12, Z11, Z11 \
+	VSUBPD Z12, Z14, Z14 \
+	VADDPD Z11, s, s \
+	VADDPD Z14, t, t \
+	VFMADD231PD Z11, Z11, q \
+	VFMADD231PD Z14, Z14, r
+
+// M512_START(koff, clamp) sets up the moments for x at SI: k from the frame
+// offset koff, zeroed accumulators and counts, min and max from the first
+// 16 elements.
+#define M512_START(koff, clamp) \
+	VBROADCASTSD koff(FP), Z0 \
+	VPXORQ Z1, Z1, Z1 \
+	VPXORQ Z2, Z2, Z2 \
+	VPXORQ Z3, Z3, Z3 \
+	VPXORQ Z4, Z4, Z4 \
+	VPXORQ Z15, Z15, Z15 \
+	VPXORQ Z16, Z16, Z16 \
+	VPXORQ Z17, Z17, Z17 \
+	VPXORQ Z18, Z18, Z18 \
+	VPXORQ Z13, Z13, Z13 \
+	XORQ R11, R11 \
+	XORQ R12, R12 \
+	MOVL $0x80000000, AX \
+	VPBROADCASTD AX, Z10 \
+	VMOVUPS (SI), Z7 \
+	clamp \
+	VMOVAPS Z7, Z5 \
+	VMOVAPS Z7, Z6
+
+// M512_RELU_START(kyoff) sets up the ReLU moments: ky from the frame
+// offset kyoff, zeroed accumulators and count.
+#define M512_RELU_START(kyoff) \
+	VBROADCASTSD kyoff(FP), Z12 \
+	VPXORQ Z19, Z19, Z19 \
+	VPXORQ Z20, Z20, Z20 \
+	VPXORQ Z21, Z21, Z21 \
+	VPXORQ Z22, Z22, Z22 \
+	VPXORQ Z23, Z23, Z23 \
+	VPXORQ Z24, Z24, Z24 \
+	VPXORQ Z25, Z25, Z25 \
+	VPXORQ Z26, Z26, Z26 \
+	XORQ R13, R13
+
+// M512_RED(a, b, c, d, ya, off, base) stores (a+c) + (b+d), reduced from 8
+// lanes to 4, at off(base); ya is a's ymm name.
+#define M512_RED(a, b, c, d, ya, off, base) \
+	VADDPD c, a, a \
+	VADDPD d, b, b \
+	VADDPD b, a, a \
+	VEXTRACTF64X4 $1, a, Y8 \
+	VADDPD Y8, ya, ya \
+	VMOVUPD ya, off(base)
+
+// M512_STORE writes the moments to the momentsOut at R8 in the AVX2
+// kernels' layout (sums and squares in 4 lanes, min and max in 8, the
+// counts in lane 0: the caller's momentsOut must be zero).
+#define M512_STORE \
+	M512_RED(Z1, Z2, Z15, Z16, Y1, 0, R8) \
+	M512_RED(Z3, Z4, Z17, Z18, Y3, 32, R8) \
+	VEXTRACTF64X4 $1, Z5, Y7 \
+	VMINPS Y7, Y5, Y5 \
+	VEXTRACTF64X4 $1, Z6, Y7 \
+	VMAXPS Y7, Y6, Y6 \
+	VMOVUPS Y5, 64(R8) \
+	VMOVUPS Y6, 96(R8) \
+	MOVL R11, 128(R8) \
+	MOVL R12, 160(R8)
+
+// M512_RELU_STORE writes the ReLU's sums, squares and count of x < 0 to
+// the momentsOut at R10 (s, q, z[0]).
+#define M512_RELU_STORE \
+	M512_RED(Z19, Z20, Z23, Z24, Y19, 0, R10) \
+	M512_RED(Z21, Z22, Z25, Z26, Y21, 32, R10) \
+	MOVL R13, 128(R10)
+
+// func momentsAVX512(x []float32, k float64, out *momentsOut)
+// momentsAVX2 in the AVX-512 order. out must be zero; len(x) must be a
+// positive multiple of 16 (as for all the kernels below).
+TEXT ·momentsAVX512(SB), NOSPLIT, $0-40
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ out+32(FP), R8
+	M512_START(k+24, NOCLAMP)
+
+mo32:
+	CMPQ CX, $32
+	JLT mo16
+	M512_SCAN(0, NOCLAMP)
+	M512_ADD(Z1, Z2, Z3, Z4)
+	M512_SCAN(64, NOCLAMP)
+	M512_ADD(Z15, Z16, Z17, Z18)
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP mo32
+
+mo16:
+	CMPQ CX, $16
+	JLT modone
+	M512_SCAN(0, NOCLAMP)
+	M512_ADD(Z1, Z2, Z3, Z4)
+
+modone:
+	M512_STORE
+	VZEROUPPER
+	RET
+
+// func reluMomentsAVX512(x []float32, k float64, out *momentsOut)
+// reluMomentsAVX2 (the moments of max(x, 0), NaN counting as 0) in the
+// AVX-512 order.
+TEXT ·reluMomentsAVX512(SB), NOSPLIT, $0-40
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ out+32(FP), R8
+	M512_START(k+24, CLAMP0)
+
+rmo32:
+	CMPQ CX, $32
+	JLT rmo16
+	M512_SCAN(0, CLAMP0)
+	M512_ADD(Z1, Z2, Z3, Z4)
+	M512_SCAN(64, CLAMP0)
+	M512_ADD(Z15, Z16, Z17, Z18)
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP rmo32
+
+rmo16:
+	CMPQ CX, $16
+	JLT rmodone
+	M512_SCAN(0, CLAMP0)
+	M512_ADD(Z1, Z2, Z3, Z4)
+
+rmodone:
+	M512_STORE
+	VZEROUPPER
+	RET
+
+// func chunkAVX512(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
+// chunkAVX2 with the moments in the AVX-512 order (the histogram loops are
+// the same).
+TEXT ·chunkAVX512(SB), NOSPLIT, $0-56
+	MOVQ h+0(FP), DI
+	MOVQ x_base+8(FP), SI
+	MOVQ x_len+16(FP), CX
+	MOVQ out+48(FP), R8
+	M512_START(k+32, NOCLAMP)
+	MOVBLZX simple+40(FP), R9
+	TESTQ R9, R9
+	JNE csimple32
+
+cdummy32:
+	CMPQ CX, $32
+	JLT cdummy16
+	M512_SCAN(0, NOCLAMP)
+	M512_ADD(Z1, Z2, Z3, Z4)
+	M512_SCAN(64, NOCLAMP)
+	M512_ADD(Z15, Z16, Z17, Z18)
+	LANES16
+	ADDQ $64, SI
+	LANES16
+	ADDQ $64, SI
+	SUBQ $32, CX
+	JMP cdummy32
+
+cdummy16:
+	CMPQ CX, $16
+	JLT cdone
+	M512_SCAN(0, NOCLAMP)
+	M512_ADD(Z1, Z2, Z3, Z4)
+	LANES16
+	JMP cdone
+
+csimple32:
+	CMPQ CX, $32
+	JLT csimple16
+	M512_SCAN(0, NOCLAMP)
+	M512_ADD(Z1, Z2, Z3, Z4)
+	M512_SCAN(64, NOCLAMP)
+	M512_ADD(Z15, Z16, Z17, Z18)
+	SIMPLES16
+	ADDQ $64, SI
+	SIMPLES16
+	ADDQ $64, SI
+	SUBQ $32, CX
+	JMP csimple32
+
+csimple16:
+	CMPQ CX, $16
+	JLT cdone
+	M512_SCAN(0, NOCLAMP)
+	M512_ADD(Z1, Z2, Z3, Z4)
+	SIMPLES16
+
+cdone:
+	M512_STORE
+	VZEROUPPER
+	RET
 
 // func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, out, outy *momentsOut)
-// chunkAVX2, plus in outy the sums of max(x, 0) - ky and their squares
-// (s, q) and in outy.z the number of elements < 0, in the same pass (for a
-// ReLU of x, whose other statistics follow from x's). Needs AVX-512VL for
-// the extra registers. x must be free of NaN for outy to mean anything (a
-// NaN counts as 0); len(x) must be a multiple of 16.
+// chunkAVX512, plus in outy the sums of max(x, 0) - ky and their squares
+// (s, q) and in outy.z[0] the number of elements < 0, in the same pass (for
+// a ReLU of x, whose other statistics follow from x's). x must be free of
+// NaN for outy to mean anything (a NaN counts as 0). outy must be zero.
 TEXT ·chunkReLUAVX512(SB), NOSPLIT, $0-72
 	MOVQ h+0(FP), DI
 	MOVQ x_base+8(FP), SI
 	MOVQ x_len+16(FP), CX
 	MOVQ out+56(FP), R8
 	MOVQ outy+64(FP), R10
-	RELU_INIT(ky+40)
-	MOMENTS_START(k+32)
+	M512_RELU_START(ky+40)
+	M512_START(k+32, NOCLAMP)
 	MOVBLZX simple+48(FP), R9
 	TESTQ R9, R9
-	JNE rsimple16
+	JNE rsimple32
+
+rdummy32:
+	CMPQ CX, $32
+	JLT rdummy16
+	M512_SCAN(0, NOCLAMP)
+	M512_RELU(Z19, Z20, Z21, Z22)
+	M512_ADD(Z1, Z2, Z3, Z4)
+	M512_SCAN(64, NOCLAMP)
+	M512_RELU(Z23, Z24, Z25, Z26)
+	M512_ADD(Z15, Z16, Z17, Z18)
+	LANES16
+	ADDQ $64, SI
+	LANES16
+	ADDQ $64, SI
+	SUBQ $32, CX
+	JMP rdummy32
 
 rdummy16:
 	CMPQ CX, $16
 	JLT rdone
-	MOMENTS16R
+	M512_SCAN(0, NOCLAMP)
+	M512_RELU(Z19, Z20, Z21, Z22)
+	M512_ADD(Z1, Z2, Z3, Z4)
 	LANES16
+	JMP rdone
+
+rsimple32:
+	CMPQ CX, $32
+	JLT rsimple16
+	M512_SCAN(0, NOCLAMP)
+	M512_RELU(Z19, Z20, Z21, Z22)
+	M512_ADD(Z1, Z2, Z3, Z4)
+	M512_SCAN(64, NOCLAMP)
+	M512_RELU(Z23, Z24, Z25, Z26)
+	M512_ADD(Z15, Z16, Z17, Z18)
+	SIMPLES16
 	ADDQ $64, SI
-	SUBQ $16, CX
-	JMP rdummy16
+	SIMPLES16
+	ADDQ $64, SI
+	SUBQ $32, CX
+	JMP rsimple32
 
 rsimple16:
 	CMPQ CX, $16
 	JLT rdone
-	MOMENTS16R
+	M512_SCAN(0, NOCLAMP)
+	M512_RELU(Z19, Z20, Z21, Z22)
+	M512_ADD(Z1, Z2, Z3, Z4)
 	SIMPLES16
-	ADDQ $64, SI
-	SUBQ $16, CX
-	JMP rsimple16
 
 rdone:
-	RELU_STORE
-	MOMENTS_STORE
+	M512_RELU_STORE
+	M512_STORE
+	VZEROUPPER
+	RET
 
 // func momentsReLUAVX512(x []float32, k, ky float64, out, outy *momentsOut)
-// momentsAVX2 plus, in outy, what chunkReLUAVX512 puts there (the moments
-// of max(x, 0) and the count of x < 0), in one pass without histogram.
-// AVX-512VL; len(x) must be a multiple of 16.
+// momentsAVX512 plus, in outy, what chunkReLUAVX512 puts there (the
+// moments of max(x, 0) and the count of x < 0), without histogram.
 TEXT ·momentsReLUAVX512(SB), NOSPLIT, $0-56
 	MOVQ x_base+0(FP), SI
 	MOVQ x_len+8(FP), CX
 	MOVQ out+40(FP), R8
 	MOVQ outy+48(FP), R10
-	RELU_INIT(ky+32)
-	MOMENTS_START(k+24)
+	M512_RELU_START(ky+32)
+	M512_START(k+24, NOCLAMP)
 
-mrmoments16:
+mr32:
+	CMPQ CX, $32
+	JLT mr16
+	M512_SCAN(0, NOCLAMP)
+	M512_RELU(Z19, Z20, Z21, Z22)
+	M512_ADD(Z1, Z2, Z3, Z4)
+	M512_SCAN(64, NOCLAMP)
+	M512_RELU(Z23, Z24, Z25, Z26)
+	M512_ADD(Z15, Z16, Z17, Z18)
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP mr32
+
+mr16:
 	CMPQ CX, $16
 	JLT mrdone
-	MOMENTS16R
-	ADDQ $64, SI
-	SUBQ $16, CX
-	JMP mrmoments16
+	M512_SCAN(0, NOCLAMP)
+	M512_RELU(Z19, Z20, Z21, Z22)
+	M512_ADD(Z1, Z2, Z3, Z4)
 
 mrdone:
-	RELU_STORE
-	MOMENTS_STORE
+	M512_RELU_STORE
+	M512_STORE
+	VZEROUPPER
+	RET

@@ -22,6 +22,19 @@ func TestStatsWithoutAVX2(t *testing.T) {
 	t.Run("merge", TestHistogramMergeOfHalves)
 }
 
+// The AVX2 kernels, used where AVX-512 is missing, pass the same reference
+// tests (on a machine with AVX-512, which would otherwise never run them).
+func TestStatsWithoutAVX512(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("AVX-512 not in use anyway")
+	}
+	useAVX512 = false
+	defer func() { useAVX512 = true }()
+	t.Run("reference", TestStatsAgainstReference)
+	t.Run("piecewise", TestStatsPiecewiseAndFold)
+	t.Run("merge", TestHistogramMergeOfHalves)
+}
+
 // chunkStatsReLU (and momentsReLU, without histogram) gives exactly
 // chunkStats' histogram and moments and, for
 // the ReLU, exactly the moments of nn's ReLU output, at every length
