@@ -40,7 +40,8 @@ func runFromSummary(r store.RunSummary) Run {
 	return out
 }
 
-// ListRuns returns every run of the store, in the store's order (by name).
+// ListRuns returns every run of the store, in the store's order (by creation
+// time, then name).
 func ListRuns(s *store.Store) ([]Run, error) {
 	runs, err := s.Runs()
 	if err != nil {

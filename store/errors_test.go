@@ -506,3 +506,16 @@ func TestCreateRun_ZeroElementShape(t *testing.T) {
 		t.Fatal("decodeLayer accepted shape [0]")
 	}
 }
+
+// Only the segment file names the store writes are taken for segments
+// (Reclaim deletes unreferenced ones: never a file it did not create).
+func TestParseSegFileName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"0000000a.arrow": true, "00000000.arrow": true, "ffffffff.arrow": true,
+		"0000000A.arrow": false, "0000000a.ARROW": false, "000000a.arrow": false, "0000000g.arrow": false,
+	} {
+		if _, got := parseSegFileName(name); got != ok {
+			t.Errorf("parseSegFileName(%q) ok = %v, want %v", name, got, ok)
+		}
+	}
+}

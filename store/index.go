@@ -352,5 +352,7 @@ func parseSegFileName(name string) (uint32, bool) {
 		return 0, false
 	}
 	v, err := strconv.ParseUint(name[:8], 16, 32)
-	return uint32(v), err == nil
+	// only the names segFileName writes (lower-case hex): a stray
+	// "0000000A.arrow" is not ours, and Reclaim must never delete it
+	return uint32(v), err == nil && segFileName(uint32(v)) == name
 }
