@@ -211,6 +211,20 @@ func overheadConfigs() []overheadConfig {
 			c.Samples = SamplePolicy{Indices: []int{0, 2}}
 			return c
 		}},
+		// The PyTorch anchor's work (../shared/bench/torch_seedcnn.py's
+		// stats hooks: mean, std, min and max of relu1, maxpool2 and fc1),
+		// then the full statistics of the same three layers.
+		{"anchor-moments-relu1,maxpool2,fc1", func() Config {
+			c := DefaultConfig()
+			c.Layers = []string{"relu1", "maxpool2", "fc1"}
+			c.MomentsOnly = true
+			return c
+		}},
+		{"anchor-stats-relu1,maxpool2,fc1", func() Config {
+			c := DefaultConfig()
+			c.Layers = []string{"relu1", "maxpool2", "fc1"}
+			return c
+		}},
 		{"stats-in-workers-all-layers", func() Config {
 			c := DefaultConfig()
 			c.StatsInWorkers = true

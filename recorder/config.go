@@ -122,6 +122,7 @@ type BatchPolicy struct {
 // Indices, First and Random may be set.
 type SamplePolicy struct {
 	// Indices lists sample indices; indices >= the batch size are skipped.
+	// Empty (nil or not) is unset, as in the run's provenance JSON.
 	Indices []int `json:"indices,omitempty"`
 	// First keeps samples 0..First-1.
 	First int `json:"first,omitempty"`
@@ -265,7 +266,7 @@ func (c *Config) validate() error {
 	}
 	s := c.Samples
 	set := 0
-	if s.Indices != nil {
+	if len(s.Indices) > 0 {
 		set++
 	}
 	if s.First != 0 {

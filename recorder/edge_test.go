@@ -2,7 +2,9 @@ package recorder
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -258,5 +260,54 @@ func TestReserveHonoursContext(t *testing.T) {
 	q.done(10)
 	if !q.reserve(ctx, 5, false) {
 		t.Fatal("a reservation with room is granted even after ctx is done")
+	}
+}
+
+// An empty, non-nil Indices selects what its provenance JSON (which omits
+// it) reads back as: every sample.
+func TestEmptySampleIndicesIsUnset(t *testing.T) {
+	p := SamplePolicy{Indices: []int{}}
+	var back SamplePolicy
+	b, _ := json.Marshal(p)
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	got, want := p.samples(3, 4), back.samples(3, 4)
+	if !slices.Equal(got, want) || len(got) != 4 {
+		t.Fatalf("Indices []int{} keeps %v, its JSON %s keeps %v", got, b, want)
+	}
+}
+
+// A second, concurrent Close returns only once the run is written (it
+// returned at once, so a program could exit with the run half written).
+func TestConcurrentCloseWaits(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		st := openStore(t)
+		m := recipe(t)
+		r, err := New(st, store.RunInfo{Name: "cc"}, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Attach(m, []int{1, 3, 28, 28}); err != nil {
+			t.Fatal(err)
+		}
+		for b := 0; b < 3; b++ {
+			if _, err := m.Forward(context.Background(), input(8, float32(b))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done := make(chan error, 2)
+		go func() { done <- r.Close() }()
+		go func() { done <- r.Close() }()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		run, err := st.Run("cc")
+		if err != nil || run.State != store.StateComplete {
+			t.Fatalf("after the first Close returned: run state %q (%v), want complete", run.State, err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -121,6 +121,9 @@ type Recorder struct {
 
 	closeMu sync.RWMutex // hooks hold R while pushing; Close takes W
 	closed  bool
+	// closeDone is closed when the first Close has written the run (later
+	// Closes wait for it)
+	closeDone chan struct{}
 
 	q       *queue
 	big     bigPool // large buffers kept for reuse
@@ -166,6 +169,7 @@ func New(st *store.Store, info store.RunInfo, cfg Config) (*Recorder, error) {
 		byIndex:       newBoundedMap[int64, *batchState](4096),
 		q:             newQueue(cfg.QueueBytes),
 		big:           bigPool{max: min(cfg.QueueBytes/2, 64<<20)},
+		closeDone:     make(chan struct{}),
 	}
 	r.budgetAt.Store(-1)
 	r.enabled.Store(true)
@@ -405,7 +409,11 @@ func (r *Recorder) Stats() Counters {
 // entry point. It returns the first earlier error of the recorder, if any.
 // t is not retained; Record copies what it keeps. With Policy Block it
 // waits for queue room until ctx is done (then it returns ctx's error and
-// records nothing).
+// records nothing). Whether a batch is recorded (Config.Batches, the
+// tensor budget, Drop) is decided at its first Record and remembered for
+// the 4096 most recently decided batch indices: record a batch's layers
+// together (as a forward pass does), not layer by layer over more batches
+// than that, or a batch may be decided again.
 func (r *Recorder) Record(ctx context.Context, layer string, b Batch, t *nn.Tensor) (err error) {
 	if err := r.Err(); err != nil {
 		return err
@@ -778,8 +786,10 @@ func (r *Recorder) CloseAs(state store.RunState) error {
 	r.closed = true
 	r.closeMu.Unlock()
 	if already {
+		<-r.closeDone // the first Close's run is written when this one returns
 		return r.Err()
 	}
+	defer close(r.closeDone)
 	r.q.close()
 	r.workers.Wait()
 	r.mu.Lock()

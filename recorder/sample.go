@@ -128,7 +128,7 @@ func unitHash(seed, x uint64) float64 {
 // by p for batch index b.
 func (p *SamplePolicy) samples(b int64, n int) []int {
 	switch {
-	case p.Indices != nil:
+	case len(p.Indices) > 0:
 		var out []int
 		for _, i := range p.Indices {
 			if i < n && !slices.Contains(out, i) {
