@@ -15,13 +15,7 @@ import (
 // Parquet dataset: over-long file and partition names are shortened with a
 // hash (the exact path stays in the files' metadata).
 func TestExportLongLayerName(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "store")
-	opts := store.DefaultOptions()
-	opts.NoSync, opts.FlushInterval = true, -1
-	s, err := store.Open(dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := openEdgeStore(t)
 	defer s.Close()
 	long := "encoder/" + strings.Repeat("x", 247) // 255 bytes: valid (FORMAT.md §4.1)
 	w, err := s.CreateRun(store.RunInfo{Name: "r"}, []store.LayerInfo{{Path: long, Op: "Id", Shape: []int{2}}})
@@ -45,19 +39,10 @@ func TestExportLongLayerName(t *testing.T) {
 	}
 }
 
-// A layer record in index.db whose shape has a zero dimension (decodeLayer
-// accepts it: shapeSize allows 0) makes Export panic in
-// arrow.FixedSizeListOf instead of returning an error.
 // A damaged layer record with a zero-element shape is an error, not an
 // arrow-go panic while building the tensor type.
 func TestExportZeroElementLayerRecord(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "store")
-	opts := store.DefaultOptions()
-	opts.NoSync, opts.FlushInterval = true, -1
-	s, err := store.Open(dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, s := openEdgeStore(t)
 	w, err := s.CreateRun(store.RunInfo{Name: "r"}, []store.LayerInfo{{Path: "l", Op: "Id", Shape: []int{2}}})
 	if err != nil {
 		t.Fatal(err)
@@ -103,20 +88,11 @@ func TestExportZeroElementLayerRecord(t *testing.T) {
 	}
 }
 
-// A run whose rows repeat a (batch, sample) pair (e.g. two Forward calls
-// recorded under the same batch index, with distinct dataset indices; the
-// store accepts it and numbers the parts) must diff equal against itself.
 // A run holding the same (batch, sample) twice (a batch recorded twice)
 // diffs equal against itself: rows are paired by occurrence, not
 // overwritten.
 func TestDiffSelfRepeatedBatchSample(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "store")
-	opts := store.DefaultOptions()
-	opts.NoSync, opts.FlushInterval = true, -1
-	s, err := store.Open(dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, s := openEdgeStore(t)
 	w, err := s.CreateRun(store.RunInfo{Name: "r"}, []store.LayerInfo{{Path: "l", Op: "Id", Shape: []int{1}}})
 	if err != nil {
 		t.Fatal(err)
@@ -176,4 +152,18 @@ func TestDiffRefusesNaNTolerance(t *testing.T) {
 			t.Errorf("%+v: %v, want a tolerance error", o, err)
 		}
 	}
+}
+
+// openEdgeStore opens a new store (no fsync, no timed flushes) in a
+// temporary directory.
+func openEdgeStore(t *testing.T) (string, *store.Store) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "store")
+	opts := store.DefaultOptions()
+	opts.NoSync, opts.FlushInterval = true, -1
+	s, err := store.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, s
 }

@@ -439,13 +439,7 @@ func TestParseBatchRange(t *testing.T) {
 // Ranges over negative batches select exactly those batches, in the store
 // and in the query package's own filtering ("-1" once selected -1, 0, 1...).
 func TestBatchRangeNegative(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "store")
-	opts := store.DefaultOptions()
-	opts.NoSync, opts.FlushInterval = true, -1
-	s, err := store.Open(dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := openEdgeStore(t)
 	defer s.Close()
 	w, err := s.CreateRun(store.RunInfo{Name: "neg"}, []store.LayerInfo{{Path: "l", Op: "Id", Shape: []int{2}}})
 	if err != nil {

@@ -395,6 +395,47 @@ rmdone:
 	M512_RED(Z21, Z22, Z25, Z26, Y21, 32, R10) \
 	MOVL R13, 128(R10)
 
+// M512_STEP32 processes the 32 elements at SI (block A at 0, B at 64):
+// moments, then, with ra and rb set to RELU_A and RELU_B, the ReLU's, and
+// with hist set to LANES16 or SIMPLES16 the histogram; M512_STEP16 is
+// block A alone. M512_LOOP runs them over the CX elements at SI (a
+// multiple of 16), then falls through to the label done.
+#define RELU_A M512_RELU(Z19, Z20, Z21, Z22)
+#define RELU_B M512_RELU(Z23, Z24, Z25, Z26)
+#define NORELU
+#define NOHIST
+
+#define M512_STEP32(clamp, ra, rb, hist) \
+	M512_SCAN(0, clamp) \
+	ra \
+	M512_ADD(Z1, Z2, Z3, Z4) \
+	M512_SCAN(64, clamp) \
+	rb \
+	M512_ADD(Z15, Z16, Z17, Z18) \
+	hist \
+	ADDQ $64, SI \
+	hist \
+	ADDQ $64, SI \
+	SUBQ $32, CX
+
+#define M512_STEP16(clamp, ra, hist) \
+	M512_SCAN(0, clamp) \
+	ra \
+	M512_ADD(Z1, Z2, Z3, Z4) \
+	hist
+
+#define M512_LOOP(clamp, ra, rb, hist, l32, l16, done) \
+l32: \
+	CMPQ CX, $32 \
+	JLT l16 \
+	M512_STEP32(clamp, ra, rb, hist) \
+	JMP l32 \
+l16: \
+	CMPQ CX, $16 \
+	JLT done \
+	M512_STEP16(clamp, ra, hist) \
+done:
+
 // func momentsAVX512(x []float32, k float64, out *momentsOut)
 // momentsAVX2 in the AVX-512 order. out must be zero; len(x) must be a
 // positive multiple of 16 (as for all the kernels below).
@@ -403,25 +444,7 @@ TEXT ·momentsAVX512(SB), NOSPLIT, $0-40
 	MOVQ x_len+8(FP), CX
 	MOVQ out+32(FP), R8
 	M512_START(k+24, NOCLAMP)
-
-mo32:
-	CMPQ CX, $32
-	JLT mo16
-	M512_SCAN(0, NOCLAMP)
-	M512_ADD(Z1, Z2, Z3, Z4)
-	M512_SCAN(64, NOCLAMP)
-	M512_ADD(Z15, Z16, Z17, Z18)
-	ADDQ $128, SI
-	SUBQ $32, CX
-	JMP mo32
-
-mo16:
-	CMPQ CX, $16
-	JLT modone
-	M512_SCAN(0, NOCLAMP)
-	M512_ADD(Z1, Z2, Z3, Z4)
-
-modone:
+	M512_LOOP(NOCLAMP, NORELU, NORELU, NOHIST, mo32, mo16, modone)
 	M512_STORE
 	VZEROUPPER
 	RET
@@ -434,25 +457,7 @@ TEXT ·reluMomentsAVX512(SB), NOSPLIT, $0-40
 	MOVQ x_len+8(FP), CX
 	MOVQ out+32(FP), R8
 	M512_START(k+24, CLAMP0)
-
-rmo32:
-	CMPQ CX, $32
-	JLT rmo16
-	M512_SCAN(0, CLAMP0)
-	M512_ADD(Z1, Z2, Z3, Z4)
-	M512_SCAN(64, CLAMP0)
-	M512_ADD(Z15, Z16, Z17, Z18)
-	ADDQ $128, SI
-	SUBQ $32, CX
-	JMP rmo32
-
-rmo16:
-	CMPQ CX, $16
-	JLT rmodone
-	M512_SCAN(0, CLAMP0)
-	M512_ADD(Z1, Z2, Z3, Z4)
-
-rmodone:
+	M512_LOOP(CLAMP0, NORELU, NORELU, NOHIST, rmo32, rmo16, rmodone)
 	M512_STORE
 	VZEROUPPER
 	RET
@@ -468,52 +473,12 @@ TEXT ·chunkAVX512(SB), NOSPLIT, $0-56
 	M512_START(k+32, NOCLAMP)
 	MOVBLZX simple+40(FP), R9
 	TESTQ R9, R9
-	JNE csimple32
-
-cdummy32:
-	CMPQ CX, $32
-	JLT cdummy16
-	M512_SCAN(0, NOCLAMP)
-	M512_ADD(Z1, Z2, Z3, Z4)
-	M512_SCAN(64, NOCLAMP)
-	M512_ADD(Z15, Z16, Z17, Z18)
-	LANES16
-	ADDQ $64, SI
-	LANES16
-	ADDQ $64, SI
-	SUBQ $32, CX
-	JMP cdummy32
-
-cdummy16:
-	CMPQ CX, $16
-	JLT cdone
-	M512_SCAN(0, NOCLAMP)
-	M512_ADD(Z1, Z2, Z3, Z4)
-	LANES16
+	JNE csimple
+	M512_LOOP(NOCLAMP, NORELU, NORELU, LANES16, cd32, cd16, cddone)
 	JMP cdone
 
-csimple32:
-	CMPQ CX, $32
-	JLT csimple16
-	M512_SCAN(0, NOCLAMP)
-	M512_ADD(Z1, Z2, Z3, Z4)
-	M512_SCAN(64, NOCLAMP)
-	M512_ADD(Z15, Z16, Z17, Z18)
-	SIMPLES16
-	ADDQ $64, SI
-	SIMPLES16
-	ADDQ $64, SI
-	SUBQ $32, CX
-	JMP csimple32
-
-csimple16:
-	CMPQ CX, $16
-	JLT cdone
-	M512_SCAN(0, NOCLAMP)
-	M512_ADD(Z1, Z2, Z3, Z4)
-	SIMPLES16
-
-cdone:
+csimple:
+	M512_LOOP(NOCLAMP, NORELU, NORELU, SIMPLES16, cs32, cs16, cdone)
 	M512_STORE
 	VZEROUPPER
 	RET
@@ -533,58 +498,12 @@ TEXT ·chunkReLUAVX512(SB), NOSPLIT, $0-72
 	M512_START(k+32, NOCLAMP)
 	MOVBLZX simple+48(FP), R9
 	TESTQ R9, R9
-	JNE rsimple32
-
-rdummy32:
-	CMPQ CX, $32
-	JLT rdummy16
-	M512_SCAN(0, NOCLAMP)
-	M512_RELU(Z19, Z20, Z21, Z22)
-	M512_ADD(Z1, Z2, Z3, Z4)
-	M512_SCAN(64, NOCLAMP)
-	M512_RELU(Z23, Z24, Z25, Z26)
-	M512_ADD(Z15, Z16, Z17, Z18)
-	LANES16
-	ADDQ $64, SI
-	LANES16
-	ADDQ $64, SI
-	SUBQ $32, CX
-	JMP rdummy32
-
-rdummy16:
-	CMPQ CX, $16
-	JLT rdone
-	M512_SCAN(0, NOCLAMP)
-	M512_RELU(Z19, Z20, Z21, Z22)
-	M512_ADD(Z1, Z2, Z3, Z4)
-	LANES16
+	JNE rsimple
+	M512_LOOP(NOCLAMP, RELU_A, RELU_B, LANES16, rd32, rd16, rddone)
 	JMP rdone
 
-rsimple32:
-	CMPQ CX, $32
-	JLT rsimple16
-	M512_SCAN(0, NOCLAMP)
-	M512_RELU(Z19, Z20, Z21, Z22)
-	M512_ADD(Z1, Z2, Z3, Z4)
-	M512_SCAN(64, NOCLAMP)
-	M512_RELU(Z23, Z24, Z25, Z26)
-	M512_ADD(Z15, Z16, Z17, Z18)
-	SIMPLES16
-	ADDQ $64, SI
-	SIMPLES16
-	ADDQ $64, SI
-	SUBQ $32, CX
-	JMP rsimple32
-
-rsimple16:
-	CMPQ CX, $16
-	JLT rdone
-	M512_SCAN(0, NOCLAMP)
-	M512_RELU(Z19, Z20, Z21, Z22)
-	M512_ADD(Z1, Z2, Z3, Z4)
-	SIMPLES16
-
-rdone:
+rsimple:
+	M512_LOOP(NOCLAMP, RELU_A, RELU_B, SIMPLES16, rs32, rs16, rdone)
 	M512_RELU_STORE
 	M512_STORE
 	VZEROUPPER
@@ -600,28 +519,7 @@ TEXT ·momentsReLUAVX512(SB), NOSPLIT, $0-56
 	MOVQ outy+48(FP), R10
 	M512_RELU_START(ky+32)
 	M512_START(k+24, NOCLAMP)
-
-mr32:
-	CMPQ CX, $32
-	JLT mr16
-	M512_SCAN(0, NOCLAMP)
-	M512_RELU(Z19, Z20, Z21, Z22)
-	M512_ADD(Z1, Z2, Z3, Z4)
-	M512_SCAN(64, NOCLAMP)
-	M512_RELU(Z23, Z24, Z25, Z26)
-	M512_ADD(Z15, Z16, Z17, Z18)
-	ADDQ $128, SI
-	SUBQ $32, CX
-	JMP mr32
-
-mr16:
-	CMPQ CX, $16
-	JLT mrdone
-	M512_SCAN(0, NOCLAMP)
-	M512_RELU(Z19, Z20, Z21, Z22)
-	M512_ADD(Z1, Z2, Z3, Z4)
-
-mrdone:
+	M512_LOOP(NOCLAMP, RELU_A, RELU_B, NOHIST, mr32, mr16, mrdone)
 	M512_RELU_STORE
 	M512_STORE
 	VZEROUPPER
