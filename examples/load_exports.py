@@ -76,7 +76,7 @@ def main():
         data = np.load(a.npy, mmap_mode="r")  # memory-mapped: data is 64-byte aligned
         print("VALUES npy", int(z[L + ".dataset_index"][row]), fmt(data[row].ravel()[:k]))
     if a.csv:
-        df = pd.read_csv(a.csv)
+        df = pd.read_csv(a.csv, float_precision="round_trip")  # exact float64
         r = df[(df.layer == L) & (df.batch == a.batch)].iloc[0]
         print("STATS csv", int(r["count"]), repr(float(r["mean"])), repr(float(r["std"])),
               repr(float(r["min"])), repr(float(r["max"])))

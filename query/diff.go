@@ -555,6 +555,11 @@ func judgeStats(d *StatsDiff, opts DiffOptions) (string, []string) {
 	}
 	if d.HistW1 != 0 {
 		equal = false
+		// The histograms merge exactly: any difference means different
+		// values, which the exact comparison (zero thresholds) fails.
+		if !opts.MetricsOnly && opts.Tol.Atol == 0 && opts.Tol.Rtol == 0 {
+			reasons = append(reasons, fmt.Sprintf("histograms differ (HIST_W1 %s) with zero thresholds", d.HistW1))
+		}
 	}
 	switch {
 	case len(reasons) > 0:

@@ -68,7 +68,13 @@
 // the reason says which) or unreadable (its data could not be read: a
 // damaged store; the error, naming file and offset, is in its reasons and
 // LayerDiff.Err; the other layers are still compared and the diff does not
-// pass). With zero thresholds any difference fails. The
+// pass). With zero thresholds any difference fails: any element of the
+// tensors; for statistics (aggregated over each run's batches, so compare
+// runs over the same samples), mean, std, min or max beyond 1e-9 relative
+// (aggregating the same values in other batch groupings rounds the last
+// bits differently) and any difference of the exactly merged histograms
+// (HIST_W1 > 0: different values). With thresholds, statistics are gated
+// on mean, std, min, max and NaN/Inf counts only. The
 // first diverging layer is the first failed or shape-mismatched layer of A
 // in execution order. A layer with no common data does not fail the diff by
 // itself, but a diff that compared nothing at all (DiffReport.ComparedLayers

@@ -167,3 +167,41 @@ func openEdgeStore(t *testing.T) (string, *store.Store) {
 	}
 	return dir, s
 }
+
+// Without thresholds the comparison is exact: stats whose histograms
+// differ (the values differ) fail, although their mean, std, min and max
+// agree; any threshold lets them pass (HIST_W1 is reported, not gated).
+func TestDiffExactFailsOnHistogram(t *testing.T) {
+	_, s := openEdgeStore(t)
+	defer s.Close()
+	for _, run := range []string{"a", "b"} {
+		w, err := s.CreateRun(store.RunInfo{Name: run}, []store.LayerInfo{{Path: "l", Op: "Id", Shape: []int{4}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := statsOf(0, [][]float32{{-1, -0.5, 0.5, 1}})
+		if run == "b" { // one value moved to another bin: same moments
+			row.Hist = store.Histogram{Keys: []uint16{0xbf80, 0xbf00, 0x3f40, 0x3f80}, Counts: []uint64{1, 1, 1, 1}}
+		}
+		if err := w.AppendStats("l", row); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(store.StateComplete); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Diff(context.Background(), s, "a", "b", DiffOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := rep.Layers[0]; rep.Pass || l.Status != StatusFailed {
+		t.Fatalf("exact diff of different histograms: pass %v, status %s %v", rep.Pass, l.Status, l.Reasons)
+	}
+	rep, err = Diff(context.Background(), s, "a", "b", DiffOptions{Tol: Tolerance{Atol: 1e-6}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := rep.Layers[0]; !rep.Pass || l.Status != StatusOK {
+		t.Fatalf("diff with atol: pass %v, status %s %v", rep.Pass, l.Status, l.Reasons)
+	}
+}

@@ -28,8 +28,10 @@ func newDiffCommand(g *globalOptions) *cli.Command {
 		Name:  "diff",
 		Usage: "compare two runs layer by layer and name the first diverging layer",
 		Description: "RUN_A is the candidate, RUN_B the reference (relative errors are relative to B).\n" +
-			"Layers are matched by path (or --map), samples by dataset index (else batch and sample).\n" +
-			"With no threshold flags any difference fails a layer. --min-sqnr/--min-cosine alone gate on\n" +
+			"Layers are matched by path (or --map), samples by dataset index (else batch and sample);\n" +
+			"stats-only layers are compared as aggregates over each run's batches (compare runs over the\n" +
+			"same samples). With no threshold flags any difference fails a layer (stats: beyond 1e-9\n" +
+			"relative, or any histogram difference). --min-sqnr/--min-cosine alone gate on\n" +
 			"those metrics only; with --atol/--rtol too, elements outside atol + rtol*|b| also fail.\n" +
 			"NaN/Inf in one run where the other has another value fails a layer under every gate\n" +
 			"(MAX_ABS shows NaN); the same NaN or Inf in both runs counts as equal.\n" +

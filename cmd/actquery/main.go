@@ -20,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/actrec/actrec/query"
+	"github.com/actrec/actrec/query/plot"
 	"github.com/actrec/actrec/store"
 )
 
@@ -30,7 +31,7 @@ const (
 	exitUsage    = 2   // bad flags or arguments
 	exitNotFound = 3   // unknown store, run or layer (or batch, sample)
 	exitStore    = 4   // store locked, corrupt, or of an unsupported version
-	exitOutput   = 5   // export output refused: exists (no --force) or inside the store
+	exitOutput   = 5   // output refused (export, plot, report): exists (no --force) or inside the store
 	exitOther    = 6   // any other failure (I/O, ...)
 	exitSignal   = 130 // interrupted (Ctrl-C, SIGINT): 128 + 2, as shells report it
 )
@@ -40,10 +41,12 @@ const exitCodesHelp = `EXIT CODES:
    1  diff found layers beyond the thresholds or compared nothing, or check found problems
    2  usage error (bad flag or argument)
    3  store, run, layer, batch or sample not found (the message lists the closest names), or the
-      selection holds no data (e.g. --batches beyond the run; the message says what it has)
+      selection holds no data (e.g. stats/show/export --batches beyond the run; the message says
+      what it has; diff reports such layers as no_common_data and exits 1 if it compared nothing)
    4  store locked by a writer, corrupt (the message names the file), of an unsupported version,
       or not a store directory; show/diff print what is readable before exiting 4
-   5  export output refused: it exists (use --force) or is inside the store directory
+   5  output refused (export, plot, report): it exists (use --force) or is inside the store
+      directory
    6  any other error (I/O, ...)
  130  interrupted (Ctrl-C): stopped promptly; temporary outputs removed, nothing half-written left`
 
@@ -98,7 +101,7 @@ func exitCode(err error) int {
 		return exitSignal
 	case errors.Is(err, errThresholds), errors.Is(err, errNothingCompared), errors.Is(err, errProblems):
 		return exitFound
-	case errors.As(err, &ue), errors.Is(err, query.ErrOneLayer):
+	case errors.As(err, &ue), errors.Is(err, query.ErrOneLayer), errors.Is(err, plot.ErrMixedUnits), errors.Is(err, plot.ErrUnknownStat):
 		return exitUsage
 	case errors.Is(err, store.ErrNotFound):
 		return exitNotFound

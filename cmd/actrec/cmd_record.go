@@ -58,7 +58,7 @@ func recordCommand() *cli.Command {
 		Flags: []cli.Flag{
 			storeFlag(),
 			&cli.StringFlag{Name: "run", Usage: "run name (default: <model>-<version>-<time>-<random>)"},
-			&cli.StringFlag{Name: "model", Value: "recipe-cnn", Usage: "built-in model name (see `actrec models`) or an .onnx file"},
+			&cli.StringFlag{Name: "model", Value: "recipe-cnn", Usage: "built-in model name (list: actrec models) or an .onnx file"},
 			&cli.StringFlag{Name: "weights", Usage: "safetensors weights file, or a shipped version of recipe-cnn: v1 (default), v2, v1-int8"},
 			&cli.StringFlag{Name: "input", Usage: "input data: MNIST-format IDX file (.gz ok), .npy, .npz[:array], or a directory of PNG/JPEG images (default: the shipped Fashion-MNIST test set)"},
 			&cli.IntFlag{Name: "batch-size", Value: 64, Usage: "samples per forward pass"},

@@ -71,6 +71,10 @@ func StatNames() []string {
 // ErrUnknownStat is returned (wrapped) by ParseStat for a name it does not know.
 var ErrUnknownStat = errors.New("unknown stat")
 
+// ErrMixedUnits is returned (wrapped) by Stats for statistics of different
+// units (a count and a value, say), which one axis cannot show.
+var ErrMixedUnits = errors.New("different units")
+
 // ParseStat returns the definition of the statistic called name: one of StatNames, or
 // pNN for any percentile 00 <= NN <= 100 (the seven of store.Quantiles are read from
 // the rows, others are computed from the rows' histograms).
@@ -144,8 +148,8 @@ func Stats(stats []string, series ...Series) (*Figure, error) {
 			return nil, err
 		}
 		if i > 0 && d.Unit != defs[0].Unit {
-			return nil, fmt.Errorf("plot: stats %s (%s) and %s (%s) have different units; draw them separately",
-				defs[0].Name, defs[0].Unit, d.Name, d.Unit)
+			return nil, fmt.Errorf("plot: %w: stats %s (%s) and %s (%s); draw them separately",
+				ErrMixedUnits, defs[0].Name, defs[0].Unit, d.Name, d.Unit)
 		}
 		defs[i] = d
 	}
