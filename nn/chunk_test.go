@@ -516,6 +516,81 @@ func TestChunkDest(t *testing.T) {
 	SetThreads(0)
 }
 
+// outHook is destHook supplying the memory of a pooled output (OutputDest).
+type outHook struct{ destHook }
+
+func (h *outHook) OutputDest(ctx context.Context, mod ModuleInfo, n int) []float32 {
+	return h.ChunkDest(ctx, mod, n)
+}
+
+// An OutputDest hook on the pool of a fused chain gets the pooled output
+// computed in its own memory, which later layers read but nothing modifies
+// (the Sigmoid after it, which would run in place, does not: the hook's
+// memory equals the unfused pool output after Forward); a pool whose
+// output is the model's output is not asked.
+func TestOutputDest(t *testing.T) {
+	defer SetThreads(SetThreads(0))
+	r := rand.New(rand.NewPCG(7, 8))
+	build := func(tail bool) *Model {
+		conv, _ := NewConv2d(Conv2dOptions{InChannels: 1, OutChannels: 2, KernelSize: [2]int{3, 3}})
+		fillRand(r, conv.Weight, conv.Bias)
+		pool, _ := NewMaxPool2d(PoolOptions{KernelSize: [2]int{2, 2}})
+		b := NewBuilder("m")
+		x := b.Input("x", -1, 1, 10, 10)
+		h := b.Add("conv", conv, x)
+		h = b.Add("relu", NewReLU(), h)
+		h = b.Add("pool", pool, h)
+		if tail {
+			fc, _ := NewLinear(LinearOptions{InFeatures: 2 * 4 * 4, OutFeatures: 3})
+			fillRand(r, fc.Weight, fc.Bias)
+			h = b.Add("sig", NewSigmoid(), h) // would run in place on the pool output
+			h = b.Add("flat", NewFlatten(1, -1), h)
+			h = b.Add("fc", fc, h)
+		}
+		m, err := b.Build(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for _, tail := range []bool{true, false} {
+		m := build(tail)
+		for _, n := range []int{5, 1} {
+			x := NewTensor(n, 1, 10, 10)
+			fillRand(r, x)
+			ref := referenceOutputs(t, m, x)
+			for _, threads := range []int{1, 2} {
+				SetThreads(threads)
+				h := &outHook{destHook{per: 2 * 4 * 4}}
+				hh, err := m.RegisterChunkHook("pool", h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				y, err := m.Forward(context.Background(), x)
+				hh.Remove()
+				if err != nil {
+					t.Fatal(err)
+				}
+				last := "pool"
+				if tail {
+					last = "fc"
+				}
+				if !sameBits(y.Data, ref[last]) {
+					t.Errorf("tail %v batch %d threads %d: output differs from the unhooked model's", tail, n, threads)
+				}
+				if !sameBits(h.dest, ref["pool"]) {
+					t.Errorf("tail %v batch %d threads %d: pool output in the hook's memory differs from the unfused output", tail, n, threads)
+				}
+				// with the hook's memory every chunk is a view of it
+				if tail && (h.asked != 1 || h.aliased == 0 || h.copied != 0) || !tail && (h.asked != 0 || h.aliased != 0) {
+					t.Errorf("tail %v batch %d threads %d: OutputDest called %d times, %d chunks in place, %d elsewhere",
+						tail, n, threads, h.asked, h.aliased, h.copied)
+				}
+			}
+		}
+	}
+}
+
 type panicChunks struct{ at int }
 
 func (p panicChunks) Chunk(_ context.Context, _ ModuleInfo, _ *Tensor, lo, hi int) {

@@ -123,7 +123,17 @@ func (c *Conv2d) forward(x *Tensor, s []int, relu bool, pool *MaxPool2d, ps []in
 	y := &Tensor{Shape: s} // with pool: per-sample scratch only
 	out := y
 	if pool != nil {
-		out = &Tensor{Shape: ps, Data: make([]float32, ps[0]*ps[1]*ps[2]*ps[3])}
+		size := ps[0] * ps[1] * ps[2] * ps[3]
+		var data []float32
+		if ch != nil && ch.outDest != nil && size > 0 {
+			if d := ch.outDest(s[0]); len(d) == size {
+				data, ch.outDestUsed = d, true
+			}
+		}
+		if data == nil {
+			data = make([]float32, size)
+		}
+		out = &Tensor{Shape: ps, Data: data}
 	}
 	if pool == nil || depthwise {
 		y.Data = make([]float32, s[0]*s[1]*s[2]*s[3])
@@ -189,6 +199,11 @@ type stageChunks struct {
 	// dest, if not nil, returns memory for the convolution stage's output
 	// of n rows from its only hook (ChunkDest), or nil.
 	dest func(n int) []float32
+	// outDest, if not nil, returns memory for the pooled output of n rows
+	// from the pool's only hook (OutputDest), or nil; outDestUsed is set
+	// when the output was computed there.
+	outDest     func(n int) []float32
+	outDestUsed bool
 }
 
 func (ch *stageChunks) get(i int) func(*Tensor, int, int) {

@@ -72,6 +72,24 @@ type ChunkDest interface {
 	ChunkDest(ctx context.Context, mod ModuleInfo, n int) []float32
 }
 
+// OutputDest may be implemented by a ChunkHook that keeps a module's whole
+// output to receive it without copying, where nn keeps that output as an
+// activation: the pooled output of a fused Conv2d→[ReLU]→MaxPool2d chain.
+// When that MaxPool2d's hook is its only one in the call and its output is
+// not the model's output, OutputDest is called once per call, on the
+// Forward goroutine, after Wants and before any chunk, with the number of
+// rows n. If it returns a slice of exactly n × (elements per row) values,
+// nn computes the output in it (overwriting every value) and uses it as
+// the module's output tensor: the chunks delivered are views of it, later
+// layers read it, and nothing modifies it once its chunk is delivered (no
+// layer runs in place for the rest of that call). nn drops it like any
+// activation; the hook may read it at any time, but must not modify or
+// reuse it before the Forward call has returned. Otherwise (nil or another
+// length) the output is nn's own, as for every other module.
+type OutputDest interface {
+	OutputDest(ctx context.Context, mod ModuleInfo, n int) []float32
+}
+
 // CallEndHook is called once at the end of every Forward call that runs
 // with hooks registered, on success and on error: after the root's forward
 // and chunk hooks on success (err nil), or as Forward returns an error
@@ -365,6 +383,9 @@ func (m *Model) fusedChunks(ctx context.Context, hs *hookSet, li, k int, hooks *
 		if d, ok := hooks[0].fn.(ChunkDest); ok && st == 0 && len(hooks) == 1 {
 			ch.dest = func(n int) []float32 { return d.ChunkDest(ctx, info, n) }
 		}
+		if d, ok := hooks[0].fn.(OutputDest); ok && st == 2 && len(hooks) == 1 && m.leaves[li+st].out != m.out {
+			ch.outDest = func(n int) []float32 { return d.OutputDest(ctx, info, n) }
+		}
 	}
 	return ch
 }
@@ -403,6 +424,7 @@ func (m *Model) runHooked(ctx context.Context, hs *hookSet, vals []*Tensor) (*Te
 		inputs[i] = vals[def.value]
 	}
 	m.runPre(ctx, hs, 0, inputs)
+	lent := false // an output lives in a hook's memory (OutputDest): no layer runs in place
 	for li := 0; li < len(m.leaves); li++ {
 		l := &m.leaves[li]
 		if err := ctx.Err(); err != nil {
@@ -418,10 +440,12 @@ func (m *Model) runHooked(ctx context.Context, hs *hookSet, vals []*Tensor) (*Te
 		if k := m.fusable(hs, li); k > 0 {
 			// no hook sees the chain's inner tensors (see fusable)
 			var hooks [3][]hookEntry[ChunkHook]
-			out, err := m.runFused(vals, li, k, m.fusedChunks(ctx, hs, li, k, &hooks))
+			ch := m.fusedChunks(ctx, hs, li, k, &hooks)
+			out, err := m.runFused(vals, li, k, ch)
 			if err != nil {
 				return nil, err
 			}
+			lent = lent || (ch != nil && ch.outDestUsed)
 			vals[m.leaves[li+k].out] = out
 			for st := 0; st <= k; st++ {
 				mod := m.leaves[li+st].mod
@@ -436,7 +460,7 @@ func (m *Model) runHooked(ctx context.Context, hs *hookSet, vals []*Tensor) (*Te
 		}
 		var out *Tensor
 		var err error
-		if l.inPlace != nil && len(hs.fwd[l.mod])+len(hs.global) == 0 && !m.neededByContainer(l.in[0], li, true) {
+		if l.inPlace != nil && !lent && len(hs.fwd[l.mod])+len(hs.global) == 0 && !m.neededByContainer(l.in[0], li, true) {
 			out, err = runInPlace(l.inPlace, args[0])
 		} else {
 			out, err = runLayer(l.layer, args)

@@ -68,6 +68,9 @@ type layerCall struct {
 	shape   []int      // per-row shape of full's data: the run's, or the call's if it differs (variable input size)
 	resized bool       // full was resized for the call's shape
 	keptAny bool       // a chunk was put into full (guarded by mu)
+	// lent: full is nn's output tensor itself (nn.OutputDest), read by later
+	// layers until the call ends, so it is never reused (left to the GC)
+	lent bool
 	// viaWorker: Config.StatsInWorkers, and the row is derived by the
 	// worker from the source layer's copy (l.from's item)
 	viaWorker bool
@@ -155,8 +158,7 @@ func (r *Recorder) dropLayers(cs *callState) {
 			discard(a)
 		}
 		lc.idle = nil
-		r.big.put(lc.full)
-		lc.full = nil
+		r.putFull(lc)
 	}
 }
 
@@ -439,6 +441,41 @@ func (h *chunkHook) ChunkDest(ctx context.Context, _ nn.ModuleInfo, n int) (dest
 	return *lc.full
 }
 
+// OutputDest hands nn memory for a layer's output tensor itself (the
+// pooled output of a fused chain, nn.OutputDest) when a worker computes
+// its statistics (StatsInWorkers): the layer's output is then the copy, and
+// its chunks need no copying. The memory is allocated for the call, as nn
+// would, and not reused: nn reads it until the call ends.
+func (h *chunkHook) OutputDest(ctx context.Context, _ nn.ModuleInfo, n int) (dest []float32) {
+	r, l := h.r, h.l
+	if !r.enabled.Load() || r.failed.Load() {
+		return nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			r.setErr(fmt.Errorf("recorder: hook on %s: panic: %v", l.info.Path, p))
+			dest = nil
+		}
+	}()
+	lc := r.callOf(ctx).layerCall(ctx, r, l, nil, 0, 0)
+	if lc.err != nil || lc.full == nil || len(*lc.full) != n*lc.fullPer {
+		return nil
+	}
+	own := make([]float32, n*lc.fullPer)
+	r.putFull(lc)
+	lc.full, lc.lent = &own, true
+	return own
+}
+
+// putFull gives lc's output copy back for reuse, unless nn has it
+// (lent), and forgets it.
+func (r *Recorder) putFull(lc *layerCall) {
+	if !lc.lent {
+		r.big.put(lc.full)
+	}
+	lc.full, lc.lent = nil, false
+}
+
 func (h *chunkHook) Chunk(ctx context.Context, _ nn.ModuleInfo, out *nn.Tensor, lo, hi int) {
 	r, l := h.r, h.l
 	if !r.enabled.Load() || out == nil || r.failed.Load() {
@@ -572,7 +609,7 @@ func (r *Recorder) keepChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, h
 	if hi > lc.fullN && lo == 0 && !lc.keptAny {
 		// An output whose first dimension is not the batch (Flatten(0, -1),
 		// a Reshape), delivered whole: a buffer of its own size.
-		r.big.put(lc.full)
+		r.putFull(lc)
 		lc.full = r.big.get(hi * per)
 		lc.fullN, lc.fullPer, lc.shape, lc.resized = hi, per, slices.Clone(out.Shape[1:]), true
 	}
@@ -582,7 +619,7 @@ func (r *Recorder) keepChunk(l *layerState, lc *layerCall, out *nn.Tensor, lo, h
 			lc.mu.Unlock()
 			return fmt.Errorf("recorder: %s: chunks of one call with %d and %d elements per row", l.info.Path, lc.fullPer, per)
 		}
-		r.big.put(lc.full)
+		r.putFull(lc)
 		lc.full = r.big.get(lc.fullN * per)
 		lc.fullPer, lc.shape, lc.resized = per, slices.Clone(out.Shape[1:]), true
 	}
@@ -685,8 +722,7 @@ func (h *chunkHook) Done(ctx context.Context, _ nn.ModuleInfo, n int) {
 			for _, a := range lc.idle {
 				discard(a)
 			}
-			r.big.put(lc.full) // nn is done with it (ChunkDest)
-			lc.full = nil
+			r.putFull(lc) // nn is done with it (ChunkDest), or has it (OutputDest)
 		}
 		return
 	}
@@ -719,8 +755,7 @@ func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState,
 			discard(a)
 		}
 		lc.idle = nil
-		r.big.put(lc.full)
-		lc.full = nil
+		r.putFull(lc)
 	}()
 	if lc.err != nil {
 		r.dropSamples(lc)
@@ -737,7 +772,7 @@ func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState,
 				r.dropSamples(lc)
 				return fmt.Errorf("recorder: %s: output has %d rows, the batch %d", l.info.Path, n, lc.fullN)
 			}
-			it.raw, lc.full = lc.full, nil
+			it.raw, it.lent, lc.full, lc.lent = lc.full, lc.lent, nil, false
 			it.shape = append([]int{n}, lc.shape...)
 			it.src = l
 			it.bytes += bufBytes(len(*it.raw)) + r.statsReserve(l)

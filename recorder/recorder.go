@@ -674,7 +674,9 @@ func (r *Recorder) statsOf(data []float32, shape []int, acc func(*accumulator, [
 }
 
 func (r *Recorder) release(it *item) {
-	r.big.put(it.raw)
+	if !it.lent {
+		r.big.put(it.raw)
+	}
 	putBuf(it.buf)
 	for _, d := range it.derived {
 		putBuf(d.buf)
