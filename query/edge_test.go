@@ -2,7 +2,9 @@ package query
 
 import (
 	"context"
+	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -203,5 +205,25 @@ func TestDiffExactFailsOnHistogram(t *testing.T) {
 	}
 	if l := rep.Layers[0]; !rep.Pass || l.Status != StatusOK {
 		t.Fatalf("diff with atol: pass %v, status %s %v", rep.Pass, l.Status, l.Reasons)
+	}
+}
+
+// An output path reaching into the store through a symlink and ".." is
+// refused like a direct one (filepath.Abs removed "lnk/.." as text, so
+// --out lnk/../index.db --force could overwrite the index).
+func TestCheckOutputSymlinkDotDot(t *testing.T) {
+	dir, s := openEdgeStore(t)
+	s.Close()
+	lnk := filepath.Join(t.TempDir(), "lnk")
+	if err := os.Symlink(filepath.Join(dir, "segments"), lnk); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{lnk + "/../index.db", lnk + "/../new/x.csv", lnk + "/x.csv", filepath.Join(dir, "x.csv")} {
+		if err := CheckOutput(dir, out, true); !errors.Is(err, ErrOutputInStore) {
+			t.Errorf("CheckOutput(%q): %v, want ErrOutputInStore", out, err)
+		}
+	}
+	if err := CheckOutput(dir, filepath.Join(t.TempDir(), "x.csv"), true); err != nil {
+		t.Errorf("an output outside the store: %v", err)
 	}
 }

@@ -406,10 +406,56 @@ func checkOutsideStore(storeDir, out string) error {
 	if err != nil {
 		return err
 	}
-	if od == sd || strings.HasPrefix(od, sd+string(filepath.Separator)) {
+	if od == sd || strings.HasPrefix(od, sd+string(filepath.Separator)) || physicallyInside(storeDir, out) {
 		return fmt.Errorf("%w: %s is inside %s", ErrOutputInStore, out, storeDir)
 	}
 	return nil
+}
+
+// physicallyInside reports whether p (if it is not an existing directory,
+// the existing directory it is or would be created in) is dir or inside it, as
+// the operating system walks p: symlinks and ".." are followed physically
+// (filepath.Abs removes "lnk/.." as text, the kernel goes to lnk's
+// target's parent). It compares dir with p's ancestors by device and inode.
+func physicallyInside(dir, p string) bool {
+	dfi, err := os.Stat(dir)
+	if err != nil {
+		return false
+	}
+	cur := p
+	for {
+		if fi, err := os.Stat(cur); err == nil && fi.IsDir() {
+			break
+		}
+		i := strings.LastIndexByte(cur, os.PathSeparator)
+		switch {
+		case i < 0:
+			cur = "."
+		case i == 0:
+			cur = string(os.PathSeparator)
+		default:
+			cur = cur[:i]
+		}
+		if cur == "." || cur == string(os.PathSeparator) {
+			break
+		}
+	}
+	for depth := 0; depth < 256; depth++ {
+		fi, err := os.Stat(cur)
+		if err != nil {
+			return false
+		}
+		if os.SameFile(fi, dfi) {
+			return true
+		}
+		up := cur + string(os.PathSeparator) + ".."
+		ufi, err := os.Stat(up)
+		if err != nil || os.SameFile(ufi, fi) { // the root
+			return false
+		}
+		cur = up
+	}
+	return false
 }
 
 // resolve returns the absolute path of p with the symlinks of its longest

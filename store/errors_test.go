@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -106,7 +107,7 @@ func TestCorruption(t *testing.T) {
 			if err := os.Truncate(filepath.Join(dir, rel), cut); err != nil {
 				t.Fatal(err)
 			}
-			return rel, cut, nil
+			return rel, int64(e.offset), io.ErrUnexpectedEOF // the entry cut short
 		}},
 		{"bit_flipped_body", func(t *testing.T, dir string, e entry, rel string) (string, int64, error) {
 			flipBit(t, filepath.Join(dir, rel), int64(e.offset+e.length)-9)
@@ -517,5 +518,46 @@ func TestParseSegFileName(t *testing.T) {
 		if _, got := parseSegFileName(name); got != ok {
 			t.Errorf("parseSegFileName(%q) ok = %v, want %v", name, got, ok)
 		}
+	}
+}
+
+// A sealed segment cut by a byte (its footer's end) keeps every entry
+// readable (FORMAT.md §8: only the footer is lost); Check reports it.
+func TestTruncatedFooterKeepsEntries(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRun(t, s, "r", 3, true)
+	want, err := s.Stats("r", "fc", BatchRange{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rel := firstEntry(t, s, "r", "fc", kindStats)
+	s.Close()
+	path := filepath.Join(dir, rel)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, fi.Size()-1); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	got, err := ro.Stats("r", "fc", BatchRange{})
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("Stats after a 1-byte cut: %d rows, %v; want %d rows", len(got), err, len(want))
+	}
+	probs, err := ro.Check("r")
+	if err != nil || len(probs) == 0 {
+		t.Fatalf("Check: %v, %v; want the footer reported", probs, err)
+	}
+	if probs[0].File != rel {
+		t.Fatalf("Check: %+v, want a problem in %s", probs[0], rel)
 	}
 }

@@ -174,8 +174,10 @@ type segFile struct {
 // fileBlock is a record batch block listed in a footer.
 type fileBlock struct{ offset, length int64 }
 
-// mapSegment maps the first size bytes of the file at path. The file must hold at least size
-// bytes (the committed size): a shorter file is a CorruptionError at its end.
+// mapSegment maps the first size bytes of the file at path (the committed size; -1: all of
+// it). A file cut shorter is mapped as far as it goes: the entries past its end fail on their
+// own (CorruptionErrors at their offsets), the others stay readable, and a sealed segment
+// loses only its footer (Check reports both).
 func mapSegment(path, rel string, size int64) (*segFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -193,7 +195,7 @@ func mapSegment(path, rel string, size int64) (*segFile, error) {
 		size = fi.Size()
 	}
 	if fi.Size() < size {
-		return nil, &CorruptionError{File: rel, Offset: fi.Size(), Err: fmt.Errorf("truncated: %d bytes, index says %d: %w", fi.Size(), size, io.ErrUnexpectedEOF)}
+		size = fi.Size()
 	}
 	if size < 16 {
 		return nil, &CorruptionError{File: rel, Offset: 0, Err: fmt.Errorf("segment of %d bytes: %w", size, io.ErrUnexpectedEOF)}

@@ -115,6 +115,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		return s.recover(tx)
 	})
 	if err != nil {
+		if create && isIOError(err) {
+			// Creating the index failed (disk full, say): it holds nothing,
+			// and a partly written file would read as a corrupt store for
+			// good. Remove it, so that the next Open starts afresh.
+			os.Remove(filepath.Join(dir, indexFile))
+		}
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	if created && !s.opts.NoSync { // make index.db and segments/ durable entries of dir

@@ -406,8 +406,11 @@ func (w *Writer) BytesWritten() int64 {
 }
 
 // Close flushes, seals the run's segments, records state (complete or interrupted; anything
-// else is stored as interrupted) and the finish time, and releases the run. The run's data is
-// committed even if Close returns an error from an earlier background flush.
+// else is stored as interrupted) and the finish time, and releases the run. After a write
+// error (disk full, I/O; returned again by Close) it writes and commits nothing more and
+// leaves the run in state recording: what was committed stays readable, and the next
+// read-write Open salvages every entry written whole since (the run is listed as crashed
+// until then; FORMAT.md §9).
 func (w *Writer) Close(state RunState) error {
 	if w.stop != nil {
 		select {

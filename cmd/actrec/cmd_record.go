@@ -301,7 +301,7 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 	for i := 0; i < calib+1; i++ {
 		t0 := time.Now()
 		if _, err := lm.Model.Forward(fctx, x); err != nil {
-			rec.Close()
+			rec.CloseAs(store.StateInterrupted)
 			return nil, err
 		}
 		if i > 0 { // the first pass warms up buffers
@@ -322,14 +322,14 @@ func runRecord(ctx context.Context, o recordOptions, out, errw io.Writer) (*reco
 		start := b * o.BatchSize
 		n := min(o.BatchSize, ds.Len()-start)
 		if err := ds.Fill(buf[:n*per], start, n); err != nil {
-			rec.Close()
+			rec.CloseAs(store.StateInterrupted)
 			return nil, inputError{err}
 		}
 		xb := &nn.Tensor{Shape: append([]int{n}, lm.Input...), Data: buf[:n*per]}
 		bctx := recorder.WithBatch(fctx, recorder.Batch{Index: int64(b), DatasetIndex: int64(start)})
 		t0 := time.Now()
 		if _, err := lm.Model.Forward(bctx, xb); err != nil {
-			rec.Close()
+			rec.CloseAs(store.StateInterrupted)
 			return nil, err
 		}
 		fwd += time.Since(t0)

@@ -32,11 +32,14 @@ const (
 
 const exitCodesHelp = `EXIT CODES:
    0    success
-   1    recording failed (the error says why; the run is marked interrupted)
+   1    recording failed (the error says why; the run is marked interrupted, or after a write
+        error left for salvage: listed as crashed until the next actrec record on the store
+        recovers every batch written whole)
    2    usage: unknown command, flag, model, layer, invalid run name, missing model or weights file, bad flag value
    3    the input data cannot be read
    4    the store cannot be used: locked by another process, run exists, unknown format version, corrupt
-   5    disk full (what was flushed before stays readable)
+   5    disk full (what was committed stays readable; the run is listed as crashed until the
+        next actrec record on the store salvages the batches written whole)
    130  interrupted by Ctrl-C/SIGTERM (recorded batches are flushed; the run is marked interrupted)
 `
 

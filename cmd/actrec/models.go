@@ -198,7 +198,7 @@ func shippedPath(rel string) (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("shipped file %s not found in the working directory or its parents: run actrec inside a clone of the repository or pass the file explicitly", rel)
+			return "", usagef("shipped file %s not found in the working directory or its parents: run actrec inside a clone of the repository or pass the file explicitly", rel)
 		}
 		dir = parent
 	}
