@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -98,12 +99,15 @@ func runReport(ctx context.Context, opts ReportOptions, args []string, out io.Wr
 		return err
 	}
 	var buf bytes.Buffer
-	if err := report.Write(ctx, &buf, s, args[0], ro); err != nil {
-		return err
+	werr := report.Write(ctx, &buf, s, args[0], ro)
+	if werr != nil && !errors.Is(werr, report.ErrUnreadableLayers) {
+		return werr
 	}
+	// a damaged layer: the page is whole (the layer shows its error); write
+	// it, then exit as for a damaged store
 	if err := query.WriteFile(opts.Out, opts.Force, buf.Bytes()); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "wrote %s (%s)\n", opts.Out, humanBytes(int64(buf.Len())))
-	return nil
+	return werr
 }

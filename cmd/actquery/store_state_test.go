@@ -174,4 +174,20 @@ func TestPartlyCorrupt(t *testing.T) {
 			}
 		}
 	})
+	// report writes its whole page, the damaged layer showing its error,
+	// then exits 4 like diff (it exited 0)
+	t.Run("report_layer_damaged", func(t *testing.T) {
+		dir := testStore(t)
+		seg := damageEntry(t, dir, "base", "relu1", store.KindTensor)
+		out := filepath.Join(t.TempDir(), "r.html")
+		var buf bytes.Buffer
+		err := runReport(ctx, ReportOptions{StoreDir: dir, Out: out}, []string{"base", "perturbed"}, &buf)
+		if code := exitCode(err); code != exitStore || !strings.Contains(err.Error(), seg) {
+			t.Errorf("exit %d, %v", code, err)
+		}
+		page, rerr := os.ReadFile(out)
+		if rerr != nil || !strings.Contains(string(page), seg) || !strings.Contains(string(page), "</html>") {
+			t.Errorf("report page: %v; want the whole page naming %s", rerr, seg)
+		}
+	})
 }

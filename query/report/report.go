@@ -12,6 +12,7 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,8 +61,16 @@ type Options struct {
 	Generator string
 }
 
+// ErrUnreadableLayers is wrapped by Write's error when it wrote the whole
+// page although layers of the diff could not be read.
+var ErrUnreadableLayers = errors.New("report written, but layers are unreadable")
+
 // Write writes the HTML report of run (and opts.RunB) read from s to w. It
-// stops with an error wrapping ctx.Err() once ctx is done.
+// stops with an error wrapping ctx.Err() once ctx is done. When a layer of
+// the diff is unreadable (a damaged store), the whole page is still written
+// (the layer shows its error) and Write then returns an error wrapping that
+// layer's (a *store.CorruptionError naming file and offset) and
+// ErrUnreadableLayers.
 func Write(ctx context.Context, w io.Writer, s *store.Store, run string, opts Options) error {
 	if opts.MaxLayerCharts <= 0 {
 		opts.MaxLayerCharts = 48
@@ -72,6 +81,7 @@ func Write(ctx context.Context, w io.Writer, s *store.Store, run string, opts Op
 	if opts.Generator == "" {
 		opts.Generator = "actquery report"
 	}
+	var damaged error // the first unreadable layer's error, returned after the page is written
 	pg := &page{Generated: opts.Now().UTC().Format(time.RFC3339), Generator: opts.Generator, GoVersion: runtime.Version()}
 
 	names := []string{run}
@@ -148,6 +158,11 @@ func Write(ctx context.Context, w io.Writer, s *store.Store, run string, opts Op
 		if err != nil {
 			return err
 		}
+		for _, l := range rep.Layers {
+			if l.Err() != nil && damaged == nil {
+				damaged = fmt.Errorf("%w: %s: %w", ErrUnreadableLayers, cmp.Or(l.Layer, l.LayerB), l.Err())
+			}
+		}
 		pg.Diff = dv
 	}
 
@@ -166,7 +181,10 @@ func Write(ctx context.Context, w io.Writer, s *store.Store, run string, opts Op
 		}
 		pg.Sections = append(pg.Sections, sec)
 	}
-	return pageTemplate.Execute(w, pg)
+	if err := pageTemplate.Execute(w, pg); err != nil {
+		return err
+	}
+	return damaged
 }
 
 type page struct {
