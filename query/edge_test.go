@@ -227,3 +227,29 @@ func TestCheckOutputSymlinkDotDot(t *testing.T) {
 		t.Errorf("an output outside the store: %v", err)
 	}
 }
+
+// FuzzParseBatchRange: any text gives an error or a range that formats and
+// parses back to itself and selects exactly From <= b < To.
+func FuzzParseBatchRange(f *testing.F) {
+	for _, s := range []string{"", ":", "2:5", "3:", ":4", "7", "-1", "-2:0", "0:", "9223372036854775807", "-9223372036854775808:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseBatchRange(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseBatchRange(strings.TrimSuffix(FormatBatchRange(r), "all"))
+		if err != nil || back != r {
+			t.Fatalf("%q -> %+v -> %q -> %+v, %v", s, r, FormatBatchRange(r), back, err)
+		}
+		if r != (store.BatchRange{}) {
+			if r.From != math.MinInt64 && (r.Contains(r.From-1) || !r.Contains(r.From)) {
+				t.Fatalf("%q -> %+v: wrong lower bound", s, r)
+			}
+			if r.To != 0 && r.To != math.MaxInt64 && (r.Contains(r.To) || !r.Contains(r.To-1)) {
+				t.Fatalf("%q -> %+v: wrong upper bound", s, r)
+			}
+		}
+	})
+}

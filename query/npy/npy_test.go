@@ -229,6 +229,35 @@ func FuzzRead(f *testing.F) {
 	})
 }
 
+// FuzzReadNPZ feeds arbitrary bytes (seeded with the committed .npz) to
+// the zip layer and the arrays in it: an error or arrays whose element
+// counts match their shapes, never a panic.
+func FuzzReadNPZ(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.npz")
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		arrays, err := ReadNPZ(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		for name, a := range arrays {
+			n := 1
+			for _, d := range a.Shape {
+				n *= d
+			}
+			if len(a.Float32)+len(a.Int64) != n {
+				t.Fatalf("%s: shape %v but %d elements", name, a.Shape, len(a.Float32)+len(a.Int64))
+			}
+		}
+	})
+}
+
 func BenchmarkWriteFloat32(b *testing.B) {
 	dir := b.TempDir()
 	data := make([]float32, 1<<20) // 4 MiB per write
