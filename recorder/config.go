@@ -187,9 +187,10 @@ type Config struct {
 	// Workers is the number of goroutines writing to the store. Default 1.
 	Workers int `json:"workers"`
 	// StatsInWorkers moves the statistics off the inference goroutines:
-	// hooks keep each recorded output whole (a fused convolution computes
-	// its output directly into the recorder's buffer, nn.ChunkDest; other
-	// outputs are copied) and a worker computes the statistics, deriving
+	// hooks keep each recorded output whole (a fused convolution and its
+	// pool compute their outputs directly into the recorder's memory,
+	// nn.ChunkDest and nn.OutputDest; other outputs are copied) and a
+	// worker computes the statistics, deriving
 	// those of ReLU, Flatten and Dropout layers from their input's copy.
 	// Use it when inference leaves a core free (nn.SetThreads below
 	// GOMAXPROCS; actrec --threads): the forward pass then pays for the

@@ -137,7 +137,9 @@
 // worker reads 10-20 MB per batch of RecipeCNN from memory rather than
 // cache) and of queue memory for the copies. What the hooks keep is made
 // cheap three ways: a fused convolution computes its output directly into
-// the recorder's buffer (nn.ChunkDest, no copy); a ReLU, Flatten or
+// the recorder's buffer (nn.ChunkDest, no copy), and its pool its output
+// tensor into memory the recorder allocates for the call (nn.OutputDest:
+// later layers read it, nothing modifies it); a ReLU, Flatten or
 // Dropout whose input is recorded declines its chunks (so nn keeps the
 // ReLU after pooling, where it is cheapest) and the worker derives its row
 // and sampled tensors from the input's copy (the ReLU's moments with a
