@@ -423,22 +423,8 @@ func (r *Recorder) deriveTensors(ctx context.Context, cs *callState, l *layerSta
 // ChunkDest hands nn the output copy of a layer whose statistics a worker
 // computes (StatsInWorkers), so that a fused convolution computes its
 // output there and the chunks need no copying (nn.ChunkDest).
-func (h *chunkHook) ChunkDest(ctx context.Context, _ nn.ModuleInfo, n int) (dest []float32) {
-	r, l := h.r, h.l
-	if !r.enabled.Load() || r.failed.Load() {
-		return nil
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			r.setErr(fmt.Errorf("recorder: hook on %s: panic: %v", l.info.Path, p))
-			dest = nil
-		}
-	}()
-	lc := r.callOf(ctx).layerCall(ctx, r, l, nil, 0, 0)
-	if lc.err != nil || lc.full == nil || len(*lc.full) != n*lc.fullPer {
-		return nil
-	}
-	return *lc.full
+func (h *chunkHook) ChunkDest(ctx context.Context, _ nn.ModuleInfo, n int) []float32 {
+	return h.dest(ctx, n, func(lc *layerCall) []float32 { return *lc.full })
 }
 
 // OutputDest hands nn memory for a layer's output tensor itself (the
@@ -446,7 +432,18 @@ func (h *chunkHook) ChunkDest(ctx context.Context, _ nn.ModuleInfo, n int) (dest
 // its statistics (StatsInWorkers): the layer's output is then the copy, and
 // its chunks need no copying. The memory is allocated for the call, as nn
 // would, and not reused: nn reads it until the call ends.
-func (h *chunkHook) OutputDest(ctx context.Context, _ nn.ModuleInfo, n int) (dest []float32) {
+func (h *chunkHook) OutputDest(ctx context.Context, _ nn.ModuleInfo, n int) []float32 {
+	return h.dest(ctx, n, func(lc *layerCall) []float32 {
+		own := make([]float32, len(*lc.full))
+		h.r.putFull(lc)
+		lc.full, lc.lent = &own, true
+		return own
+	})
+}
+
+// dest returns mem(lc) when the call keeps the layer's whole output of n
+// rows for a worker (lc.full of that size), else nil.
+func (h *chunkHook) dest(ctx context.Context, n int, mem func(lc *layerCall) []float32) (dest []float32) {
 	r, l := h.r, h.l
 	if !r.enabled.Load() || r.failed.Load() {
 		return nil
@@ -461,10 +458,7 @@ func (h *chunkHook) OutputDest(ctx context.Context, _ nn.ModuleInfo, n int) (des
 	if lc.err != nil || lc.full == nil || len(*lc.full) != n*lc.fullPer {
 		return nil
 	}
-	own := make([]float32, n*lc.fullPer)
-	r.putFull(lc)
-	lc.full, lc.lent = &own, true
-	return own
+	return mem(lc)
 }
 
 // putFull gives lc's output copy back for reuse, unless nn has it

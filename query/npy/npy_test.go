@@ -205,8 +205,9 @@ func TestRead_ErrFormat(t *testing.T) {
 	}
 }
 
-func FuzzRead(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.npy")
+// seedFiles adds the files matching pattern to f's corpus.
+func seedFiles(f *testing.F, pattern string) {
+	files, _ := filepath.Glob(pattern)
 	for _, p := range files {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -214,6 +215,10 @@ func FuzzRead(f *testing.F) {
 		}
 		f.Add(b)
 	}
+}
+
+func FuzzRead(f *testing.F) {
+	seedFiles(f, "testdata/*.npy")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := Read(bytes.NewReader(b))
 		if err != nil {
@@ -233,14 +238,7 @@ func FuzzRead(f *testing.F) {
 // the zip layer and the arrays in it: an error or arrays whose element
 // counts match their shapes, never a panic.
 func FuzzReadNPZ(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.npz")
-	for _, p := range files {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	seedFiles(f, "testdata/*.npz")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		arrays, err := ReadNPZ(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
