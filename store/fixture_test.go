@@ -68,7 +68,7 @@ func writeFixtureV1(t *testing.T, dir string) {
 	})
 }
 
-func appendFixtureBatches(t *testing.T, w *Writer, from, to int64) {
+func appendFixtureBatches(t testing.TB, w *Writer, from, to int64) {
 	t.Helper()
 	for b := from; b < to; b++ {
 		for _, l := range testLayers() {
