@@ -174,6 +174,7 @@ func (r *Recorder) endReservation(cs *callState) {
 		r.tensorBytes.Add(-cs.charged)
 		cs.charged = 0
 	}
+	cs.tensorsOK = false // (a layer under way when the call is cancelled keeps its share)
 	cs.mu.Unlock()
 	if stop != nil {
 		stop()

@@ -21,6 +21,7 @@ type item struct {
 	tensors []store.TensorRow // sampled tensors (Data slices of buf)
 	buf     *[]float32        // pooled buffer backing tensors, or nil
 	bytes   int64             // bytes charged to the queue
+	tbytes  int64             // Record path: tensor bytes charged to the budget
 	bs      *batchState       // the item's batch (Record path: skipped if the batch was dropped)
 }
 

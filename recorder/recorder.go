@@ -91,9 +91,12 @@ type batchState struct {
 	// Record charges the tensors of all the batch's tensor layers to the
 	// budget at once, at its first Record with tensors (so that the batch
 	// at which the budget is reached has none, not those of its first
-	// layers); charged says whether they fit.
+	// layers); charged says whether they fit, and unspent is the part not
+	// yet queued: refunded if the batch is dropped or at Close, kept for a
+	// Record retried after a context error.
 	charge  sync.Once
 	charged bool
+	unspent atomic.Int64
 }
 
 // Recorder turns layer outputs into store rows. Safe for concurrent use:
@@ -525,10 +528,9 @@ func (r *Recorder) record(ctx context.Context, l *layerState, bs *batchState, ou
 	}
 	// Wait for room without holding closeMu: a Close waiting for it would
 	// block the Forward calls whose reservations are what frees the room.
+	// (A Record that fails here keeps its share of the batch's tensor
+	// charge unspent: a retry spends it, Close refunds it.)
 	if !r.q.reserve(ctx, it.bytes, r.cfg.Policy == Block) {
-		if len(idx) > 0 {
-			r.tensorBytes.Add(-int64(4 * per * len(idx)))
-		}
 		if r.q.isClosed() {
 			return ErrClosed
 		}
@@ -539,15 +541,13 @@ func (r *Recorder) record(ctx context.Context, l *layerState, bs *batchState, ou
 		if bs.dropped.CompareAndSwap(false, true) {
 			r.dropped.Add(1)
 		}
+		r.tensorBytes.Add(-bs.unspent.Swap(0)) // no more of the batch is recorded
 		return nil
 	}
 	r.closeMu.RLock()
 	defer r.closeMu.RUnlock()
 	if r.closed { // Close came first: it may have closed the queue
 		r.q.done(it.bytes)
-		if len(idx) > 0 {
-			r.tensorBytes.Add(-int64(4 * per * len(idx)))
-		}
 		return ErrClosed
 	}
 	if rawBytes > 0 {
@@ -556,6 +556,8 @@ func (r *Recorder) record(ctx context.Context, l *layerState, bs *batchState, ou
 		it.shape = slices.Clone(out.Shape)
 	}
 	if len(idx) > 0 {
+		it.tbytes = int64(4 * per * len(idx))
+		bs.unspent.Add(-it.tbytes)
 		it.buf = getBuf(per * len(idx))
 		buf := *it.buf
 		it.tensors = make([]store.TensorRow, len(idx))
@@ -595,6 +597,9 @@ func (r *Recorder) chargeSamples(l *layerState, bs *batchState, out *nn.Tensor) 
 			}
 		}
 		bs.charged = r.chargeBudget(size, bs.b.Index)
+		if bs.charged {
+			bs.unspent.Store(size)
+		}
 	})
 	if !bs.charged {
 		return nil, 0, nil
@@ -695,6 +700,7 @@ func (r *Recorder) work() {
 		}
 		if it.bs != nil && r.cfg.Policy == Drop && it.bs.dropped.Load() {
 			r.droppedItems.Add(1) // its batch was skipped at a later layer
+			r.tensorBytes.Add(-it.tbytes)
 		} else {
 			r.write(&it)
 		}
@@ -796,6 +802,9 @@ func (r *Recorder) CloseAs(state store.RunState) error {
 	r.workers.Wait()
 	r.mu.Lock()
 	w := r.w
+	for _, bs := range r.byIndex.m { // Record's charges of layers never recorded
+		r.tensorBytes.Add(-bs.unspent.Swap(0))
+	}
 	r.mu.Unlock()
 	if w == nil {
 		return r.Err()
