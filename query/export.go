@@ -395,18 +395,10 @@ func WriteFile(path string, force bool, data []byte) error {
 	return nil
 }
 
-// checkOutsideStore refuses an output path inside the store directory
-// (after resolving symlinks of the longest existing prefix).
+// checkOutsideStore refuses an output path inside the store directory, as
+// the operating system resolves it (physicallyInside).
 func checkOutsideStore(storeDir, out string) error {
-	sd, err := resolve(storeDir)
-	if err != nil {
-		return err
-	}
-	od, err := resolve(out)
-	if err != nil {
-		return err
-	}
-	if od == sd || strings.HasPrefix(od, sd+string(filepath.Separator)) || physicallyInside(storeDir, out) {
+	if physicallyInside(storeDir, out) {
 		return fmt.Errorf("%w: %s is inside %s", ErrOutputInStore, out, storeDir)
 	}
 	return nil
@@ -456,29 +448,6 @@ func physicallyInside(dir, p string) bool {
 		cur = up
 	}
 	return false
-}
-
-// resolve returns the absolute path of p with the symlinks of its longest
-// existing prefix resolved.
-func resolve(p string) (string, error) {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", err
-	}
-	var rest []string
-	cur := abs
-	for {
-		r, err := filepath.EvalSymlinks(cur)
-		if err == nil {
-			return filepath.Join(append([]string{r}, rest...)...), nil
-		}
-		parent := filepath.Dir(cur)
-		if parent == cur {
-			return abs, nil
-		}
-		rest = append([]string{filepath.Base(cur)}, rest...)
-		cur = parent
-	}
 }
 
 // writeFileAtomic writes path through a temporary file in the same
