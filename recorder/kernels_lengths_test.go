@@ -95,18 +95,18 @@ func TestAVX512KernelsAllLengths(t *testing.T) {
 			useAVX512 = false
 			m2 := momentsFast(x, k)
 			h2 := new([denseLen]uint32)
-			c2 := chunkStats(h2, x, k, false)
+			c2 := chunkStats(h2, x, k, histHint{hot: noHot})
 			useAVX512 = true
 			if m2.zeros != m.zeros || m2.negZeros != m.negZeros || (!hasNaN && (m2.mn != m.mn || m2.mx != m.mx || !nearRel(m2.s, m.s) || !nearRel(m2.q, m.q))) {
 				t.Fatalf("n=%d v=%d: AVX512 %+v AVX2 %+v", n, variant, m, m2)
 			}
-			for _, simple := range []bool{false, true} {
+			for _, hint := range testHints(x) {
 				h := new([denseLen]uint32)
-				c := chunkStats(h, x, k, simple)
+				c := chunkStats(h, x, k, hint)
 				if !hasNaN && !zzMomentsEq(c, m, false) || hasNaN && (c.zeros != m.zeros || c.negZeros != m.negZeros || !math.IsNaN(c.s)) {
-					t.Fatalf("n=%d v=%d simple=%v: chunkStats %+v momentsFast %+v", n, variant, simple, c, m)
+					t.Fatalf("n=%d v=%d hint=%+v: chunkStats %+v momentsFast %+v", n, variant, hint, c, m)
 				}
-				if !simple && (*h != *h2 || !zzMomentsEq(c2, m2, hasNaN)) {
+				if (!hint.simple || hint.hot != noHot) && (*h != *h2 || !zzMomentsEq(c2, m2, hasNaN)) {
 					t.Fatalf("n=%d v=%d: chunkAVX512 histogram differs from chunkAVX2's", n, variant)
 				}
 			}
@@ -127,12 +127,12 @@ func TestAVX512KernelsAllLengths(t *testing.T) {
 			if !ok || !zzMomentsEq(m3, m, false) || !zzMomentsEq(my3, wy, false) {
 				t.Fatalf("n=%d v=%d: momentsReLU %+v %+v want %+v %+v", n, variant, m3, my3, m, wy)
 			}
-			for _, simple := range []bool{false, true} {
+			for _, hint := range testHints(x) {
 				h, hh := new([denseLen]uint32), new([denseLen]uint32)
-				m4, my4, _ := chunkStatsReLU(h, x, k, ky, simple)
-				c := chunkStats(hh, x, k, simple)
+				m4, my4, _ := chunkStatsReLU(h, x, k, ky, hint)
+				c := chunkStats(hh, x, k, hint)
 				if *h != *hh || !zzMomentsEq(m4, c, false) || !zzMomentsEq(my4, wy, false) {
-					t.Fatalf("n=%d v=%d simple=%v: chunkStatsReLU %+v %+v want %+v %+v", n, variant, simple, m4, my4, c, wy)
+					t.Fatalf("n=%d v=%d hint=%+v: chunkStatsReLU %+v %+v want %+v %+v", n, variant, hint, m4, my4, c, wy)
 				}
 			}
 		}

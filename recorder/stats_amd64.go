@@ -23,7 +23,7 @@ func histAsm(h *[denseLen]uint32, x []float32)
 func chunkAVX2(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
 
 //go:noescape
-func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, out, outy *momentsOut)
+func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, hot uint32, out, outy *momentsOut)
 
 //go:noescape
 func momentsReLUAVX512(x []float32, k, ky float64, out, outy *momentsOut)
@@ -41,7 +41,7 @@ func momentsAVX512(x []float32, k float64, out *momentsOut)
 func reluMomentsAVX512(x []float32, k float64, out *momentsOut)
 
 //go:noescape
-func chunkAVX512(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
+func chunkAVX512(h *[denseLen]uint32, x []float32, k float64, simple bool, hot uint32, out *momentsOut)
 
 // reluMomentsFast returns the moments of max(c, 0) (len(c) >= 1, no NaN)
 // with shift k, without writing them.
@@ -85,18 +85,19 @@ func withKernel(c []float32, k float64, relu bool) moments {
 }
 
 // chunkStats counts c into the histogram h and returns its moments with
-// shift k. simple selects the histogram loop that counts zeros in place
-// (see chunkAVX2); both give the same histogram.
-func chunkStats(h *[denseLen]uint32, c []float32, k float64, simple bool) moments {
+// shift k. The hint selects the histogram loop (see histHint); every
+// choice gives the same histogram.
+func chunkStats(h *[denseLen]uint32, c []float32, k float64, hint histHint) moments {
 	if !useAVX2 || len(c) < 16 {
 		return chunkStatsGo(h, c, k)
 	}
 	n := len(c) &^ 15
 	var o momentsOut
 	if useAVX512 {
-		chunkAVX512(h, c[:n], k, simple, &o)
+		chunkAVX512(h, c[:n], k, hint.simple, hint.hot, &o)
+		foldHot(h, hint.hot)
 	} else {
-		chunkAVX2(h, c[:n], k, simple, &o)
+		chunkAVX2(h, c[:n], k, hint.simple, &o)
 	}
 	m := o.reduce()
 	if n < len(c) {
@@ -128,14 +129,14 @@ func (o *momentsOut) reduce() moments {
 // chunkStatsReLU is chunkStats, plus the moments of max(c, 0) with shift ky
 // in the same pass (meaningful only if c has no NaN: m.s is then finite);
 // ok is false where the CPU lacks the kernel.
-func chunkStatsReLU(h *[denseLen]uint32, c []float32, k, ky float64, simple bool) (m, my moments, ok bool) {
-	return withReLUKernel(h, c, k, ky, simple)
+func chunkStatsReLU(h *[denseLen]uint32, c []float32, k, ky float64, hint histHint) (m, my moments, ok bool) {
+	return withReLUKernel(h, c, k, ky, hint)
 }
 
 // momentsReLU is chunkStatsReLU without the histogram (momentsFast plus the
 // ReLU's moments).
 func momentsReLU(c []float32, k, ky float64) (m, my moments, ok bool) {
-	return withReLUKernel(nil, c, k, ky, false)
+	return withReLUKernel(nil, c, k, ky, histHint{hot: noHot})
 }
 
 // withReLUKernel runs the kernel that fills x's moments and its ReLU's
@@ -143,14 +144,15 @@ func momentsReLU(c []float32, k, ky float64) (m, my moments, ok bool) {
 // multiple-of-16 head of c and portable code on the rest, and completes
 // the ReLU's moments from x's: its zeros are x's zeros plus its elements
 // < 0, its min and max x's clamped at 0.
-func withReLUKernel(h *[denseLen]uint32, c []float32, k, ky float64, simple bool) (m, my moments, ok bool) {
+func withReLUKernel(h *[denseLen]uint32, c []float32, k, ky float64, hint histHint) (m, my moments, ok bool) {
 	if !useAVX2 || !useAVX512 || len(c) < 16 {
 		return m, my, false
 	}
 	n := len(c) &^ 15
 	var o, oy momentsOut
 	if h != nil {
-		chunkReLUAVX512(h, c[:n], k, ky, simple, &o, &oy)
+		chunkReLUAVX512(h, c[:n], k, ky, hint.simple, hint.hot, &o, &oy)
+		foldHot(h, hint.hot)
 	} else {
 		momentsReLUAVX512(c[:n], k, ky, &o, &oy)
 	}

@@ -462,19 +462,62 @@ TEXT ·reluMomentsAVX512(SB), NOSPLIT, $0-40
 	VZEROUPPER
 	RET
 
-// func chunkAVX512(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
-// chunkAVX2 with the moments in the AVX-512 order (the histogram loops are
-// the same).
+// HOTLANE is LANE, plus: an element whose key is the hot key (R14) is
+// counted in the hot spare slot hotBase+j instead, so that a value repeated
+// many times (ReLU6's sixes, a quantized tensor's levels) is spread over 16
+// counters rather than serialising the increments on one. The caller folds
+// the spare slots into the hot key's counter (foldHot). HOTLANES16 is
+// LANES16 with it.
+#define HOTLANE(off, j) \
+	MOVL off(SI), AX \
+	MOVL AX, BX \
+	SHRL $16, BX \
+	LEAL (65536+j)(BX), DX \
+	SHLL $1, AX \
+	CMOVLEQ DX, BX \
+	MOVL $(0x14000+j), DX \
+	CMPL BX, R14 \
+	CMOVLEQ DX, BX \
+	INCL (DI)(BX*4)
+
+#define HOTLANES16 \
+	HOTLANE(0, 0) \
+	HOTLANE(16, 4) \
+	HOTLANE(32, 8) \
+	HOTLANE(48, 12) \
+	HOTLANE(4, 1) \
+	HOTLANE(20, 5) \
+	HOTLANE(36, 9) \
+	HOTLANE(52, 13) \
+	HOTLANE(8, 2) \
+	HOTLANE(24, 6) \
+	HOTLANE(40, 10) \
+	HOTLANE(56, 14) \
+	HOTLANE(12, 3) \
+	HOTLANE(28, 7) \
+	HOTLANE(44, 11) \
+	HOTLANE(60, 15)
+
+// func chunkAVX512(h *[denseLen]uint32, x []float32, k float64, simple bool, hot uint32, out *momentsOut)
+// chunkAVX2 with the moments in the AVX-512 order; the histogram loop is
+// HOTLANES16 when hot is not noHot, else chunkAVX2's.
 TEXT ·chunkAVX512(SB), NOSPLIT, $0-56
 	MOVQ h+0(FP), DI
 	MOVQ x_base+8(FP), SI
 	MOVQ x_len+16(FP), CX
 	MOVQ out+48(FP), R8
 	M512_START(k+32, NOCLAMP)
+	MOVL hot+44(FP), R14
+	CMPL R14, $-1
+	JNE chot
 	MOVBLZX simple+40(FP), R9
 	TESTQ R9, R9
 	JNE csimple
 	M512_LOOP(NOCLAMP, NORELU, NORELU, LANES16, cd32, cd16, cddone)
+	JMP cdone
+
+chot:
+	M512_LOOP(NOCLAMP, NORELU, NORELU, HOTLANES16, ch32, ch16, chdone)
 	JMP cdone
 
 csimple:
@@ -483,7 +526,7 @@ csimple:
 	VZEROUPPER
 	RET
 
-// func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, out, outy *momentsOut)
+// func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, hot uint32, out, outy *momentsOut)
 // chunkAVX512, plus in outy the sums of max(x, 0) - ky and their squares
 // (s, q) and in outy.z[0] the number of elements < 0, in the same pass (for
 // a ReLU of x, whose other statistics follow from x's). x must be free of
@@ -496,10 +539,17 @@ TEXT ·chunkReLUAVX512(SB), NOSPLIT, $0-72
 	MOVQ outy+64(FP), R10
 	M512_RELU_START(ky+40)
 	M512_START(k+32, NOCLAMP)
+	MOVL hot+52(FP), R14
+	CMPL R14, $-1
+	JNE rhot
 	MOVBLZX simple+48(FP), R9
 	TESTQ R9, R9
 	JNE rsimple
 	M512_LOOP(NOCLAMP, RELU_A, RELU_B, LANES16, rd32, rd16, rddone)
+	JMP rdone
+
+rhot:
+	M512_LOOP(NOCLAMP, RELU_A, RELU_B, HOTLANES16, rh32, rh16, rhdone)
 	JMP rdone
 
 rsimple:

@@ -46,31 +46,92 @@ func TestChunkStatsReLU(t *testing.T) {
 	r := rand.New(rand.NewPCG(43, 44))
 	special := []float32{0, float32(math.Copysign(0, -1)), 1e-40, -1e-40, 3e38, -3e38, 1, -1}
 	for _, n := range []int{16, 17, 31, 32, 47, 255, 256, 1000, 4096} {
-		for _, simple := range []bool{false, true} {
-			x := randNormal(r, n, 0.1, 2)
-			for i := 0; i < n; i += 3 {
-				x[i] = special[r.IntN(len(special))]
-			}
+		x := randNormal(r, n, 0.1, 2)
+		for i := 0; i < n; i += 3 {
+			x[i] = special[r.IntN(len(special))]
+		}
+		for _, hint := range testHints(x) {
 			y := slices.Clone(x)
 			nn.ReLUSlice(y, y)
 			k, ky := float64(x[0]), float64(max(x[0], 0))
 			h1, h2 := new([denseLen]uint32), new([denseLen]uint32)
-			m, my, ok := chunkStatsReLU(h1, x, k, ky, simple)
+			m, my, ok := chunkStatsReLU(h1, x, k, ky, hint)
 			if !ok {
 				t.Fatal("kernel not used")
 			}
-			wm := chunkStats(h2, x, k, simple)
+			wm := chunkStats(h2, x, k, hint)
 			wy := momentsFast(y, ky)
 			if m != wm || *h1 != *h2 {
-				t.Fatalf("n=%d simple=%v: moments %+v, chunkStats %+v (or histograms differ)", n, simple, m, wm)
+				t.Fatalf("n=%d hint=%+v: moments %+v, chunkStats %+v (or histograms differ)", n, hint, m, wm)
 			}
 			if my != wy {
-				t.Fatalf("n=%d simple=%v: ReLU moments %+v, of the ReLU output %+v", n, simple, my, wy)
+				t.Fatalf("n=%d hint=%+v: ReLU moments %+v, of the ReLU output %+v", n, hint, my, wy)
 			}
 			m2, my2, ok := momentsReLU(x, k, ky)
 			if !ok || m2 != momentsFast(x, k) || my2 != wy {
 				t.Fatalf("n=%d: momentsReLU %+v %+v, want %+v %+v", n, m2, my2, momentsFast(x, k), wy)
 			}
 		}
+	}
+}
+
+// TestHotKey: a value repeated in a quarter or more of the elements is
+// predicted as the hot key (never a key of ±0), and the AVX-512 loop that
+// spreads it over spare slots counts exactly what the portable loop counts,
+// whatever key it is told (right, wrong, or a key x lacks).
+func TestHotKey(t *testing.T) {
+	r := rand.New(rand.NewPCG(47, 48))
+	six := math.Float32bits(6) >> 16
+	if k := hotKey(randNormal(r, chunkLen, 0, 1)); k != noHot {
+		t.Errorf("hotKey of normal data = %#x, want none", k)
+	}
+	if k := hotKey(make([]float32, chunkLen)); k != noHot {
+		t.Errorf("hotKey of zeros = %#x, want none (zeros have their own slots)", k)
+	}
+	for _, n := range []int{16, 17, 256, 1000, chunkLen} {
+		for _, pct := range []int{0, 30, 100} {
+			x := randNormal(r, n, 0, 3)
+			for i := range x {
+				switch v := r.IntN(100); {
+				case v < pct:
+					x[i] = 6
+				case v < pct+10:
+					x[i] = float32(math.Copysign(0, float64(v-pct-5)))
+				}
+			}
+			if pct == 100 && n >= 256 {
+				if k := hotKey(x); k != six {
+					t.Errorf("n=%d: hotKey = %#x, want %#x", n, k, six)
+				}
+			}
+			want := new([denseLen]uint32)
+			histChunkGo(want, x)
+			foldZeros(want)
+			for _, hot := range []uint32{six, noHot, 0xc2f7, hotKey(x)} {
+				h := new([denseLen]uint32)
+				k := float64(x[0])
+				m := chunkStats(h, x, k, histHint{hot: hot})
+				foldZeros(h)
+				if *h != *want || m.zeros != int64(zerosOf(x)) {
+					t.Fatalf("n=%d pct=%d hot=%#x: histogram differs from histChunkGo's", n, pct, hot)
+				}
+				h2 := new([denseLen]uint32)
+				if _, _, ok := chunkStatsReLU(h2, x, k, float64(max(x[0], 0)), histHint{hot: hot}); ok {
+					foldZeros(h2)
+					if *h2 != *want {
+						t.Fatalf("n=%d pct=%d hot=%#x: chunkStatsReLU histogram differs", n, pct, hot)
+					}
+				}
+			}
+		}
+	}
+}
+
+// foldZeros moves the ±0 spare slots of h to the keys of +0 and -0.
+func foldZeros(h *[denseLen]uint32) {
+	for r := 0; r < zeroRot; r++ {
+		h[0] += h[zeroBase+r]
+		h[0x8000] += h[zeroBase+0x8000+r]
+		h[zeroBase+r], h[zeroBase+0x8000+r] = 0, 0
 	}
 }

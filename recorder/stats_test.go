@@ -364,13 +364,13 @@ func TestKernelsAgree(t *testing.T) {
 		if *h1 != *h2 {
 			t.Fatalf("n=%d: histChunk and histChunkGo differ", n)
 		}
-		for _, simple := range []bool{false, true} {
+		for _, hint := range testHints(x) {
 			h3 := new([denseLen]uint32)
-			m3 := chunkStats(h3, x, float64(x[0]), simple)
+			m3 := chunkStats(h3, x, float64(x[0]), hint)
 			fold(h3)
 			m4 := chunkStatsGo(new([denseLen]uint32), x, float64(x[0]))
 			if *h3 != *h2 || !momentsClose(m3, m4) {
-				t.Fatalf("n=%d simple=%v: chunkStats %+v, chunkStatsGo %+v (hist equal %v)", n, simple, m3, m4, *h3 == *h2)
+				t.Fatalf("n=%d hint=%+v: chunkStats %+v, chunkStatsGo %+v (hist equal %v)", n, hint, m3, m4, *h3 == *h2)
 			}
 		}
 		m1 := momentsFast(x, float64(x[0]))
@@ -402,6 +402,20 @@ func TestStatsParallel(t *testing.T) {
 	}
 }
 
+// testHints are the histogram hints to run a kernel with on x: both AVX2
+// loops without hot key, the hot key predicted from x, and hot keys that
+// are wrong (absent from x, or a key x holds once).
+func testHints(x []float32) []histHint {
+	hs := []histHint{{hot: noHot}, {simple: true, hot: noHot}, {hot: 0x40c0}, {simple: true, hot: 0xc2f7}}
+	if len(x) > 0 {
+		hs = append(hs, nextHint(x, momentsGo(x, float64(x[0]))))
+		if k := math.Float32bits(x[len(x)/2]) >> 16; k&0x7fff != 0 {
+			hs = append(hs, histHint{hot: k})
+		}
+	}
+	return hs
+}
+
 // BenchmarkKernelsL1 runs the kernels on one L1-resident chunk and reports
 // CPU time per element (robust to the load of a shared machine).
 func BenchmarkKernelsL1(b *testing.B) {
@@ -417,10 +431,24 @@ func BenchmarkKernelsL1(b *testing.B) {
 	b.Run("hist", func(b *testing.B) { run(b, func() { histChunk(h, x) }) })
 	b.Run("hist-go", func(b *testing.B) { run(b, func() { histChunkGo(h, x) }) })
 	b.Run("moments", func(b *testing.B) { run(b, func() { momentsFast(x, 0) }) })
-	b.Run("fused-dummy", func(b *testing.B) { run(b, func() { chunkStats(h, x, 0, false) }) })
-	b.Run("fused-simple", func(b *testing.B) { run(b, func() { chunkStats(h, x, 0, true) }) })
+	none := histHint{hot: noHot}
+	b.Run("fused-dummy", func(b *testing.B) { run(b, func() { chunkStats(h, x, 0, none) }) })
+	b.Run("fused-simple", func(b *testing.B) { run(b, func() { chunkStats(h, x, 0, histHint{simple: true, hot: noHot}) }) })
 	y := benchData(chunkLen, false)
-	b.Run("fused-simple-nozeros", func(b *testing.B) { run(b, func() { chunkStats(h, y, 0, true) }) })
+	b.Run("fused-simple-nozeros", func(b *testing.B) { run(b, func() { chunkStats(h, y, 0, histHint{simple: true, hot: noHot}) }) })
+	// A value repeated in a fraction of the elements (ReLU6's six, a
+	// quantized level), with the hint nextHint predicts and without one.
+	for _, pct := range []int{25, 50, 90} {
+		z := benchData(chunkLen, false)
+		for i := range z {
+			if (i*7919)%100 < pct {
+				z[i] = 6
+			}
+		}
+		hot := nextHint(z, momentsGo(z, 0))
+		b.Run(fmt.Sprintf("fused-hot%d%%-nohint", pct), func(b *testing.B) { run(b, func() { chunkStats(h, z, 0, none) }) })
+		b.Run(fmt.Sprintf("fused-hot%d%%", pct), func(b *testing.B) { run(b, func() { chunkStats(h, z, 0, hot) }) })
+	}
 	b.Run("moments-go", func(b *testing.B) { run(b, func() { momentsGo(x, 0) }) })
 }
 
