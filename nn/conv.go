@@ -165,9 +165,20 @@ func (c *Conv2d) forward(x *Tensor, s []int, relu bool, pool *MaxPool2d, ps []in
 	// pooling) may supply the memory of the convolution's whole output
 	// (ChunkDest): each sample is computed there instead of in scratch
 	// memory, and never modified after its chunk is delivered.
+	// A hook that adds the bias itself (RawChunkDest) gets the output
+	// before bias; the bias is then added to the pooled planes only, as
+	// without hooks.
 	if pool != nil && ch != nil && ch.dest != nil && ch.conv() != nil && (!relu || ch.relu() == nil) {
-		if d := ch.dest(n); len(d) == s[0]*s[1]*s[2]*s[3] {
-			ep.dest = d
+		size := s[0] * s[1] * s[2] * s[3]
+		if ch.rawDest != nil {
+			if d := ch.rawDest(n); len(d) == size {
+				ep.dest, ep.raw = d, true
+			}
+		}
+		if ep.dest == nil {
+			if d := ch.dest(n); len(d) == size {
+				ep.dest = d
+			}
 		}
 	}
 	if w := Threads(); n >= w || w == 1 {
@@ -187,6 +198,7 @@ type epilogue struct {
 	out  *Tensor    // pooled output when pool is set
 	ch   *stageChunks
 	dest []float32 // with pool: the convolution's output for the whole batch (ChunkDest), or nil for scratch
+	raw  bool      // dest receives the output before bias (RawChunkDest)
 }
 
 // stageChunks are the chunk callbacks of the stages of a fused chain: the
@@ -199,6 +211,9 @@ type stageChunks struct {
 	// dest, if not nil, returns memory for the convolution stage's output
 	// of n rows from its only hook (ChunkDest), or nil.
 	dest func(n int) []float32
+	// rawDest, if not nil, is dest's RawChunkDest form (the hook adds the
+	// bias).
+	rawDest func(n int) []float32
 	// outDest, if not nil, returns memory for the pooled output of n rows
 	// from the pool's only hook (OutputDest), or nil; outDestUsed is set
 	// when the output was computed there.
@@ -294,8 +309,10 @@ func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool, ep epilogue)
 				gemm.Sgemm(false, false, og, l, k, 1, wg, k, col, l, 0, dst, l)
 			}
 		}
-		if early {
+		if early && !ep.raw {
 			c.biasReLU(ys, l, ep.relu && convFn == nil)
+		}
+		if early {
 			if convFn != nil {
 				convFn(view.of(ys, cout, ho, wo), s, s+1)
 				if ep.relu && !lateReLU {
@@ -322,7 +339,7 @@ func (c *Conv2d) forwardSamples(x, y *Tensor, lo, hi int, par bool, ep epilogue)
 		for oc := 0; oc < cout; oc++ {
 			ep.pool.plane(ys[oc*l:(oc+1)*l], dst[oc*pl:(oc+1)*pl], ho, wo, ps[2], ps[3])
 		}
-		if !early {
+		if !early || ep.raw {
 			c.biasReLU(dst, pl, ep.relu)
 		} else if lateReLU {
 			reluSlice(dst, dst)
@@ -345,6 +362,15 @@ func (c *Conv2d) biasReLU(y []float32, l int, relu bool) {
 		if relu || b != 0 {
 			biasReLU(row, b, relu)
 		}
+	}
+}
+
+// AddBias adds b to every element of x, as a convolution adds its bias
+// (float32 addition, the same kernel): what a RawChunkDest hook does to
+// each channel of the output nn leaves it.
+func AddBias(x []float32, b float32) {
+	if b != 0 {
+		biasReLU(x, b, false)
 	}
 }
 

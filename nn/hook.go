@@ -72,6 +72,23 @@ type ChunkDest interface {
 	ChunkDest(ctx context.Context, mod ModuleInfo, n int) []float32
 }
 
+// RawChunkDest may be implemented by a ChunkDest hook that can add a
+// fused convolution's bias itself (off the Forward goroutine). Where
+// ChunkDest would be called for a convolution with a bias, RawChunkDest is
+// called first, with that bias (one value per output channel, nn's own
+// storage: read it during the call only). If it returns a slice of exactly
+// n × (elements per row) values, each sample is computed there without
+// the bias, the chunks delivered hold it so, and nn adds the bias only
+// where it goes on (the pooled planes): the hook must add bias[c] to every
+// element of channel c (float32 addition, which gives nn's values bit for
+// bit) before it uses the chunks as the module's output. This saves nn a
+// pass over the whole convolution output. Otherwise (nil or another
+// length) nn calls ChunkDest.
+type RawChunkDest interface {
+	ChunkDest
+	RawChunkDest(ctx context.Context, mod ModuleInfo, n int, bias []float32) []float32
+}
+
 // OutputDest may be implemented by a ChunkHook that keeps a module's whole
 // output to receive it without copying, where nn keeps that output as an
 // activation: the pooled output of a fused Conv2d→[ReLU]→MaxPool2d chain.
@@ -382,6 +399,10 @@ func (m *Model) fusedChunks(ctx context.Context, hs *hookSet, li, k int, hooks *
 		}
 		if d, ok := hooks[0].fn.(ChunkDest); ok && st == 0 && len(hooks) == 1 {
 			ch.dest = func(n int) []float32 { return d.ChunkDest(ctx, info, n) }
+			conv, _ := m.leaves[li].layer.(*Conv2d)
+			if rd, ok := d.(RawChunkDest); ok && conv != nil && conv.Bias != nil {
+				ch.rawDest = func(n int) []float32 { return rd.RawChunkDest(ctx, info, n, conv.Bias.Data) }
+			}
 		}
 		if d, ok := hooks[0].fn.(OutputDest); ok && st == 2 && len(hooks) == 1 && m.leaves[li+st].out != m.out {
 			ch.outDest = func(n int) []float32 { return d.OutputDest(ctx, info, n) }

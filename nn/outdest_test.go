@@ -137,3 +137,86 @@ func TestOutputDestTails(t *testing.T) {
 		}
 	}
 }
+
+// rawDestHook is a RawChunkDest hook on a convolution: it keeps the
+// pre-bias output in its own memory (or declines, with decline set, and
+// gets ChunkDest's biased output instead).
+type rawDestHook struct {
+	decline bool
+	mem     []float32
+	bias    []float32
+	raw     bool
+}
+
+func (h *rawDestHook) Chunk(context.Context, ModuleInfo, *Tensor, int, int) {}
+func (h *rawDestHook) Done(context.Context, ModuleInfo, int)                {}
+func (h *rawDestHook) ChunkDest(context.Context, ModuleInfo, int) []float32 { return h.mem }
+func (h *rawDestHook) RawChunkDest(_ context.Context, _ ModuleInfo, n int, bias []float32) []float32 {
+	if h.decline {
+		return nil
+	}
+	h.bias, h.raw = append([]float32(nil), bias...), true
+	return h.mem
+}
+
+// RawChunkDest: the hook's memory holds the convolution's output before
+// bias, which plus the bias is nn's output bit for bit; the model's output
+// is the unhooked one; a hook that declines gets the biased output through
+// ChunkDest. RecipeCNN's conv1 and conv2, batch 1 and 5, threads 1 and 2.
+func TestRawChunkDest(t *testing.T) {
+	defer SetThreads(SetThreads(0))
+	r := rand.New(rand.NewPCG(11, 12))
+	m, err := RecipeCNN(3, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 5} {
+		in := NewTensor(n, 3, 28, 28)
+		fillRand(r, in)
+		ref := referenceOutputs(t, m, in)
+		want, err := m.Forward(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, threads := range []int{1, 2} {
+			SetThreads(threads)
+			for _, path := range []string{"conv1", "conv2"} {
+				for _, decline := range []bool{false, true} {
+					h := &rawDestHook{decline: decline, mem: make([]float32, len(ref[path]))}
+					hd, err := m.RegisterChunkHook(path, h)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := m.Forward(context.Background(), in)
+					hd.Remove()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !sameBits(got.Data, want.Data) {
+						t.Errorf("n=%d threads=%d %s decline=%v: model output differs", n, threads, path, decline)
+					}
+					if h.raw == decline {
+						t.Fatalf("n=%d %s decline=%v: RawChunkDest used %v", n, path, decline, h.raw)
+					}
+					out := append([]float32(nil), h.mem...)
+					if !decline {
+						conv := m.Layer(path).(*Conv2d)
+						if !sameBits(h.bias, conv.Bias.Data) {
+							t.Fatalf("%s: bias %v, want the layer's", path, h.bias)
+						}
+						plane := len(out) / (n * len(h.bias))
+						for i := range out {
+							out[i] += h.bias[(i/plane)%len(h.bias)]
+						}
+						if sameBits(h.mem, ref[path]) {
+							t.Errorf("%s: the raw memory already holds the biased output", path)
+						}
+					}
+					if !sameBits(out, ref[path]) {
+						t.Errorf("n=%d threads=%d %s decline=%v: output (plus bias) differs from the unhooked convolution's", n, threads, path, decline)
+					}
+				}
+			}
+		}
+	}
+}

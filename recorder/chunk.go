@@ -71,6 +71,9 @@ type layerCall struct {
 	// lent: full is nn's output tensor itself (nn.OutputDest), read by later
 	// layers until the call ends, so it is never reused (left to the GC)
 	lent bool
+	// bias: full holds a convolution's output before its bias, one value
+	// per channel, which the worker adds (nn.RawChunkDest); nil: none
+	bias []float32
 	// viaWorker: Config.StatsInWorkers, and the row is derived by the
 	// worker from the source layer's copy (l.from's item)
 	viaWorker bool
@@ -428,6 +431,22 @@ func (h *chunkHook) ChunkDest(ctx context.Context, _ nn.ModuleInfo, n int) []flo
 	return h.dest(ctx, n, func(lc *layerCall) []float32 { return *lc.full })
 }
 
+// RawChunkDest is ChunkDest for a fused convolution with a bias, which the
+// worker then adds to the copy (nn.RawChunkDest) instead of nn on the
+// Forward goroutine. Not where the call samples the convolution's own
+// tensors: those are copied from the chunks, on the Forward goroutine.
+func (h *chunkHook) RawChunkDest(ctx context.Context, _ nn.ModuleInfo, n int, bias []float32) []float32 {
+	return h.dest(ctx, n, func(lc *layerCall) []float32 {
+		lc.mu.Lock()
+		defer lc.mu.Unlock()
+		if lc.tensors || lc.keptAny || len(lc.shape) == 0 || lc.shape[0] != len(bias) {
+			return nil
+		}
+		lc.bias = slices.Clone(bias)
+		return *lc.full
+	})
+}
+
 // OutputDest hands nn memory for a layer's output tensor itself (the
 // pooled output of a fused chain, nn.OutputDest) when a worker computes
 // its statistics (StatsInWorkers): the layer's output is then the copy, and
@@ -768,6 +787,7 @@ func (r *Recorder) finishCall(ctx context.Context, l *layerState, cs *callState,
 				return fmt.Errorf("recorder: %s: output has %d rows, the batch %d", l.info.Path, n, lc.fullN)
 			}
 			it.raw, it.lent, lc.full, lc.lent = lc.full, lc.lent, nil, false
+			it.bias, lc.bias = lc.bias, nil
 			it.shape = append([]int{n}, lc.shape...)
 			it.src = l
 			it.bytes += bufBytes(len(*it.raw)) + r.statsReserve(l)
@@ -951,19 +971,31 @@ func (r *Recorder) workerRows(it *item, emit func(layer string, row store.StatsR
 			break
 		}
 	}
+	var count func(x []float32)
 	switch {
 	case fused != nil:
 		ar := accPool.Get()
 		if r.cfg.MomentsOnly {
-			a.addMomentsWithReLU(ar, data)
+			count = func(x []float32) { a.addMomentsWithReLU(ar, x) }
 		} else {
-			a.addWithReLU(ar, data)
+			count = func(x []float32) { a.addWithReLU(ar, x) }
 		}
 		pre = map[*layerState]*accumulator{fused: ar}
 	case r.cfg.MomentsOnly:
-		a.addMoments(data)
+		count = a.addMoments
 	default:
-		a.add(data)
+		count = a.add
+	}
+	if it.bias == nil {
+		count(data)
+	} else if err := addBiasCounting(data, it.bias, it.shape, count); err != nil {
+		accPool.Put(a)
+		for _, ar := range pre {
+			accPool.Put(ar)
+		}
+		return fmt.Errorf("%s: %w", it.layer, err)
+	} else {
+		r.biasAdded.Add(1)
 	}
 	res := &layerResult{zeros: zeroCounts{a.zeros, a.negZeros}, max: a.max}
 	if r.cfg.MomentsOnly {
@@ -974,6 +1006,33 @@ func (r *Recorder) workerRows(it *item, emit func(layer string, row store.StatsR
 	accPool.Put(a)
 	r.workerChannels(&res.row, data, it.shape)
 	return r.emitDerived(it, it.src, res, data, it.shape, false, pre, emit)
+}
+
+// addBiasCounting adds bias[c] to every element of channel c of x (shape
+// [n, len(bias), ...]), as nn leaves it to a RawChunkDest hook, and passes
+// x to count piece by piece, each while it is in the cache. The pieces are
+// whole chunks (chunkLen), so the accumulators sum exactly what one call
+// on x would.
+func addBiasCounting(x, bias []float32, shape []int, count func([]float32)) error {
+	if len(shape) < 2 || shape[1] != len(bias) || shapeLen(shape) != len(x) {
+		return fmt.Errorf("bias of %d channels for an output of shape %v", len(bias), shape)
+	}
+	plane := shapeLen(shape[2:])
+	if plane == 0 {
+		count(x)
+		return nil
+	}
+	const piece = 4 * chunkLen
+	for off := 0; off < len(x); off += piece {
+		p := x[off:min(off+piece, len(x))]
+		for i := 0; i < len(p); {
+			end := min(len(p), i+plane-(off+i)%plane)
+			nn.AddBias(p[i:end], bias[((off+i)/plane)%len(bias)])
+			i = end
+		}
+		count(p)
+	}
+	return nil
 }
 
 // reluFromMoments reports whether follower f is a ReLU whose row the

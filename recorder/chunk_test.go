@@ -20,10 +20,11 @@ import (
 // moments to rounding), NaN included.
 func TestRecorderFusedChunks(t *testing.T) {
 	for _, variant := range []string{"full", "full-no-channel-stats", "stats-only", "moments-only", "moments-only-no-channel-stats",
-		"stats-in-workers", "stats-in-workers-no-channel-stats", "stats-in-workers-moments-only", "stats-in-workers-moments-only-no-channel-stats"} {
+		"stats-in-workers", "stats-in-workers-no-channel-stats", "stats-in-workers-moments-only", "stats-in-workers-moments-only-no-channel-stats",
+		"stats-in-workers-stats-only"} {
 		momentsOnly := strings.Contains(variant, "moments-only")
 		noChannels := strings.HasSuffix(variant, "no-channel-stats")
-		statsOnly := variant == "stats-only" // no tensors: ReLUs counted in their inputs' pass
+		statsOnly := strings.HasSuffix(variant, "stats-only") // no tensors: ReLUs counted in their inputs' pass (hooks), convolutions computed before bias (workers)
 		st := openStore(t)
 		m, ref := recipe(t), recipe(t)
 		cfg := DefaultConfig()
@@ -136,6 +137,11 @@ func TestRecorderFusedChunks(t *testing.T) {
 					t.Errorf("%s: no ReLU counted in its pass", p)
 				}
 			}
+		}
+		// With StatsInWorkers and no tensors, nn leaves the bias of
+		// conv1 and conv2 to the worker (nn.RawChunkDest).
+		if want := int64(0); cfg.StatsInWorkers && statsOnly && r.biasAdded.Load() != 2*batches || !(cfg.StatsInWorkers && statsOnly) && r.biasAdded.Load() != want {
+			t.Errorf("%s: the worker added the bias of %d outputs", variant, r.biasAdded.Load())
 		}
 		if (strings.HasPrefix(variant, "full") || statsOnly || variant == "stats-in-workers" || variant == "stats-in-workers-no-channel-stats") && (r.derived.Load() != 3*batches || r.underived.Load() != 0) {
 			t.Errorf("ReLU histograms derived %d times (%d not), want %d", r.derived.Load(), r.underived.Load(), 3*batches)

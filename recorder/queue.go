@@ -15,6 +15,7 @@ type item struct {
 	stats   *store.StatsRow   // computed in the hook, or nil
 	raw     *[]float32        // full output copy whose stats a worker computes, or nil
 	lent    bool              // raw is nn's output tensor (nn.OutputDest): not reused
+	bias    []float32         // per-channel bias the worker adds to raw first (nn.RawChunkDest), or nil
 	shape   []int             // shape of raw (for channel stats)
 	src     *layerState       // layer of raw from a hook (StatsInWorkers): its followers' rows are derived from raw
 	derived []derivedTensors  // sampled tensors of src's followers, filled from raw by the worker

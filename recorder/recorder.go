@@ -142,6 +142,7 @@ type Recorder struct {
 
 	derived   atomic.Int64 // ReLU histograms derived from their input's
 	underived atomic.Int64 // ReLU rows left without histogram (derivation impossible)
+	biasAdded atomic.Int64 // convolution outputs whose bias a worker added (nn.RawChunkDest)
 
 	nBatches, statsRows, tensorRows, tensorBytes, dropped, droppedItems atomic.Int64
 	budgetAt                                                            atomic.Int64
