@@ -202,7 +202,7 @@ type epilogue struct {
 }
 
 // stageChunks are the chunk callbacks of the stages of a fused chain: the
-// convolution's output (bias added), the ReLU's and the max-pool's; a nil
+// convolution's output (bias added, except with rawDest), the ReLU's and the max-pool's; a nil
 // callback (or a nil *stageChunks) delivers nothing. Each is called with
 // rows [lo, hi) of its stage's output, as a tensor of shape [hi-lo, ...]
 // valid only during the call, possibly concurrently for disjoint ranges.
@@ -253,7 +253,8 @@ func (v *chunkView) of(data []float32, c, h, w int) *Tensor {
 }
 
 // forwardSamples computes samples [lo, hi) of the output y (bias and
-// epilogue included). par lets the GEMM itself use several goroutines
+// epilogue included; with ep.raw, the convolution's output in ep.dest
+// stays without bias, which only the pooled output gets). par lets the GEMM itself use several goroutines
 // (used when the batch is smaller than Threads()). With ep.pool set, y has
 // no data: each sample is computed into a scratch buffer and pooled into
 // ep.out.

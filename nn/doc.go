@@ -77,7 +77,8 @@
 //   - Chunk hooks (Model.RegisterChunkHook, interface ChunkHook) see a
 //     module's output in pieces of whole samples instead, and do not
 //     disable the fusion: the fused chain hands each stage's per-sample
-//     output (convolution with bias, ReLU, max-pool) to the chunk hooks
+//     output (convolution with bias, or without for a RawChunkDest hook;
+//     ReLU; max-pool) to the chunk hooks
 //     from the worker goroutine that computed it, while it is in the
 //     cache, possibly concurrently for different samples; other modules
 //     deliver one chunk [0, N) after their forward hooks. Done follows once
@@ -86,7 +87,8 @@
 //     wants that call; a fused chain no hook wants runs as if unhooked.
 //     This is what the recorder uses. A chunk hook on a convolution or its ReLU makes the chain apply
 //     bias and ReLU to the full convolution output instead of the pooled
-//     quarter (AVX2 kernels keep that cheap). No-op hooks on every module
+//     quarter (AVX2 kernels keep that cheap), except for the bias when the
+//     hook adds it itself (RawChunkDest). No-op hooks on every module
 //     of RecipeCNN(3,10) at batch 64 cost 1-8 % CPU with chunk hooks and
 //     54-74 % with forward hooks, which defeat the fusion (go test -run XXX
 //     -bench OverheadInterleaved/nn-noop -count 3 ./recorder, shared noisy

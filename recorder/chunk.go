@@ -482,12 +482,14 @@ func (h *chunkHook) dest(ctx context.Context, n int, mem func(lc *layerCall) []f
 }
 
 // putFull gives lc's output copy back for reuse, unless nn has it
-// (lent), and forgets it.
+// (lent), and forgets it and what was true of it (lent, bias: a buffer
+// replaced because the call's size differs from the run's gets nn's
+// chunks with the bias added).
 func (r *Recorder) putFull(lc *layerCall) {
 	if !lc.lent {
 		r.big.put(lc.full)
 	}
-	lc.full, lc.lent = nil, false
+	lc.full, lc.lent, lc.bias = nil, false, nil
 }
 
 func (h *chunkHook) Chunk(ctx context.Context, _ nn.ModuleInfo, out *nn.Tensor, lo, hi int) {

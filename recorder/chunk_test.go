@@ -297,3 +297,37 @@ func TestReLUSliceMatchesNN(t *testing.T) {
 		}
 	}
 }
+
+// A fused conv→ReLU→MaxPool with a bias, attached with one spatial size and
+// called with another, statistics in workers: the conv row must be that of
+// the unhooked conv output (bias added once).
+func TestRawChunkDestVariableSize(t *testing.T) {
+	b := nn.NewBuilder("var")
+	x := b.Input("input", -1, 3, -1, -1)
+	conv := mustConv(t)
+	conv.Bias.Data[0], conv.Bias.Data[1] = 100, -50
+	c := b.Add("conv", conv, x)
+	y := b.Add("relu", nn.NewReLU(), c)
+	pool, err := nn.NewMaxPool2d(nn.PoolOptions{KernelSize: [2]int{2, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := b.Add("pool", pool, y)
+	m, err := b.Build(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := sinInput(2, 3, 6, 6)
+	outs := leafOutputs(t, m, in)
+	for _, workers := range []bool{false, true} {
+		st, err := recordOnce(t, m, in, []int{1, 3, 4, 4}, workers, nil)
+		if err != nil {
+			t.Fatalf("workers %v: %v", workers, err)
+		}
+		rows := readStats(t, st, "w", "conv")
+		want := computeStats(outs["conv"])
+		if len(rows) != 1 || math.Abs(rows[0].Mean-want.Mean) > 1e-6 || rows[0].Max != want.Max {
+			t.Errorf("workers %v: conv mean %v max %v, want mean %v max %v", workers, rows[0].Mean, rows[0].Max, want.Mean, want.Max)
+		}
+	}
+}

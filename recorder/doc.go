@@ -137,7 +137,9 @@
 // worker reads 10-20 MB per batch of RecipeCNN from memory rather than
 // cache) and of queue memory for the copies. What the hooks keep is made
 // cheap three ways: a fused convolution computes its output directly into
-// the recorder's buffer (nn.ChunkDest, no copy), and its pool its output
+// the recorder's buffer (nn.ChunkDest, no copy), before its bias where the
+// call samples none of its tensors (nn.RawChunkDest: the worker adds the
+// bias, nn only to the pooled quarter, as unhooked), and its pool its output
 // tensor into memory the recorder allocates for the call (nn.OutputDest:
 // later layers read it, nothing modifies it); a ReLU, Flatten or
 // Dropout whose input is recorded declines its chunks (so nn keeps the
@@ -269,7 +271,9 @@
 // (store.Histogram.Merge). Keys are in value order, zero counts omitted,
 // NaN and ±Inf excluded. It is counted in a dense pooled array of counters
 // (exact zeros go to rotating spare counters so that ReLU outputs do not
-// serialise on one counter) and converted to the sparse store.Histogram by
+// serialise on one counter; with AVX-512, so does a key that holds a third
+// or more of a sample of the previous chunk: ReLU6's sixes, a quantized
+// tensor's levels, see hotKey) and converted to the sparse store.Histogram by
 // scanning only the key ranges that min and max allow. Config.Histogram
 // (default true) controls whether the histogram is stored; percentiles are
 // computed either way.

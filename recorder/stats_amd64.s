@@ -397,7 +397,7 @@ rmdone:
 
 // M512_STEP32 processes the 32 elements at SI (block A at 0, B at 64):
 // moments, then, with ra and rb set to RELU_A and RELU_B, the ReLU's, and
-// with hist set to LANES16 or SIMPLES16 the histogram; M512_STEP16 is
+// with hist set to LANES16, SIMPLES16 or HOTLANES16 the histogram; M512_STEP16 is
 // block A alone. M512_LOOP runs them over the CX elements at SI (a
 // multiple of 16), then falls through to the label done.
 #define RELU_A M512_RELU(Z19, Z20, Z21, Z22)
