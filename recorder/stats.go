@@ -54,14 +54,24 @@ type histHint struct {
 	hot    uint32
 }
 
-// nextHint predicts the hint of the chunk after c (moments m).
-func nextHint(c []float32, m moments) histHint {
-	h := histHint{simple: m.zeros*32 < int64(len(c)), hot: noHot}
-	if useAVX512 {
-		h.hot = hotKey(c)
+// nextHint predicts the hint of the chunk after c (moments m) from the
+// current one: the hot key is looked for in the first chunk after a reset,
+// then in every hotEvery-th chunk, or in every chunk while there is one
+// (hotKey costs about 10 % of the statistics where it runs on every chunk
+// and finds nothing, BenchmarkStatsRecipeBatch).
+func (a *accumulator) nextHint(c []float32, m moments) {
+	a.hint.simple = m.zeros*32 < int64(len(c))
+	if !useAVX512 {
+		return
 	}
-	return h
+	if a.hintAge++; a.hint.hot != noHot || a.hintAge >= hotEvery {
+		a.hint.hot, a.hintAge = hotKey(c), 0
+	}
 }
+
+// hotEvery is how often (in chunks) an accumulator without a hot key
+// looks for one.
+const hotEvery = 16
 
 // hotKey returns a key, other than those of ±0 (which have their own
 // spare slots), that holds at least 10 of 32 elements of c sampled at an
@@ -149,6 +159,7 @@ type accumulator struct {
 	zeros      int64     // elements equal to ±0
 	negZeros   int64     // elements equal to -0
 	hint       histHint  // the histogram loop's prediction for the next chunk
+	hintAge    int       // chunks since the hot key was last looked for
 	foldedZero [2]uint64 // ±0 counts folded into big
 }
 
@@ -173,7 +184,7 @@ func (a *accumulator) resetMoments() {
 	a.count, a.n, a.mean, a.m2 = 0, 0, 0, 0
 	a.min, a.max = float32(math.Inf(1)), float32(math.Inf(-1))
 	a.nan, a.inf, a.zeros, a.negZeros = 0, 0, 0, 0
-	a.hint = histHint{hot: noHot}
+	a.hint, a.hintAge = histHint{hot: noHot}, hotEvery
 	a.big = nil
 	a.inDense = 0
 }
@@ -266,7 +277,7 @@ func (a *accumulator) chunk(c []float32) {
 	k := float64(c[0])
 	m := chunkStats(a.dense, c, k, a.hint)
 	a.mergeChunk(c, k, m)
-	a.hint = nextHint(c, m)
+	a.nextHint(c, m)
 }
 
 // mergeChunk merges the moments m (shift k) of chunk c into a.
@@ -385,7 +396,7 @@ func (a *accumulator) addWithReLU(ar *accumulator, x []float32) {
 			m = chunkStats(a.dense, c, k, a.hint)
 		}
 		a.mergeChunk(c, k, m)
-		a.hint = nextHint(c, m)
+		a.nextHint(c, m)
 		ar.addReLUChunk(c, ky, m, my, ok, &scratch)
 	})
 }

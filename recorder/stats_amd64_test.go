@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -133,5 +134,50 @@ func foldZeros(h *[denseLen]uint32) {
 		h[0] += h[zeroBase+r]
 		h[0x8000] += h[zeroBase+0x8000+r]
 		h[zeroBase+r], h[zeroBase+0x8000+r] = 0, 0
+	}
+}
+
+// An accumulator fed many chunks whose values are mostly one value (and,
+// midway, another) uses the hot-key loop from its first chunk's hint on
+// and counts exactly what a plain count of the keys gives.
+func TestAccumulatorHotData(t *testing.T) {
+	r := rand.New(rand.NewPCG(49, 50))
+	x := randNormal(r, 40*chunkLen+7, 0, 2)
+	for i := range x {
+		switch {
+		case i < 20*chunkLen && r.IntN(10) < 6:
+			x[i] = 6
+		case i >= 20*chunkLen && r.IntN(10) < 8:
+			x[i] = -0.75
+		case r.IntN(10) == 0:
+			x[i] = 0
+		}
+	}
+	a := newAccumulator()
+	defer a.release()
+	hot := 0
+	forChunks(x, func(c []float32) {
+		a.add(c)
+		if a.hint.hot != noHot {
+			hot++
+		}
+	})
+	if useAVX512 && hot < 30 {
+		t.Errorf("hot-key loop predicted for %d of 41 chunks", hot)
+	}
+	row := a.result(true)
+	want := map[uint16]uint64{}
+	for _, v := range x {
+		want[uint16(math.Float32bits(v)>>16)]++
+	}
+	if z, nz := want[0], want[0x8000]; z+nz == 0 {
+		t.Fatal("no zeros in the data")
+	}
+	got := map[uint16]uint64{}
+	for i, k := range row.Hist.Keys {
+		got[k] = row.Hist.Counts[i]
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("histogram of %d keys, want %d (or counts differ)", len(got), len(want))
 	}
 }

@@ -408,7 +408,7 @@ func TestStatsParallel(t *testing.T) {
 func testHints(x []float32) []histHint {
 	hs := []histHint{{hot: noHot}, {simple: true, hot: noHot}, {hot: 0x40c0}, {simple: true, hot: 0xc2f7}}
 	if len(x) > 0 {
-		hs = append(hs, nextHint(x, momentsGo(x, float64(x[0]))))
+		hs = append(hs, histHint{hot: hotKey(x)})
 		if k := math.Float32bits(x[len(x)/2]) >> 16; k&0x7fff != 0 {
 			hs = append(hs, histHint{hot: k})
 		}
@@ -437,7 +437,7 @@ func BenchmarkKernelsL1(b *testing.B) {
 	y := benchData(chunkLen, false)
 	b.Run("fused-simple-nozeros", func(b *testing.B) { run(b, func() { chunkStats(h, y, 0, histHint{simple: true, hot: noHot}) }) })
 	// A value repeated in a fraction of the elements (ReLU6's six, a
-	// quantized level), with the hint nextHint predicts and without one.
+	// quantized level), with the hot key hotKey predicts and without one.
 	for _, pct := range []int{25, 50, 90} {
 		z := benchData(chunkLen, false)
 		for i := range z {
@@ -445,7 +445,7 @@ func BenchmarkKernelsL1(b *testing.B) {
 				z[i] = 6
 			}
 		}
-		hot := nextHint(z, momentsGo(z, 0))
+		hot := histHint{hot: hotKey(z)}
 		b.Run(fmt.Sprintf("fused-hot%d%%-nohint", pct), func(b *testing.B) { run(b, func() { chunkStats(h, z, 0, none) }) })
 		b.Run(fmt.Sprintf("fused-hot%d%%", pct), func(b *testing.B) { run(b, func() { chunkStats(h, z, 0, hot) }) })
 	}
