@@ -159,47 +159,49 @@
 //
 // # Cost
 //
-// Measured on RecipeCNN(3,10) at batch 64 (5.6-6.1 ms per plain forward
-// pass with one inference thread, 3.4-3.7 ms with two), on a shared 2-core
-// VM, 2026-11-26 23:02 UTC, with
+// Measured on RecipeCNN(3,10) at batch 64 (5.6-6.2 ms per plain forward
+// pass with one inference thread, 3.3-3.4 ms with two), on a shared 2-core
+// VM, 2026-11-27 01:01 UTC, with
 //
 //	go test -run XXX -bench OverheadStream -benchtime 20x -count 2 ./recorder
 //
 // (blocks of 32 plain and 32 recorded passes alternated, a recorded block
 // ending when its rows are written, the recorded total including Close;
-// wall-clock overhead, two runs; BENCHMARKS.md has CPU time, more runs and
-// other windows):
+// wall-clock overhead, two runs; BENCHMARKS.md has more runs, other
+// windows, and larger models):
 //
 //	configuration                          1 inference thread   2 threads
-//	hooks attached, nothing recorded       0.5-1 %              0 %
+//	hooks attached, nothing recorded       1 %                  0 %
 //	mean/std/min/max... of relu1, maxpool2,
-//	  fc1 (MomentsOnly; PyTorch anchor's)  5.3-5.4 %            3.6-4.6 %
+//	  fc1 (MomentsOnly; PyTorch anchor's)  4.4-5.1 %            2.3-5.9 %
 //	stats, every layer, every batch:
-//	  in hooks (default)                   19-20 %              15-18 %
-//	  StatsInWorkers                       5.5-6.2 %            23-24 %
+//	  in hooks (default)                   21 %                 25-29 %
+//	  StatsInWorkers                       4.0-4.6 %            26-31 %
 //	stats + samples 0,2 of relu1, maxpool2, fc1:
-//	  in hooks                             19-20 %              20-25 %
-//	  StatsInWorkers                       5.1-5.3 %            21-25 %
-//	moments only, every layer (hooks)      9.5-9.8 %            10 %
-//	stats every 8th batch (hooks)          3.0-3.4 %            3.6-4.3 %
+//	  in hooks                             20 %                 28 %
+//	  StatsInWorkers                       5.6-6.9 %            39-41 %
+//	moments only, every layer (hooks)      8-10 %               10-11 %
+//	stats every 8th batch (hooks)          3.8-4.0 %            3.7-3.8 %
 //
 // PyTorch's mean/std/min/max hooks on relu1, maxpool2 and fc1 alone
 // (../shared/bench/torch_seedcnn.py 64 50 1, alternated with the Go
-// benchmark by scripts/bench_overhead.py) cost +27-98 % (median 33 %) in the
-// same window, where the same statistics cost Go +2.9-6.0 % (median 3.9 %).
+// benchmark by scripts/bench_overhead.py) cost +28-95 % (median 32 %) in the
+// same window, where the same statistics cost Go +0.7-5.9 % (median 4.4 %).
 //
 // So with a core left to the recorder (nn.SetThreads(1) on two cores, the
 // setting of the PyTorch anchor, with StatsInWorkers) the <= 10 % target
-// with samples is met in every run; the <= 5 % target for the full
-// statistics of every layer in quiet windows only (median 5.5 % over 12
-// runs, 2.5-10.1 %: the spread is the other core's load); the anchor's own
-// statistics cost less than 5 % at the median, spare core or not. The
-// targets are not met for every layer when inference uses every core: the
-// statistics then cost about 0.3 ns of CPU per output element
-// (BenchmarkStatsRecipeBatch/recorder; the bfloat16 histogram, one
-// scattered increment per element, is most of it, BenchmarkKernelsL1),
-// about 20 % of this model's forward pass, which does little arithmetic
-// per activation, and with no idle core that CPU is wall time. Recording
+// with samples is met in every run and the <= 5 % target for the full
+// statistics of every layer at the median (4-6 % in every run of
+// 2026-11-27, single runs up to 9.6 %: the spread is the other core's
+// load); the anchor's own statistics cost less than 5 % at the median,
+// spare core or not. The targets are not met for every layer when
+// inference uses every core: the statistics then cost about 0.3 ns of CPU
+// per output element (BenchmarkStatsRecipeBatch/recorder; the bfloat16
+// histogram, one scattered increment per element, is most of it,
+// BenchmarkKernelsL1), about 20 % of this model's forward pass, which does
+// about 2.7 ns of work per activation, and with no idle core that CPU is
+// wall time. On resnet18 (hundreds of multiply-adds per activation) the
+// same statistics cost about 5 % (BenchmarkOverheadLarge). Recording
 // every 8th batch (BatchPolicy.Every) scales that down proportionally,
 // since calls the recorder records nothing of are declined (nn.ChunkFilter)
 // and run as if unhooked; MomentsOnly drops the histogram; recording fewer
