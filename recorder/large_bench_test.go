@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/actrec/actrec/nn"
 	"github.com/actrec/actrec/nn/onnx"
@@ -76,44 +75,7 @@ func BenchmarkOverheadLarge(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
-					r.q.waitEmpty()
-					const block = 4
-					var tPlain, tRec, cPlain, cRec time.Duration
-					run := func(mod *nn.Model, t, c *time.Duration) {
-						t0, c0 := time.Now(), cpuTime()
-						for k := 0; k < block; k++ {
-							if _, err := mod.Forward(ctx, x); err != nil {
-								b.Fatal(err)
-							}
-						}
-						if mod == m {
-							r.q.waitEmpty()
-						}
-						*t += time.Since(t0)
-						*c += cpuTime() - c0
-					}
-					b.ResetTimer()
-					for i := 0; b.Loop(); i++ {
-						if i%2 == 0 {
-							run(plain, &tPlain, &cPlain)
-							run(m, &tRec, &cRec)
-						} else {
-							run(m, &tRec, &cRec)
-							run(plain, &tPlain, &cPlain)
-						}
-					}
-					t0, c0 := time.Now(), cpuTime()
-					if err := r.Close(); err != nil {
-						b.Fatal(err)
-					}
-					tRec += time.Since(t0)
-					cRec += cpuTime() - c0
-					b.StopTimer()
-					n := float64(b.N * block)
-					b.ReportMetric(float64(tPlain.Nanoseconds())/n, "plain-ns/fwd")
-					b.ReportMetric(float64(tRec.Nanoseconds())/n, "recorded-ns/fwd")
-					b.ReportMetric(100*float64(tRec-tPlain)/float64(tPlain), "overhead-%")
-					b.ReportMetric(100*float64(cRec-cPlain)/float64(cPlain), "cpu-overhead-%")
+					streamOverhead(b, plain, m, r, x, 4)
 				})
 			}
 		}

@@ -8,13 +8,19 @@ TEXT ·histAsm(SB), NOSPLIT, $0-32
 	MOVQ x_base+8(FP), SI
 	MOVQ x_len+16(FP), CX
 
-#define LANE(off, j) \
+// LANEKEY(off, j) puts into BX the counter of the element at off(SI):
+// its key, or the zero spare slot zeroBase+key+j if it is ±0. LANE
+// increments it.
+#define LANEKEY(off, j) \
 	MOVL off(SI), AX \
 	MOVL AX, BX \
 	SHRL $16, BX \
 	LEAL (65536+j)(BX), DX \
 	SHLL $1, AX \
-	CMOVLEQ DX, BX \
+	CMOVLEQ DX, BX
+
+#define LANE(off, j) \
+	LANEKEY(off, j) \
 	INCL (DI)(BX*4)
 
 loop8:
@@ -469,12 +475,7 @@ TEXT ·reluMomentsAVX512(SB), NOSPLIT, $0-40
 // the spare slots into the hot key's counter (foldHot). HOTLANES16 is
 // LANES16 with it.
 #define HOTLANE(off, j) \
-	MOVL off(SI), AX \
-	MOVL AX, BX \
-	SHRL $16, BX \
-	LEAL (65536+j)(BX), DX \
-	SHLL $1, AX \
-	CMOVLEQ DX, BX \
+	LANEKEY(off, j) \
 	MOVL $(0x14000+j), DX \
 	CMPL BX, R14 \
 	CMOVLEQ DX, BX \
