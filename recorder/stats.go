@@ -35,20 +35,24 @@ const (
 	denseMask = denseLen - 1
 )
 
-// Hot spare slots: the AVX-512 histogram loop counts the elements whose key
+// Hot spare slots: the two-pass AVX-512 histogram loop counts the elements whose key
 // is the predicted hot key in slots hotBase..hotBase+zeroRot-1 (one per
 // lane), and foldHot moves them to the key's own counter after each chunk,
 // so they are always zero between chunks.
 const (
 	hotBase = zeroBase + 0x4000
 	noHot   = ^uint32(0)
+	// keysBase..keysBase+chunkLen-1: scratch of the two-pass AVX-512
+	// histogram (chunkKeysAVX512), never read as counts
+	keysBase = zeroBase + 0xc000
 )
 
 // histHint is what the histogram loops are told about a chunk, predicted
-// from the one before it (nextHint): simple (AVX2: zeros are rare, count
-// them in their own keys) and hot (AVX-512: a key so frequent that it is
-// spread over spare slots, or noHot). Every hint gives the same histogram;
-// a wrong one only costs time.
+// from the one before it (nextHint): simple (zeros are rare: count them in
+// their own keys, in the one-pass loop) and hot (a key so frequent that it
+// is spread over spare slots, or noHot); with AVX-512 a chunk that is not
+// simple or has a hot key goes to the two-pass loop (chunkKeysAVX512).
+// Every hint gives the same histogram; a wrong one only costs time.
 type histHint struct {
 	simple bool
 	hot    uint32
@@ -76,13 +80,12 @@ const hotEvery = 16
 // hotKey returns a key, other than those of ±0 (which have their own
 // spare slots), that holds at least 10 of 32 elements of c sampled at an
 // even stride (it finds every key holding more than a third of the
-// sampled elements that are not ±0), or noHot. A key repeated that often serialises the scalar
-// increments on one counter (a ReLU6's sixes, a quantized tensor's
-// levels): in BenchmarkKernelsL1 a key in 50 % (90 %) of the elements
-// costs 0.83 (1.47) ns per element without the hint, 0.46 (0.45) with it,
-// while at 25 % the hint costs more than it saves (0.48 vs 0.43).
-// Misra-Gries with two counters finds the candidates, which are then
-// counted exactly.
+// sampled elements that are not ±0), or noHot. A key repeated that often
+// serialises the scalar increments on one counter (a ReLU6's sixes, a
+// quantized tensor's levels): in BenchmarkKernelsL1 a key in 50 % (90 %)
+// of the elements costs 0.83-0.93 (1.49-1.59) ns per element without the
+// hint, 0.28 (0.27) with it (chunkKeysAVX512). Misra-Gries with two
+// counters finds the candidates, which are then counted exactly.
 func hotKey(c []float32) uint32 {
 	const samples = 32
 	if len(c) < 8*samples {

@@ -16,6 +16,12 @@ var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 // fused ReLU kernels (chunkReLUAVX512), which exist only in that form.
 var useAVX512 = useAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasPOPCNT
 
+// useKeys selects the two-pass AVX-512 histogram (chunkKeysAVX512) for
+// chunks of up to chunkLen elements predicted to repeat values (a hot
+// key, or zeros: not histHint.simple); tests switch it off to check the
+// one-pass loops too.
+var useKeys = true
+
 //go:noescape
 func histAsm(h *[denseLen]uint32, x []float32)
 
@@ -23,7 +29,7 @@ func histAsm(h *[denseLen]uint32, x []float32)
 func chunkAVX2(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
 
 //go:noescape
-func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, hot uint32, out, outy *momentsOut)
+func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, out, outy *momentsOut)
 
 //go:noescape
 func momentsReLUAVX512(x []float32, k, ky float64, out, outy *momentsOut)
@@ -41,7 +47,7 @@ func momentsAVX512(x []float32, k float64, out *momentsOut)
 func reluMomentsAVX512(x []float32, k float64, out *momentsOut)
 
 //go:noescape
-func chunkAVX512(h *[denseLen]uint32, x []float32, k float64, simple bool, hot uint32, out *momentsOut)
+func chunkAVX512(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
 
 // reluMomentsFast returns the moments of max(c, 0) (len(c) >= 1, no NaN)
 // with shift k, without writing them.
@@ -94,7 +100,11 @@ func chunkStats(h *[denseLen]uint32, c []float32, k float64, hint histHint) mome
 	n := len(c) &^ 15
 	var o momentsOut
 	if useAVX512 {
-		chunkAVX512(h, c[:n], k, hint.simple, hint.hot, &o)
+		if useKeys && n <= chunkLen && (!hint.simple || hint.hot != noHot) {
+			chunkKeysAVX512(h, c[:n], k, hint.hot, &o)
+		} else {
+			chunkAVX512(h, c[:n], k, hint.simple, &o)
+		}
 		foldHot(h, hint.hot)
 	} else {
 		chunkAVX2(h, c[:n], k, hint.simple, &o)
@@ -151,7 +161,11 @@ func withReLUKernel(h *[denseLen]uint32, c []float32, k, ky float64, hint histHi
 	n := len(c) &^ 15
 	var o, oy momentsOut
 	if h != nil {
-		chunkReLUAVX512(h, c[:n], k, ky, hint.simple, hint.hot, &o, &oy)
+		if useKeys && n <= chunkLen && (!hint.simple || hint.hot != noHot) {
+			chunkKeysReLUAVX512(h, c[:n], k, ky, hint.hot, &o, &oy)
+		} else {
+			chunkReLUAVX512(h, c[:n], k, ky, hint.simple, &o, &oy)
+		}
 		foldHot(h, hint.hot)
 	} else {
 		momentsReLUAVX512(c[:n], k, ky, &o, &oy)
@@ -186,3 +200,9 @@ func zerosOf(c []float32) (n int64) {
 	}
 	return n
 }
+
+//go:noescape
+func chunkKeysAVX512(h *[denseLen]uint32, x []float32, k float64, hot uint32, out *momentsOut)
+
+//go:noescape
+func chunkKeysReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, hot uint32, out, outy *momentsOut)

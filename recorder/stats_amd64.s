@@ -403,7 +403,7 @@ rmdone:
 
 // M512_STEP32 processes the 32 elements at SI (block A at 0, B at 64):
 // moments, then, with ra and rb set to RELU_A and RELU_B, the ReLU's, and
-// with hist set to LANES16, SIMPLES16 or HOTLANES16 the histogram; M512_STEP16 is
+// with hist set to LANES16, SIMPLES16 or KEYS16 the histogram; M512_STEP16 is
 // block A alone. M512_LOOP runs them over the CX elements at SI (a
 // multiple of 16), then falls through to the label done.
 #define RELU_A M512_RELU(Z19, Z20, Z21, Z22)
@@ -468,57 +468,19 @@ TEXT ·reluMomentsAVX512(SB), NOSPLIT, $0-40
 	VZEROUPPER
 	RET
 
-// HOTLANE is LANE, plus: an element whose key is the hot key (R14) is
-// counted in the hot spare slot hotBase+j instead, so that a value repeated
-// many times (ReLU6's sixes, a quantized tensor's levels) is spread over 16
-// counters rather than serialising the increments on one. The caller folds
-// the spare slots into the hot key's counter (foldHot). HOTLANES16 is
-// LANES16 with it.
-#define HOTLANE(off, j) \
-	LANEKEY(off, j) \
-	MOVL $(0x14000+j), DX \
-	CMPL BX, R14 \
-	CMOVLEQ DX, BX \
-	INCL (DI)(BX*4)
-
-#define HOTLANES16 \
-	HOTLANE(0, 0) \
-	HOTLANE(16, 4) \
-	HOTLANE(32, 8) \
-	HOTLANE(48, 12) \
-	HOTLANE(4, 1) \
-	HOTLANE(20, 5) \
-	HOTLANE(36, 9) \
-	HOTLANE(52, 13) \
-	HOTLANE(8, 2) \
-	HOTLANE(24, 6) \
-	HOTLANE(40, 10) \
-	HOTLANE(56, 14) \
-	HOTLANE(12, 3) \
-	HOTLANE(28, 7) \
-	HOTLANE(44, 11) \
-	HOTLANE(60, 15)
-
-// func chunkAVX512(h *[denseLen]uint32, x []float32, k float64, simple bool, hot uint32, out *momentsOut)
-// chunkAVX2 with the moments in the AVX-512 order; the histogram loop is
-// HOTLANES16 when hot is not noHot, else chunkAVX2's.
+// func chunkAVX512(h *[denseLen]uint32, x []float32, k float64, simple bool, out *momentsOut)
+// chunkAVX2 with the moments in the AVX-512 order (the histogram loops are
+// the same; chunkKeysAVX512 is the faster one where values repeat).
 TEXT ·chunkAVX512(SB), NOSPLIT, $0-56
 	MOVQ h+0(FP), DI
 	MOVQ x_base+8(FP), SI
 	MOVQ x_len+16(FP), CX
 	MOVQ out+48(FP), R8
 	M512_START(k+32, NOCLAMP)
-	MOVL hot+44(FP), R14
-	CMPL R14, $-1
-	JNE chot
 	MOVBLZX simple+40(FP), R9
 	TESTQ R9, R9
 	JNE csimple
 	M512_LOOP(NOCLAMP, NORELU, NORELU, LANES16, cd32, cd16, cddone)
-	JMP cdone
-
-chot:
-	M512_LOOP(NOCLAMP, NORELU, NORELU, HOTLANES16, ch32, ch16, chdone)
 	JMP cdone
 
 csimple:
@@ -527,7 +489,7 @@ csimple:
 	VZEROUPPER
 	RET
 
-// func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, hot uint32, out, outy *momentsOut)
+// func chunkReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, simple bool, out, outy *momentsOut)
 // chunkAVX512, plus in outy the sums of max(x, 0) - ky and their squares
 // (s, q) and in outy.z[0] the number of elements < 0, in the same pass (for
 // a ReLU of x, whose other statistics follow from x's). x must be free of
@@ -540,17 +502,10 @@ TEXT ·chunkReLUAVX512(SB), NOSPLIT, $0-72
 	MOVQ outy+64(FP), R10
 	M512_RELU_START(ky+40)
 	M512_START(k+32, NOCLAMP)
-	MOVL hot+52(FP), R14
-	CMPL R14, $-1
-	JNE rhot
 	MOVBLZX simple+48(FP), R9
 	TESTQ R9, R9
 	JNE rsimple
 	M512_LOOP(NOCLAMP, RELU_A, RELU_B, LANES16, rd32, rd16, rddone)
-	JMP rdone
-
-rhot:
-	M512_LOOP(NOCLAMP, RELU_A, RELU_B, HOTLANES16, rh32, rh16, rhdone)
 	JMP rdone
 
 rsimple:
@@ -573,5 +528,138 @@ TEXT ·momentsReLUAVX512(SB), NOSPLIT, $0-56
 	M512_LOOP(NOCLAMP, RELU_A, RELU_B, NOHIST, mr32, mr16, mrdone)
 	M512_RELU_STORE
 	M512_STORE
+	VZEROUPPER
+	RET
+
+// VHIST_START(hotoff) loads the hot key from the frame offset hotoff into
+// Z28 and the spare-slot vectors hotBase+lane into Z29, zeroBase+lane into
+// Z30.
+#define VHIST_START(hotoff) \
+	MOVL hotoff(FP), AX \
+	VPBROADCASTD AX, Z28 \
+	VMOVDQU32 hotlanes<>(SB), Z29 \
+	VMOVDQU32 zerolanes<>(SB), Z30
+
+DATA zerolanes<>+0(SB)/4, $0x10000
+DATA zerolanes<>+4(SB)/4, $0x10001
+DATA zerolanes<>+8(SB)/4, $0x10002
+DATA zerolanes<>+12(SB)/4, $0x10003
+DATA zerolanes<>+16(SB)/4, $0x10004
+DATA zerolanes<>+20(SB)/4, $0x10005
+DATA zerolanes<>+24(SB)/4, $0x10006
+DATA zerolanes<>+28(SB)/4, $0x10007
+DATA zerolanes<>+32(SB)/4, $0x10008
+DATA zerolanes<>+36(SB)/4, $0x10009
+DATA zerolanes<>+40(SB)/4, $0x1000a
+DATA zerolanes<>+44(SB)/4, $0x1000b
+DATA zerolanes<>+48(SB)/4, $0x1000c
+DATA zerolanes<>+52(SB)/4, $0x1000d
+DATA zerolanes<>+56(SB)/4, $0x1000e
+DATA zerolanes<>+60(SB)/4, $0x1000f
+GLOBL zerolanes<>(SB), RODATA|NOPTR, $64
+
+DATA hotlanes<>+0(SB)/4, $0x14000
+DATA hotlanes<>+4(SB)/4, $0x14001
+DATA hotlanes<>+8(SB)/4, $0x14002
+DATA hotlanes<>+12(SB)/4, $0x14003
+DATA hotlanes<>+16(SB)/4, $0x14004
+DATA hotlanes<>+20(SB)/4, $0x14005
+DATA hotlanes<>+24(SB)/4, $0x14006
+DATA hotlanes<>+28(SB)/4, $0x14007
+DATA hotlanes<>+32(SB)/4, $0x14008
+DATA hotlanes<>+36(SB)/4, $0x14009
+DATA hotlanes<>+40(SB)/4, $0x1400a
+DATA hotlanes<>+44(SB)/4, $0x1400b
+DATA hotlanes<>+48(SB)/4, $0x1400c
+DATA hotlanes<>+52(SB)/4, $0x1400d
+DATA hotlanes<>+56(SB)/4, $0x1400e
+DATA hotlanes<>+60(SB)/4, $0x1400f
+GLOBL hotlanes<>(SB), RODATA|NOPTR, $64
+
+// The two-pass AVX-512 histogram, for chunks with many equal values (±0,
+// a hot key): KEYS16 stores at (R9) the counters of the 16 elements at SI
+// (their keys; the zero spare slot zeroBase+key+lane for ±0; the hot spare
+// slot hotBase+lane for the hot key in Z28; Z29 and Z30 as loaded by
+// VHIST_START), computed with vector instructions in the moments' pass, and
+// advances R9; KEYS_INC then increments the stored counters, 16 per step
+// in stride-4 order. The counters go to the dense array's scratch area
+// (keysBase, byte offset 0x70000, room for chunkLen), so that they are
+// loaded long after they were stored (a scalar load right after a 64-byte
+// vector store waits for the store to commit). On data without repeated
+// values the one-pass SIMPLES16 loop is faster (BenchmarkKernelsL1).
+#define KEYS16 \
+	VMOVDQU32 (SI), Z27 \
+	VPSLLD $1, Z27, Z31 \
+	VPTESTNMD Z31, Z31, K4 \
+	VPSRLD $16, Z27, Z27 \
+	VPCMPEQD Z28, Z27, K5 \
+	VPADDD Z30, Z27, K4, Z27 \
+	VMOVDQA32 Z29, K5, Z27 \
+	VMOVDQU32 Z27, (R9) \
+	ADDQ $64, R9
+
+#define KINC(off) \
+	MOVL off(R9), AX \
+	INCL (DI)(AX*4)
+
+#define KEYS_INC(lenoff, loop, done) \
+	MOVQ lenoff(FP), CX \
+	LEAQ 0x70000(DI), R9 \
+loop: \
+	CMPQ CX, $16 \
+	JLT done \
+	KINC(0) \
+	KINC(16) \
+	KINC(32) \
+	KINC(48) \
+	KINC(4) \
+	KINC(20) \
+	KINC(36) \
+	KINC(52) \
+	KINC(8) \
+	KINC(24) \
+	KINC(40) \
+	KINC(56) \
+	KINC(12) \
+	KINC(28) \
+	KINC(44) \
+	KINC(60) \
+	ADDQ $64, R9 \
+	SUBQ $16, CX \
+	JMP loop \
+done:
+
+// func chunkKeysAVX512(h *[denseLen]uint32, x []float32, k float64, hot uint32, out *momentsOut)
+// chunkAVX512 with the two-pass histogram; len(x) <= chunkLen.
+TEXT ·chunkKeysAVX512(SB), NOSPLIT, $0-56
+	MOVQ h+0(FP), DI
+	MOVQ x_base+8(FP), SI
+	MOVQ x_len+16(FP), CX
+	MOVQ out+48(FP), R8
+	VHIST_START(hot+40)
+	LEAQ 0x70000(DI), R9
+	M512_START(k+32, NOCLAMP)
+	M512_LOOP(NOCLAMP, NORELU, NORELU, KEYS16, ck32, ck16, ckdone)
+	M512_STORE
+	KEYS_INC(x_len+16, ckinc, ckincdone)
+	VZEROUPPER
+	RET
+
+// func chunkKeysReLUAVX512(h *[denseLen]uint32, x []float32, k, ky float64, hot uint32, out, outy *momentsOut)
+// chunkReLUAVX512 with the two-pass histogram; len(x) <= chunkLen.
+TEXT ·chunkKeysReLUAVX512(SB), NOSPLIT, $0-72
+	MOVQ h+0(FP), DI
+	MOVQ x_base+8(FP), SI
+	MOVQ x_len+16(FP), CX
+	MOVQ out+56(FP), R8
+	MOVQ outy+64(FP), R10
+	VHIST_START(hot+48)
+	LEAQ 0x70000(DI), R9
+	M512_RELU_START(ky+40)
+	M512_START(k+32, NOCLAMP)
+	M512_LOOP(NOCLAMP, RELU_A, RELU_B, KEYS16, crk32, crk16, crkdone)
+	M512_RELU_STORE
+	M512_STORE
+	KEYS_INC(x_len+16, crkinc, crkincdone)
 	VZEROUPPER
 	RET

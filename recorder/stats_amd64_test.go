@@ -62,7 +62,7 @@ func TestChunkStatsReLU(t *testing.T) {
 			}
 			wm := chunkStats(h2, x, k, hint)
 			wy := momentsFast(y, ky)
-			if m != wm || *h1 != *h2 {
+			if m != wm || !sameDense(h1, h2) {
 				t.Fatalf("n=%d hint=%+v: moments %+v, chunkStats %+v (or histograms differ)", n, hint, m, wm)
 			}
 			if my != wy {
@@ -79,8 +79,10 @@ func TestChunkStatsReLU(t *testing.T) {
 // TestHotKey: a value repeated in a quarter or more of the elements is
 // predicted as the hot key (never a key of ±0), and the AVX-512 loop that
 // spreads it over spare slots counts exactly what the portable loop counts,
-// whatever key it is told (right, wrong, or a key x lacks).
+// whatever key it is told (right, wrong, or a key x lacks), in the
+// two-pass loop (chunkKeysAVX512) and the one-pass ones.
 func TestHotKey(t *testing.T) {
+	defer func() { useKeys = true }()
 	r := rand.New(rand.NewPCG(47, 48))
 	six := math.Float32bits(6) >> 16
 	if k := hotKey(randNormal(r, chunkLen, 0, 1)); k != noHot {
@@ -108,18 +110,24 @@ func TestHotKey(t *testing.T) {
 			want := new([denseLen]uint32)
 			histChunkGo(want, x)
 			foldZeros(want)
-			for _, hot := range []uint32{six, noHot, 0xc2f7, hotKey(x)} {
+			for _, c := range []struct {
+				hot     uint32
+				simple  bool
+				onePass bool
+			}{{six, false, false}, {noHot, false, false}, {0xc2f7, true, false}, {hotKey(x), false, false}, {six, false, true}, {noHot, true, true}, {noHot, false, true}} {
+				hot := c.hot
+				useKeys = !c.onePass
 				h := new([denseLen]uint32)
 				k := float64(x[0])
-				m := chunkStats(h, x, k, histHint{hot: hot})
+				m := chunkStats(h, x, k, histHint{hot: hot, simple: c.simple})
 				foldZeros(h)
-				if *h != *want || m.zeros != int64(zerosOf(x)) {
+				if !sameDense(h, want) || m.zeros != int64(zerosOf(x)) {
 					t.Fatalf("n=%d pct=%d hot=%#x: histogram differs from histChunkGo's", n, pct, hot)
 				}
 				h2 := new([denseLen]uint32)
-				if _, _, ok := chunkStatsReLU(h2, x, k, float64(max(x[0], 0)), histHint{hot: hot}); ok {
+				if _, _, ok := chunkStatsReLU(h2, x, k, float64(max(x[0], 0)), histHint{hot: hot, simple: c.simple}); ok {
 					foldZeros(h2)
-					if *h2 != *want {
+					if !sameDense(h2, want) {
 						t.Fatalf("n=%d pct=%d hot=%#x: chunkStatsReLU histogram differs", n, pct, hot)
 					}
 				}
