@@ -275,9 +275,10 @@
 // (exact zeros go to rotating spare counters so that ReLU outputs do not
 // serialise on one counter; with AVX-512, so does a key that holds a third
 // or more of a sample of the previous chunk: ReLU6's sixes, a quantized
-// tensor's levels, see hotKey; such chunks have their counters computed
-// with vector instructions and incremented in a second pass,
-// chunkKeysAVX512) and converted to the sparse store.Histogram by
+// tensor's levels, see hotKey; chunks with such a key or with many zeros
+// have their counters computed with vector instructions and incremented
+// in a second pass, chunkKeysAVX512) and converted to the sparse
+// store.Histogram by
 // scanning only the key ranges that min and max allow. Config.Histogram
 // (default true) controls whether the histogram is stored; percentiles are
 // computed either way.

@@ -593,7 +593,9 @@ func (a *accumulator) clearAux() {
 	a.inDense = 0
 }
 
-// clearDense zeroes every dense slot that add may have touched.
+// clearDense zeroes every dense count slot that add may have touched (the
+// two-pass kernel's scratch area at keysBase is not a count and keeps its
+// values).
 func (a *accumulator) clearDense() {
 	nlo, nhi, plo, phi := a.keyRanges()
 	nop := func(k, c uint32) {}
@@ -795,7 +797,7 @@ func (a *accumulator) absorb(b *accumulator) {
 	b.resetMoments()
 }
 
-// accPool keeps clean accumulators (each holds a 512 KiB counter array)
+// accPool keeps clean accumulators (zero counts; the scratch area aside) (each holds a 512 KiB counter array)
 // across garbage collections, unlike a sync.Pool, which the frequent GCs of
 // a forward pass would empty; beyond its capacity they are left to the GC.
 var accPool = accumulatorPool{free: make(chan *accumulator, 32)}

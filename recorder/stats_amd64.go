@@ -150,7 +150,8 @@ func momentsReLU(c []float32, k, ky float64) (m, my moments, ok bool) {
 }
 
 // withReLUKernel runs the kernel that fills x's moments and its ReLU's
-// (chunkReLUAVX512 with histogram h, momentsReLUAVX512 with h nil) on the
+// (chunkKeysReLUAVX512 or chunkReLUAVX512 with histogram h, as for
+// chunkStats; momentsReLUAVX512 with h nil) on the
 // multiple-of-16 head of c and portable code on the rest, and completes
 // the ReLU's moments from x's: its zeros are x's zeros plus its elements
 // < 0, its min and max x's clamped at 0.

@@ -281,7 +281,9 @@ rmdone:
 // Z7 x, Z8 Z9 x as float64 (then x-k), Z11 Z14 the ReLU's; sums and
 // squares of block A in Z1 Z2, Z3 Z4, of block B in Z15 Z16, Z17 Z18; the
 // ReLU's in Z19 Z20, Z21 Z22 (A) and Z23 Z24, Z25 Z26 (B); counts of ±0
-// in R11, of -0 in R12, of x < 0 in R13 (mask popcounts).
+// in R11, of -0 in R12, of x < 0 in R13 (mask popcounts). The two-pass
+// histogram (KEYS16) uses Z27-Z31, K4, K5 and R9; the one-pass loops AX,
+// BX, DX.
 
 // M512_SCAN(off, clamp) loads the 16 elements at off(SI) into Z7 (clamp
 // may clamp them at 0), updates min, max and the zero counts and converts
