@@ -197,3 +197,44 @@ func FuzzDecodeNPY(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadImageDir: any bytes in a .png or .jpg file of an input directory
+// give a dataset whose values are finite and in [0, 1], or an error naming
+// the file; never a panic.
+func FuzzReadImageDir(f *testing.F) {
+	var buf bytes.Buffer
+	img := image.NewGray(image.Rect(0, 0, 3, 2))
+	img.Pix[1] = 200
+	png.Encode(&buf, img)
+	f.Add(buf.Bytes(), false)
+	f.Add(buf.Bytes()[:len(buf.Bytes())/2], false)
+	f.Add([]byte("\xff\xd8\xff\xdb"), true)
+	f.Fuzz(func(t *testing.T, raw []byte, jpg bool) {
+		dir := t.TempDir()
+		name := filepath.Join(dir, "x.png")
+		if jpg {
+			name = filepath.Join(dir, "x.jpg")
+		}
+		if err := os.WriteFile(name, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []int{1, 3} {
+			d, err := openDataset(dir, []int{c, 4, 5}, normalization{})
+			if err != nil {
+				if !strings.Contains(err.Error(), name) {
+					t.Fatalf("error %q does not name %s", err, name)
+				}
+				continue
+			}
+			dst := make([]float32, c*4*5)
+			if err := d.Fill(dst, 0, 1); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range dst {
+				if !(v >= 0 && v <= 1) {
+					t.Fatalf("value %v outside [0, 1]", v)
+				}
+			}
+		}
+	})
+}
