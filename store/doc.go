@@ -66,8 +66,9 @@
 // directory) and the byte offset of the bad structure; nothing read from disk is trusted
 // before it is checked (lengths, offsets, flatbuffer metadata, a CRC-32C per record batch),
 // and no input makes the package panic or crash: a damaged index.db page, which would make
-// bbolt fault outside its memory map, gives a *CorruptionError naming index.db (index
-// transactions run with debug.SetPanicOnFault on their goroutine and recover). Check verifies a whole run and returns Problems.
+// bbolt fault outside its memory map or point into the heap, gives a *CorruptionError
+// naming index.db (its pages are bounds-checked before bbolt reads them, pagecheck.go, and
+// index transactions run with debug.SetPanicOnFault on their goroutine and recover). Check verifies a whole run and returns Problems.
 //
 // # Options
 //

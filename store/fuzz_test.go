@@ -286,3 +286,13 @@ func FuzzSalvage(f *testing.F) {
 		}
 	})
 }
+
+// A segment whose first message is the end-of-stream marker (found by FuzzSalvage) is
+// corrupt, not io.EOF: salvage must skip it rather than fail Open.
+func TestSegmentReader_EOSInsteadOfSchema(t *testing.T) {
+	_, err := newSegFile("s.arrow", []byte("ARROW1\x00\x00\xff\xff\xff\xff\x00\x00\x00\x00"))
+	var ce *CorruptionError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want a *CorruptionError", err)
+	}
+}

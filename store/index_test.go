@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -141,5 +142,47 @@ func TestIndex_CorruptionError(t *testing.T) {
 	}
 	if indexErrs == 0 {
 		t.Fatal("no read reported a corrupt index.db: the damage missed")
+	}
+}
+
+// A branch element whose child page id points far outside index.db (the fuzz input
+// off=16492 val=756 of FuzzIndexPage, which made bbolt form a pointer into the Go heap and
+// the garbage collector stop the process) is refused by the page check before bbolt reads
+// the page; every child id, element offset and page of a valid index passes it.
+func TestIndex_PageCheck(t *testing.T) {
+	if txid, err := checkIndexPages(filepath.Join(fixtureV1, indexFile)); err != nil || txid == 0 {
+		t.Fatalf("fixture: txid %d, %v", txid, err)
+	}
+	index, err := os.ReadFile(filepath.Join(fixtureV1, indexFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := os.Getpagesize()
+	damage := func(t *testing.T, page, field int, val uint32) map[string]error {
+		dir := t.TempDir()
+		copyDir(t, fixtureV1, dir)
+		b := bytes.Clone(index)
+		off := page*ps + field
+		binary.LittleEndian.PutUint32(b[off:], binary.LittleEndian.Uint32(b[off:])^val)
+		if err := os.WriteFile(filepath.Join(dir, indexFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return readAll(dir, []string{"complete"}, []string{"conv1"}, true)
+	}
+	// (16492 = 4*4096 + 108 on 4 KiB pages: page 4, element 5's child id)
+	errs := damage(t, 16492/ps, 16492%ps, 756)
+	n := 0
+	for m, err := range errs {
+		var ce *CorruptionError
+		if err == nil {
+			continue
+		}
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "page check") {
+			t.Errorf("%s: %v, want a *CorruptionError from the page check", m, err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("the damaged index read without error")
 	}
 }

@@ -229,6 +229,9 @@ func (sf *segFile) init() error {
 		return &CorruptionError{File: sf.rel, Offset: 0, Err: errors.New("bad magic: not an Arrow IPC file")}
 	}
 	msg, end, err := sf.messageAt(8, -1)
+	if errors.Is(err, io.EOF) { // an end-of-stream marker where the schema must be
+		return &CorruptionError{File: sf.rel, Offset: 8, Err: fmt.Errorf("end-of-stream marker instead of the schema: %w", io.ErrUnexpectedEOF)}
+	}
 	if err != nil {
 		return err
 	}

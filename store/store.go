@@ -36,6 +36,12 @@ type Store struct {
 
 	wmu     sync.Mutex
 	writers map[*Writer]struct{}
+
+	// pagesMu guards the txid of index.db whose pages were last checked (checkPages) or
+	// written by this Store.
+	pagesMu   sync.Mutex
+	pagesOK   bool
+	pagesTxid uint64
 }
 
 // Open opens the store in dir for reading and writing, creating it if needed. It checks the
@@ -288,6 +294,13 @@ func (s *Store) openDB(readOnly, create bool) (*bolt.DB, error) {
 	var ce *CorruptionError
 	switch {
 	case err == nil:
+		if err := s.checkPages(path); err != nil {
+			db.Close()
+			if errors.As(err, &ce) || isIOError(err) {
+				return nil, err
+			}
+			return nil, &CorruptionError{File: indexFile, Offset: -1, Err: err}
+		}
 		return db, nil
 	case errors.As(err, &ce):
 		return nil, err
@@ -342,10 +355,15 @@ func (s *Store) updateDB(create bool, fn func(*bolt.Tx) error) error {
 			}
 		}()
 		var fnErr error
+		var txid uint64
 		err = db.Update(func(tx *bolt.Tx) error {
+			txid = uint64(tx.ID())
 			fnErr = fn(tx)
 			return fnErr
 		})
+		if err == nil {
+			s.pagesWritten(txid)
+		}
 		if err != nil && fnErr == nil && !isIOError(err) {
 			// the commit failed for a reason other than the file system: bbolt wrote pages
 			// whose ids came from a damaged page (e.g. "writeat ...: negative offset")
