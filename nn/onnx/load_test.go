@@ -388,3 +388,52 @@ func TestDecode_CorruptionMatrix(t *testing.T) {
 		})
 	}
 }
+
+// FuzzLoadExternal: a model file whose initializers live in an external
+// data file (opsnet_external.onnx, fuzzed, next to its real .data file)
+// loads or fails with an error; never a panic, and never a read outside
+// the model's directory (a bait file the model could name from there has
+// other contents: a model that loads must have the fixture's initializers
+// or none that differ from them).
+func FuzzLoadExternal(f *testing.F) {
+	model, err := os.ReadFile(fixture("opsnet_external.onnx"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	data, err := os.ReadFile(fixture("opsnet_external.data"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(model)
+	f.Fuzz(func(t *testing.T, model []byte) {
+		dir := t.TempDir()
+		sub := filepath.Join(dir, "m")
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sub, "opsnet_external.onnx"), model, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sub, "opsnet_external.data"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		bait := make([]byte, len(data))
+		for i := range bait {
+			bait[i] = 0x7f // NaN bytes
+		}
+		if err := os.WriteFile(filepath.Join(dir, "opsnet_external.data"), bait, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, err := Load(filepath.Join(sub, "opsnet_external.onnx"))
+		if err != nil {
+			return
+		}
+		for k, v := range m.StateDict() {
+			for _, x := range v.Data {
+				if math.Float32bits(x) == 0x7f7f7f7f {
+					t.Fatalf("%s holds the bait file's bytes", k)
+				}
+			}
+		}
+	})
+}
