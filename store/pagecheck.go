@@ -1,6 +1,7 @@
 package store
 
-// A bounds checker for index.db's pages, run before bbolt reads them. bbolt turns page ids
+// A bounds checker for index.db's pages, run before bbolt reads them (before a write-mode
+// open too, which reads the freelist: openDB checks under a read-only open first). bbolt turns page ids
 // and element offsets found in the file into pointers without checking them against the
 // file (db.page indexes a 256 TiB array), so a flipped byte in a branch element's child id
 // can make it form a pointer into this process's Go heap. Reading through it is harmless,
@@ -71,19 +72,21 @@ func readIndexMeta(b []byte) (indexMeta, error) {
 
 func parseMeta(b []byte, i int) (indexMeta, error) {
 	// meta page i is at i*pageSize; the page size is in the meta itself, so page 0's is
-	// found at offset 0 and page 1 at the page size page 0 (or, failing that, 4096) names
-	off := int64(0)
-	if i == 1 {
-		off = 4096
-		if m0, err := parseMetaAt(b, 0); err == nil {
-			off = int64(m0.pageSize)
-		} else if len(b) >= pageHeaderSize+12 {
-			if ps := binary.LittleEndian.Uint32(b[pageHeaderSize+8:]); validPageSize(uint64(ps)) {
-				off = int64(ps)
-			}
+	// found at offset 0 and page 1 at the page size page 0 names or, if page 0 is not
+	// valid, where bbolt looks for it
+	if i == 0 {
+		return parseMetaAt(b, 0)
+	}
+	if m0, err := parseMetaAt(b, 0); err == nil {
+		return parseMetaAt(b, int64(m0.pageSize))
+	}
+	// as bbolt's getPageSizeFromSecondMeta: the first valid meta at 1 KiB << k
+	for k := 0; k <= 14 && 1024<<k < len(b); k++ {
+		if m, err := parseMetaAt(b, 1024<<k); err == nil {
+			return m, nil
 		}
 	}
-	return parseMetaAt(b, off)
+	return indexMeta{}, fmt.Errorf("no second meta page")
 }
 
 func validPageSize(ps uint64) bool {
@@ -228,7 +231,8 @@ func (c *pageChecker) leaf(p []byte, off int64, depth int) error {
 			return c.tree(root, depth+1)
 		}
 		inline := val[16:]
-		if len(inline) < pageHeaderSize || binary.LittleEndian.Uint16(inline[8:]) != leafPageFlag {
+		le := binary.LittleEndian
+		if len(inline) < pageHeaderSize || le.Uint64(inline) != 0 || le.Uint16(inline[8:]) != leafPageFlag || le.Uint32(inline[12:]) != 0 {
 			return c.corrupt(off, "inline bucket without a leaf page")
 		}
 		if depth+1 > maxBucketDepth {
@@ -260,9 +264,14 @@ func (c *pageChecker) freelistPage() error {
 		return c.corrupt(off, "freelist of %d ids in a page of %d bytes", n, len(p))
 	}
 	for i := uint64(0); i < n; i++ {
-		if id := le.Uint64(p[start+8*i:]); id < 2 || id >= c.m.highWater {
+		id := le.Uint64(p[start+8*i:])
+		if id < 2 || id >= c.m.highWater {
 			return c.corrupt(off, "freelist id %d outside the file (high water %d)", id, c.m.highWater)
 		}
+		if c.visited[id] {
+			return c.corrupt(off, "freelist id %d is in use or listed twice", id)
+		}
+		c.visited[id] = true
 	}
 	return nil
 }
@@ -279,10 +288,10 @@ func checkIndexPages(path string) (uint64, error) {
 		return 0, err
 	}
 	c := &pageChecker{b: b, m: m, visited: map[uint64]bool{}}
-	if err := c.freelistPage(); err != nil {
+	if err := c.tree(m.root, 0); err != nil {
 		return 0, err
 	}
-	if err := c.tree(m.root, 0); err != nil {
+	if err := c.freelistPage(); err != nil {
 		return 0, err
 	}
 	return m.txid, nil
@@ -296,17 +305,19 @@ func indexTxid(path string) (uint64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	b := make([]byte, 8192)
-	n, _ := f.ReadAt(b, 0)
-	b = b[:n]
-	if n >= pageHeaderSize+12 {
-		if ps := uint64(binary.LittleEndian.Uint32(b[pageHeaderSize+8:])); validPageSize(ps) && 2*ps > uint64(n) {
-			b = make([]byte, 2*ps)
-			n, _ = f.ReadAt(b, 0)
-			b = b[:n]
+	// 8 KiB hold both meta pages of 4 KiB pages (the common case); otherwise 128 KiB hold
+	// them up to 64 KiB pages, and whatever bbolt's search for meta 1 (parseMeta) can find
+	// in a file whose meta 0 is torn
+	var m indexMeta
+	for _, size := range []int{8 << 10, 128 << 10} {
+		b := make([]byte, size)
+		n, _ := f.ReadAt(b, 0)
+		b = b[:n]
+		m0, err0 := parseMetaAt(b, 0)
+		if m, err = readIndexMeta(b); n < size || err0 == nil && 2*m0.pageSize <= uint64(n) {
+			break
 		}
 	}
-	m, err := readIndexMeta(b)
 	return m.txid, err
 }
 
@@ -327,6 +338,17 @@ func (s *Store) checkPages(path string) error {
 	}
 	s.pagesOK, s.pagesTxid = true, txid
 	return nil
+}
+
+// pagesChecked reports whether index.db's current txid is the one last checked or written.
+func (s *Store) pagesChecked(path string) bool {
+	txid, err := indexTxid(path)
+	if err != nil {
+		return false
+	}
+	s.pagesMu.Lock()
+	defer s.pagesMu.Unlock()
+	return s.pagesOK && s.pagesTxid == txid
 }
 
 // pagesWritten records that this Store committed transaction txid: the pages it wrote need

@@ -268,6 +268,17 @@ func (s *Store) openDB(readOnly, create bool) (*bolt.DB, error) {
 		return nil, ErrClosed
 	}
 	path := filepath.Join(s.dir, indexFile)
+	if !readOnly {
+		// bbolt reads the freelist page as it opens for writing, before the page check
+		// below could run: check unchecked pages under a read-only open first
+		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 && !s.pagesChecked(path) {
+			rdb, err := s.openDB(true, false)
+			if err != nil {
+				return nil, err
+			}
+			rdb.Close()
+		}
+	}
 	db, err := bolt.Open(path, 0o644, &bolt.Options{
 		Timeout:  s.opts.LockTimeout,
 		ReadOnly: readOnly,
