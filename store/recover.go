@@ -151,6 +151,7 @@ func (s *Store) salvageSegment(tx *bolt.Tx, r *runRecord, layers []layerRecord, 
 	}
 	pos := max(int64(seg.size), sf.end)
 	var pend []pendingEntry
+	var salvaged []fileBlock // the record batches salvaged, as the footer must list them
 	added := 0
 	for {
 		msg, next, err := sf.messageAt(pos, -1)
@@ -172,6 +173,7 @@ func (s *Store) salvageSegment(tx *bolt.Tx, r *runRecord, layers []layerRecord, 
 			break
 		}
 		pend = append(pend, p...)
+		salvaged = append(salvaged, fileBlock{offset: pos, length: next - pos})
 		seg.records++
 		added++
 		pos = next
@@ -180,9 +182,11 @@ func (s *Store) salvageSegment(tx *bolt.Tx, r *runRecord, layers []layerRecord, 
 	if added > 0 {
 		seg.flags |= segSalvaged
 	}
-	// a crash after sealing but before the commit leaves a complete footer
+	// a crash after sealing but before the commit leaves a complete footer; sealed
+	// segments are read through it, so it must list the salvaged record batches where
+	// they were found and with the schema they were decoded with
 	if fr, err := openFooterOf(sf.data); err == nil {
-		if fr.NumRecords() == int(seg.records) {
+		if fr.NumRecords() == int(seg.records) && fr.Schema().Equal(sf.schema) && footerLists(sf.data, salvaged) {
 			seg.flags |= segSealed
 			seg.size = uint64(len(sf.data))
 		}
@@ -210,6 +214,20 @@ func openFooterOf(data []byte) (fr *ipc.FileReader, err error) {
 		}
 	}()
 	return ipc.NewMappedFileReader(data)
+}
+
+// footerLists reports whether the footer of data ends with the record batch blocks want.
+func footerLists(data []byte, want []fileBlock) bool {
+	blocks, err := footerBlocks(data)
+	if err != nil || len(blocks) < len(want) {
+		return false
+	}
+	for i, b := range blocks[len(blocks)-len(want):] {
+		if b.offset != want[i].offset {
+			return false
+		}
+	}
+	return true
 }
 
 // segmentIdentity tells the kind and layer of a segment from its schema metadata.
@@ -251,7 +269,8 @@ func salvageEntries(rec arrow.RecordBatch, seg segment, seq uint32, layers []lay
 			return nil, fmt.Errorf("row %d of layer %q", i, lc.Value(i))
 		}
 		j := i + 1
-		for seg.kind == kindTensor && j < n && bc.Value(j) == bc.Value(i) {
+		// a tensor entry covers the rows of one batch; every row's layer is checked
+		for seg.kind == kindTensor && j < n && bc.Value(j) == bc.Value(i) && lc.Value(j) == lc.Value(i) {
 			j++
 		}
 		out = append(out, pendingEntry{
