@@ -44,10 +44,9 @@ const (
 
 // indexMeta is the part of a bbolt meta page the check needs.
 type indexMeta struct {
-	pageSize          uint64
-	root, freelist    uint64
-	highWater, txid   uint64
-	validMeta, offset int64
+	pageSize        uint64
+	root, freelist  uint64
+	highWater, txid uint64
 }
 
 // readIndexMeta returns the meta page bbolt uses: the valid one (magic, version, checksum)
@@ -109,7 +108,7 @@ func parseMetaAt(b []byte, off int64) (indexMeta, error) {
 		return indexMeta{}, fmt.Errorf("meta page at %d: checksum", off)
 	}
 	md := indexMeta{pageSize: uint64(le.Uint32(m[8:])), root: le.Uint64(m[16:]), freelist: le.Uint64(m[32:]),
-		highWater: le.Uint64(m[40:]), txid: le.Uint64(m[48:]), offset: off}
+		highWater: le.Uint64(m[40:]), txid: le.Uint64(m[48:])}
 	if !validPageSize(md.pageSize) {
 		return indexMeta{}, fmt.Errorf("meta page at %d: page size %d", off, md.pageSize)
 	}
