@@ -261,6 +261,13 @@ func salvageEntries(rec arrow.RecordBatch, seg segment, seq uint32, layers []lay
 		if _, got, err := tensorValues(rec.Column(tcTensor)); err != nil || got != want {
 			return nil, fmt.Errorf("tensor size %d, layer has %d (%v)", got, want, err)
 		}
+	} else {
+		// stats rows must pass the checks Stats and Check make when reading them back
+		for i := range n {
+			if _, err := statsRowAt(rec, i); err != nil {
+				return nil, fmt.Errorf("row %d: %w", i, err)
+			}
+		}
 	}
 	var out []pendingEntry
 	for i := 0; i < n; {
